@@ -1,0 +1,39 @@
+# Two commands matter: `make run` (try it, no services) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint bench venv venv-dev clean
+
+$(BIN)/.runtime: requirements.txt
+	scripts/bootstrap-venv.sh $(PYTHON) requirements.txt
+	touch $@
+
+$(BIN)/.dev: requirements.txt requirements-dev.txt
+	scripts/bootstrap-venv.sh $(PYTHON) requirements-dev.txt
+	touch $(BIN)/.runtime $@
+
+venv: $(BIN)/.runtime
+venv-dev: $(BIN)/.dev
+
+run: $(BIN)/.runtime
+	scripts/run-dev.sh
+
+test: $(BIN)/.dev
+	scripts/test-setup.sh
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python manage.py makemigrations --check --dry-run --settings=portal.settings_test >/dev/null
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(BIN)/.dev
+	scripts/test-setup.sh
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var staticfiles

@@ -1,0 +1,42 @@
+"""The Django admin stays available to superusers; the portal's own pages are the daily UI."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from portal.models import AccessRequest, AuditEvent, Host, Notification, Operation, Quota, SSHKey, User
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    list_display = ("username", "email", "status", "uid", "is_staff", "can_sudo", "can_docker")
+    list_filter = ("status", "is_staff", "can_sudo", "can_docker")
+    readonly_fields = ("uid", "session_version")
+    fieldsets = (
+        *BaseUserAdmin.fieldsets,  # type: ignore[misc]
+        ("Linux identity", {"fields": ("status", "uid", "can_sudo", "can_docker", "session_version")}),
+    )
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ("created", "actor_label", "action", "outcome", "target_label", "ip")
+    list_filter = ("outcome", "action")
+    search_fields = ("actor_label", "target_label", "action")
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
+        return False  # the audit log is append-only
+
+
+@admin.register(Operation)
+class OperationAdmin(admin.ModelAdmin):
+    list_display = ("created", "kind", "target_label", "state", "percent", "actor")
+    list_filter = ("state", "kind")
+
+
+admin.site.register(Quota)
+admin.site.register(SSHKey)
+admin.site.register(Host)
+admin.site.register(Notification)
+admin.site.register(AccessRequest)

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def portal(request: HttpRequest) -> dict[str, Any]:
+    """Site-wide template values. The unread count is one indexed COUNT per page."""
+    user = getattr(request, "user", None)
+    unread = 0
+    if user is not None and user.is_authenticated:
+        unread = user.notifications.filter(read_at=None).count()
+    return {
+        "site_domain": settings.PORTAL_DOMAIN,
+        "team_links": settings.TEAM_LINKS,
+        "unread_notifications": unread,
+    }

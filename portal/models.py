@@ -1,0 +1,283 @@
+"""The portal's core: members and their Linux identity, SSH keys, quotas, hosts, the audit
+log, notifications and the generic Operation that every long job reports progress through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+from portal.identity import validate_linux_username
+
+
+class User(AbstractUser):
+    """A team member. ``username`` is also their Linux login inside the workspace."""
+
+    class Status(models.TextChoices):
+        INVITED = "invited", "Invited"
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+
+    username = models.CharField(
+        max_length=32,
+        unique=True,
+        validators=[validate_linux_username],
+        help_text="Linux login: lowercase letters, digits, _ and -, starting with a letter or _.",
+    )
+    email = models.EmailField(unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.INVITED)
+    uid = models.PositiveIntegerField(unique=True, editable=False)
+    can_sudo = models.BooleanField("sudo inside the workspace", default=False)
+    can_docker = models.BooleanField("Docker inside the workspace", default=False)
+    # Bumped to end every session of the member (suspension, "log out everywhere").
+    session_version = models.PositiveIntegerField(default=0)
+    invited_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    objects: UserManager[User] = UserManager()
+
+    class Meta:
+        ordering = ["username"]
+
+    def __str__(self) -> str:
+        return self.username
+
+    @property
+    def gid(self) -> int:
+        """Every member has a private group with the same number as their UID."""
+        return self.uid
+
+    def get_session_auth_hash(self) -> str:
+        # Sessions carry this hash; changing session_version invalidates all of them.
+        return f"{super().get_session_auth_hash()}:{self.session_version}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.uid is None:
+            self.uid = IdCounter.allocate("uid")
+        super().save(*args, **kwargs)
+
+
+class IdCounter(models.Model):
+    """Monotonic counters (UIDs). Never decremented, so a deleted member's UID is never reused
+    and files they left behind can't become someone else's."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    next_value = models.PositiveIntegerField()
+
+    @classmethod
+    def allocate(cls, name: str) -> int:
+        from django.db import transaction
+
+        with transaction.atomic():
+            counter, _ = cls.objects.select_for_update().get_or_create(
+                name=name, defaults={"next_value": settings.UID_START}
+            )
+            value = counter.next_value
+            counter.next_value = value + 1
+            counter.save(update_fields=["next_value"])
+        return value
+
+
+class SSHKey(models.Model):
+    """A member's public key, installed into their workspace's authorized_keys."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="ssh_keys")
+    name = models.CharField(max_length=100)
+    key_type = models.CharField(max_length=40)
+    bits = models.PositiveIntegerField()
+    fingerprint = models.CharField(max_length=100, unique=True)  # SHA256:..., one owner per key
+    public_key = models.TextField()
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.fingerprint})"
+
+
+_CPUSET_RE = r"^$|^\d+(-\d+)?(,\d+(-\d+)?)*$"
+
+
+class Quota(models.Model):
+    """Resource limits of one member. Sizes are bytes; forms speak "32G"."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="quota")
+    mem_guarantee = models.PositiveBigIntegerField("memory guaranteed")
+    mem_limit = models.PositiveBigIntegerField("memory limit")
+    swap = models.PositiveBigIntegerField("swap")
+    cpuset = models.CharField(
+        "CPU set",
+        max_length=200,
+        blank=True,
+        validators=[RegexValidator(_CPUSET_RE, "Use CPU numbers and ranges like 0-7 or 0-3,8-11.")],
+        help_text="Empty means every CPU of the host.",
+    )
+    max_gpus = models.PositiveSmallIntegerField("max GPUs")
+    storage_soft = models.PositiveBigIntegerField("storage soft limit")
+    storage_hard = models.PositiveBigIntegerField("storage hard limit", null=True, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(mem_guarantee__lte=models.F("mem_limit")),
+                name="quota_guarantee_within_limit",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"quota of {self.user}"
+
+    @classmethod
+    def team_defaults(cls) -> dict[str, Any]:
+        return dict(settings.QUOTA_DEFAULTS)
+
+
+class Host(models.Model):
+    """A GPU server with a Docker engine and a Celery queue of its own."""
+
+    class State(models.TextChoices):
+        UNKNOWN = "unknown", "Not checked yet"
+        ONLINE = "online", "Online"
+        UNREACHABLE = "unreachable", "Unreachable"
+
+    name = models.CharField(
+        max_length=63, unique=True, validators=[RegexValidator(r"^[a-z][a-z0-9-]{0,62}$")]
+    )
+    docker_url = models.CharField(max_length=255, default="unix:///var/run/docker.sock")
+    queue = models.CharField(max_length=100, unique=True)
+    cpu_count = models.PositiveIntegerField(null=True, blank=True)
+    memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.UNKNOWN)
+    state_detail = models.TextField(blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AuditEvent(models.Model):
+    """Who did what to which target, from where; refusals of security-relevant requests too."""
+
+    class Outcome(models.TextChoices):
+        OK = "ok", "Done"
+        REFUSED = "refused", "Refused"
+
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_label = models.CharField(max_length=254, blank=True)  # kept when the actor is deleted
+    action = models.CharField(max_length=64, db_index=True)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.OK)
+    target_type = models.CharField(max_length=32, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_label = models.CharField(max_length=254, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target_label}"
+
+
+class Notification(models.Model):
+    """A message for one member, shown in the portal (and sent to Slack where configured)."""
+
+    class Level(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    url = models.CharField(max_length=500, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class AccessRequest(models.Model):
+    """Someone from the right Google domain without an invitation asked to be let in."""
+
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    message = models.TextField(blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    handled_at = models.DateTimeField(null=True, blank=True)
+    handled_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Operation(models.Model):
+    """Progress of one user-visible long job. The UI reads only this row."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        RETRYING = "retrying", "Retrying"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    FINAL_STATES = (State.SUCCEEDED, State.FAILED)
+    CLAIMABLE_STATES = (State.QUEUED, State.RETRYING)
+    LOG_LIMIT = 16_000  # characters of log tail kept
+
+    kind = models.CharField(max_length=64)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED, db_index=True)
+    percent = models.PositiveSmallIntegerField(default=0)
+    message = models.CharField(max_length=300, blank=True)
+    log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The owner may watch their own jobs even when an admin started them.
+    owner = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="operations")
+    target_type = models.CharField(max_length=32, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_label = models.CharField(max_length=254, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["target_type", "target_id", "-created"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target_label} ({self.state})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in self.FINAL_STATES
+
+
+class WorkerHeartbeat(models.Model):
+    """Last time a worker of a queue ran the heartbeat task (written by the worker itself)."""
+
+    queue = models.CharField(max_length=100, primary_key=True)
+    worker = models.CharField(max_length=255, blank=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.queue} @ {self.seen_at:%H:%M:%S}"

@@ -1,0 +1,151 @@
+"""Every state change of members, their keys and quotas goes through one function here.
+Each owns its transaction and writes its audit row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account.models import EmailAddress
+from django.contrib.sessions.models import Session
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from portal.audit import audit_record
+from portal.models import AccessRequest, Notification, Quota, SSHKey, User
+from portal.sshkeys import ParsedKey
+
+
+@transaction.atomic
+def member_invite(
+    *, email: str, username: str, actor: User, request: HttpRequest | None = None, is_staff: bool = False
+) -> User:
+    """Create an invited member with team-default quota; their first Google login attaches here."""
+    email = email.strip().lower()
+    user = User(username=username, email=email, status=User.Status.INVITED, invited_by=actor, is_staff=is_staff)
+    user.set_unusable_password()
+    user.full_clean()
+    user.save()
+    # A verified address lets allauth match the first Google login to this row.
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    Quota.objects.create(user=user, **Quota.team_defaults())
+    AccessRequest.objects.filter(email=email, handled_at=None).update(handled_at=timezone.now(), handled_by=actor)
+    audit_record(action="member.invite", actor=actor, target=user, request=request, email=email)
+    return user
+
+
+@transaction.atomic
+def member_activate(*, user: User) -> None:
+    """First successful login of an invited member."""
+    if user.status == User.Status.INVITED:
+        user.status = User.Status.ACTIVE
+        user.save(update_fields=["status"])
+        audit_record(action="member.first_login", actor=user, target=user)
+
+
+def _end_sessions(user: User) -> None:
+    # Bumping session_version changes the session hash, so every existing session of the
+    # member stops validating at its next request; database rows are removed too.
+    user.session_version += 1
+    user.save(update_fields=["session_version"])
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
+            session.delete()
+
+
+@transaction.atomic
+def member_suspend(*, user: User, actor: User, reason: str = "", request: HttpRequest | None = None) -> None:
+    """Block login and end every session of the member at once."""
+    user.status = User.Status.SUSPENDED
+    user.is_active = False
+    user.save(update_fields=["status", "is_active"])
+    _end_sessions(user)
+    audit_record(action="member.suspend", actor=actor, target=user, request=request, reason=reason)
+
+
+@transaction.atomic
+def member_reactivate(*, user: User, actor: User, request: HttpRequest | None = None) -> None:
+    user.is_active = True
+    user.status = User.Status.ACTIVE if user.last_login else User.Status.INVITED
+    user.save(update_fields=["status", "is_active"])
+    audit_record(action="member.reactivate", actor=actor, target=user, request=request)
+
+
+@transaction.atomic
+def member_set_capabilities(
+    *, user: User, actor: User, can_sudo: bool, can_docker: bool, is_staff: bool,
+    request: HttpRequest | None = None,
+) -> None:
+    """Grant or revoke sudo / Docker inside the workspace and the admin role."""
+    changes = {
+        field: value
+        for field, value in (("can_sudo", can_sudo), ("can_docker", can_docker), ("is_staff", is_staff))
+        if getattr(user, field) != value
+    }
+    if not changes:
+        return
+    for field, value in changes.items():
+        setattr(user, field, value)
+    user.save(update_fields=list(changes))
+    audit_record(action="member.capabilities", actor=actor, target=user, request=request, **changes)
+
+
+@transaction.atomic
+def quota_update(*, quota: Quota, actor: User, values: dict[str, Any], request: HttpRequest | None = None) -> None:
+    """Save new limits (already validated by QuotaForm); the audit row keeps old and new."""
+    changed = {}
+    for field, value in values.items():
+        old = getattr(quota, field)
+        if old != value:
+            changed[field] = [old, value]
+            setattr(quota, field, value)
+    if not changed:
+        return
+    quota.full_clean()
+    quota.save()
+    audit_record(action="quota.update", actor=actor, target=quota.user, request=request, changes=changed)
+
+
+@transaction.atomic
+def sshkey_add(*, user: User, name: str, parsed: ParsedKey, request: HttpRequest | None = None) -> SSHKey:
+    key = SSHKey.objects.create(
+        user=user,
+        name=name,
+        key_type=parsed.key_type,
+        bits=parsed.bits,
+        fingerprint=parsed.fingerprint,
+        public_key=parsed.canonical,
+    )
+    audit_record(action="sshkey.add", target=key, request=request, actor=user, fingerprint=parsed.fingerprint)
+    return key
+
+
+@transaction.atomic
+def sshkey_remove(*, key: SSHKey, actor: User, request: HttpRequest | None = None) -> None:
+    audit_record(action="sshkey.remove", actor=actor, target=key, request=request, fingerprint=key.fingerprint)
+    key.delete()
+
+
+@transaction.atomic
+def access_request_create(*, email: str, name: str, message: str = "") -> AccessRequest:
+    """Record a request to join (once per address) and tell every admin."""
+    access, created = AccessRequest.objects.get_or_create(
+        email=email.lower(), defaults={"name": name[:200], "message": message}
+    )
+    if created:
+        notify_admins(
+            title=f"{name or email} asks for access",
+            body=f"{email} signed in with Google but has no invitation.",
+            url="/members/?status=requests",
+        )
+    return access
+
+
+def notify_admins(*, title: str, body: str = "", url: str = "", level: str = Notification.Level.INFO) -> None:
+    admins = User.objects.filter(is_staff=True, is_active=True)
+    Notification.objects.bulk_create(
+        [Notification(user=admin, title=title, body=body, url=url, level=level) for admin in admins]
+    )
+    from portal.tasks import slack_post_task
+
+    transaction.on_commit(lambda: slack_post_task.delay(f"{title}\n{body}".strip()))

@@ -1,0 +1,293 @@
+"""The one settings module. Everything that differs between a laptop and production comes
+from environment variables (see .env.example); a bad value stops start-up with a message
+that names the variable."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import environ
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+from portal.env import env_bool, env_int, env_list, env_size, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DEBUG", False)
+
+
+def _secret_key() -> str:
+    if os.environ.get("SECRET_KEY") or os.environ.get("SECRET_KEY_FILE"):
+        return env_str("SECRET_KEY")
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off")
+    # Development: one random key kept under var/, so sessions survive restarts.
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+
+# --- where the portal lives ------------------------------------------------------------
+PORTAL_DOMAIN = env_str("PORTAL_DOMAIN", "localhost")
+PORTAL_HOST = env_str("PORTAL_HOST", "127.0.0.1" if DEBUG else f"portal.{PORTAL_DOMAIN}")
+# HTTPS everywhere in production; off for `make run` on http://127.0.0.1:8000.
+PORTAL_SECURE = env_bool("PORTAL_SECURE", not DEBUG)
+PORTAL_SCHEME = "https" if PORTAL_SECURE else "http"
+PORTAL_URL = env_str("PORTAL_URL", f"{PORTAL_SCHEME}://{PORTAL_HOST}")
+# "portal" is the name Traefik and the healthcheck use on the Docker network.
+ALLOWED_HOSTS = [PORTAL_HOST, "portal", "localhost", "127.0.0.1", *env_list("EXTRA_ALLOWED_HOSTS", [])]
+CSRF_TRUSTED_ORIGINS = [PORTAL_URL]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "django_celery_beat",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.google",
+    "portal",
+    "workspaces",
+    "gpus",
+    "storage",
+    "backups",
+    "monitoring",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+AUTH_USER_MODEL = "portal.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.portal",
+            ],
+        },
+    },
+]
+
+# --- database, cache, broker ------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")
+try:
+    DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
+except Exception as exc:  # django-environ raises several types for a bad URL
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from exc
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The zero-setup path: serialize writers instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
+else:
+    # `make run`: no server at all. The cache is a folder shared by web and worker processes,
+    # and Celery's filesystem transport moves messages through another folder.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+    _queue_dir = VAR_DIR / "broker"
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir / "queue"),
+        "data_folder_out": str(_queue_dir / "queue"),
+        "control_folder": str(_queue_dir / "control"),
+        "store_processed": False,
+    }
+    for _sub in ("queue", "control"):
+        (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
+
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600, minimum=300)
+
+CELERY_TASK_IGNORE_RESULT = True  # progress lives in Operation rows, never in Celery results
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "portal"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The one place periodic work is declared (django-celery-beat copies it into the database).
+CELERY_BEAT_SCHEDULE = {
+    "worker-heartbeat": {"task": "portal.tasks.worker_heartbeat_task", "schedule": 30.0},
+    "reap-stuck-operations": {"task": "portal.tasks.operation_reap_task", "schedule": 60.0},
+    "prune-audit-and-operations": {
+        "task": "portal.tasks.history_prune_task",
+        "schedule": crontab(minute=17, hour=3),  # daily 03:17, away from the 04:00 ingest
+    },
+}
+
+# --- login ----------------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+GOOGLE_WORKSPACE_DOMAIN = env_str("GOOGLE_WORKSPACE_DOMAIN", "example.com").lower()
+GOOGLE_CLIENT_ID = env_str("GOOGLE_CLIENT_ID", "")
+GOOGLE_CLIENT_SECRET = env_str("GOOGLE_CLIENT_SECRET", "")
+if not DEBUG and not (GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET):
+    raise ImproperlyConfigured("GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET are required when DEBUG is off")
+SOCIALACCOUNT_ONLY = True  # no allauth password or sign-up views; break-glass login is ours
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*"]
+ACCOUNT_ADAPTER = "portal.adapters.InviteOnlyAccountAdapter"
+SOCIALACCOUNT_ADAPTER = "portal.adapters.WorkspaceSocialAdapter"
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, object]] = {
+    "google": {
+        "APP": {"client_id": GOOGLE_CLIENT_ID, "secret": GOOGLE_CLIENT_SECRET},
+        "SCOPE": ["openid", "profile", "email"],
+        # Only a hint for Google's account chooser; the hd claim is checked in the adapter.
+        "AUTH_PARAMS": {"hd": GOOGLE_WORKSPACE_DOMAIN, "prompt": "select_account"},
+        "OAUTH_PKCE_ENABLED": True,
+    }
+}
+# Break-glass password login (admins only): failures allowed per (IP, username) window.
+BREAKGLASS_MAX_FAILURES = env_int("BREAKGLASS_MAX_FAILURES", 5, minimum=1)
+BREAKGLASS_WINDOW_SECONDS = env_int("BREAKGLASS_WINDOW_SECONDS", 900, minimum=60)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+# --- HTTPS and cookies ------------------------------------------------------------------
+# Members' containers live on sibling subdomains, so the portal's cookies are host-only
+# (__Host- prefix: Secure, Path=/, no Domain) and can't be read or tossed by those hosts.
+if PORTAL_SECURE:
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # probed over plain HTTP inside the Docker network
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_DOMAIN = None
+CSRF_COOKIE_DOMAIN = None
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# --- i18n, static -----------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}
+
+# --- the server and its defaults (seed: IMPLEMENTATION-REPORT.md) -----------------------
+QUOTA_DEFAULTS = {
+    "mem_guarantee": env_size("QUOTA_MEM_GUARANTEE", "32G"),
+    "mem_limit": env_size("QUOTA_MEM_LIMIT", "100G"),
+    "swap": env_size("QUOTA_SWAP", "50G"),
+    "cpuset": env_str("QUOTA_CPUSET", "-"),  # "-" means every CPU of the host
+    "max_gpus": env_int("QUOTA_MAX_GPUS", 1, minimum=0),
+    "storage_soft": env_size("QUOTA_STORAGE_SOFT", "1T"),
+}
+if QUOTA_DEFAULTS["cpuset"] == "-":
+    QUOTA_DEFAULTS["cpuset"] = ""
+if QUOTA_DEFAULTS["mem_guarantee"] > QUOTA_DEFAULTS["mem_limit"]:  # type: ignore[operator]
+    raise ImproperlyConfigured("QUOTA_MEM_GUARANTEE must not exceed QUOTA_MEM_LIMIT")
+UID_START = env_int("PORTAL_UID_START", 1000, minimum=1000)
+SSH_HOST = env_str("SSH_HOST", PORTAL_DOMAIN)
+OPERATION_STUCK_SECONDS = env_int("OPERATION_STUCK_SECONDS", 1800, minimum=60)
+WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 120, minimum=30)
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365, minimum=30)
+SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL", "")
+
+
+def _team_links() -> list[tuple[str, str, str]]:
+    """(name, url, what it is for). Each may be set or blanked with LINK_<NAME>."""
+    links = [
+        ("Grafana", f"https://metrics.{PORTAL_DOMAIN}", "Dashboards of CPU, GPU, memory and disks"),
+        ("Netdata", f"https://health.{PORTAL_DOMAIN}", "Live health of the server, SMART data"),
+        ("Guacamole", f"https://remote.{PORTAL_DOMAIN}", "Remote desktops in the browser"),
+        ("FileBrowser", f"https://files.{PORTAL_DOMAIN}", "Browse and share files"),
+        ("Dozzle", f"https://logs.{PORTAL_DOMAIN}", "Container logs"),
+        ("Portainer", f"https://portainer.{PORTAL_DOMAIN}", "Docker administration"),
+        ("TensorBoard", f"https://tensorboard.{PORTAL_DOMAIN}", "Shared TensorBoard"),
+    ]
+    result = []
+    for name, default, purpose in links:
+        url = os.environ.get(f"LINK_{name.upper()}", default)
+        if url:
+            result.append((name, url, purpose))
+    return result
+
+
+TEAM_LINKS = _team_links()

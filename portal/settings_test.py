@@ -1,0 +1,45 @@
+"""Test settings: the production module on PostgreSQL + Redis, plus the local OpenID Connect
+stand-in for Google. allauth reads the google provider's URLs when its views module is
+imported, so they are set here and not with override_settings."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-" + "x" * 50)
+os.environ.setdefault("GOOGLE_CLIENT_ID", "portal-test")
+os.environ.setdefault("GOOGLE_CLIENT_SECRET", "portal-test-secret")
+os.environ.setdefault("GOOGLE_WORKSPACE_DOMAIN", "corp.example")
+os.environ.setdefault("PORTAL_DOMAIN", "corp.example")
+os.environ.setdefault("PORTAL_SECURE", "false")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")
+# Each parallel run (PORTAL_TEST_DB_SUFFIX) gets its own Redis database, so a test worker
+# never takes another run's tasks.
+_redis_db = 15 - (sum(map(ord, os.environ.get("PORTAL_TEST_DB_SUFFIX", ""))) % 12)
+os.environ.setdefault("REDIS_URL", f"redis://127.0.0.1:6379/{_redis_db}")
+
+from portal.settings import *  # noqa: E402,F403
+from portal.settings import SOCIALACCOUNT_PROVIDERS  # noqa: E402
+
+# Parallel test runs (several checkouts, xdist) each get their own database.
+_suffix = os.environ.get("PORTAL_TEST_DB_SUFFIX", "")
+DATABASES["default"]["TEST"] = {"NAME": f"test_portal{('_' + _suffix) if _suffix else ''}"}  # noqa: F405
+
+OIDC_MOCK_PORT = int(os.environ.get("OIDC_MOCK_PORT", "19411"))
+OIDC_MOCK_URL = f"http://localhost:{OIDC_MOCK_PORT}"
+SOCIALACCOUNT_PROVIDERS["google"].update(
+    {
+        "AUTHORIZE_URL": f"{OIDC_MOCK_URL}/oauth2/authorize",
+        "ACCESS_TOKEN_URL": f"{OIDC_MOCK_URL}/oauth2/token",
+        "ID_TOKEN_ISSUER": OIDC_MOCK_URL,
+        "IDENTITY_URL": f"{OIDC_MOCK_URL}/userinfo",
+        "CERTS_URL": f"{OIDC_MOCK_URL}/jwks",
+        "OAUTH_PKCE_ENABLED": True,
+    }
+)
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+ALLOWED_HOSTS = ["*"]
+STORAGES = {  # noqa: F405 - no collectstatic manifest in tests
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

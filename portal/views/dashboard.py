@@ -1,0 +1,23 @@
+"""The member's home page."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from portal.access import AuthedRequest
+from portal.models import Operation, Quota
+
+
+@require_GET
+def dashboard(request: AuthedRequest) -> HttpResponse:
+    user = request.user
+    quota = Quota.objects.filter(user=user).first()
+    recent_ops = list(Operation.objects.filter(owner=user).order_by("-created")[:5])
+    context = {
+        "quota": quota,
+        "key_count": user.ssh_keys.count(),
+        "recent_ops": recent_ops,
+    }
+    return render(request, "portal/dashboard.html", context)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Everything the suite needs besides the venv, idempotent, on a fresh Debian 12 / Ubuntu 24.04
+# machine as root: system packages, PostgreSQL and Redis (started if installed but stopped),
+# dockerd, and the slim workspace test image.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v dockerd >/dev/null || need_pkgs+=(docker.io)
+command -v btrfs >/dev/null || need_pkgs+=(btrfs-progs)
+command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
+command -v chromium >/dev/null || need_pkgs+=(chromium)
+command -v restic >/dev/null || need_pkgs+=(restic)
+command -v rclone >/dev/null || need_pkgs+=(rclone)
+command -v ssh >/dev/null || need_pkgs+=(openssh-client)
+command -v iptables >/dev/null || need_pkgs+=(iptables)
+command -v pg_ctlcluster >/dev/null || need_pkgs+=(postgresql)
+command -v redis-server >/dev/null || need_pkgs+=(redis-server)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "test-setup: installing ${need_pkgs[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  echo "test-setup: starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
+fi
+if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+  echo "test-setup: starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "test-setup: starting dockerd"
+  mkdir -p /var/log
+  (setsid dockerd >/var/log/dockerd.log 2>&1 &)
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/dockerd.log" >&2; exit 1; }
+fi
+
+if [ -x workspaces/image/build-test-image.sh ]; then
+  workspaces/image/build-test-image.sh
+fi
