@@ -23,7 +23,7 @@ test: $(BIN)/.dev
 	scripts/test-setup.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python manage.py makemigrations --check --dry-run --settings=portal.settings_test >/dev/null
+	DATABASE_URL=sqlite:///:memory: $(BIN)/python manage.py makemigrations --check --dry-run --settings=portal.settings_test >/dev/null
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/.dev

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,45 @@ class ContainerSpec:
     security_opt: tuple[str, ...] = ()
     extra_hosts: dict[str, str] = field(default_factory=dict)
     shm_size: int | None = None
+    command: tuple[str, ...] = ()  # empty = the image's CMD
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """A container as the engine reports it.
+
+    States from ``list_by_label`` come from the engine's summary list: they leave
+    ``started_at`` None, ``oom_killed`` False and ``error`` empty (only ``inspect`` knows them).
+    """
+
+    id: str
+    name: str
+    status: str  # created, running, paused, restarting, removing, exited, dead
+    running: bool
+    started_at: datetime | None
+    exit_code: int | None
+    health: str | None  # starting, healthy, unhealthy; None without a HEALTHCHECK
+    labels: dict[str, str]
+    ports: dict[str, int]  # "22/tcp" -> host port, published ports only
+    oom_killed: bool = False
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What a Docker engine offers: CPUs, memory in bytes, and its version."""
+
+    cpus: int
+    memory_bytes: int
+    server_version: str
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """A local image: its id, tags, labels and size in bytes."""
+
+    id: str
+    tags: tuple[str, ...]
+    labels: dict[str, str]
+    size: int
+    created: str

@@ -29,7 +29,7 @@ V = TypeVar("V", bound=Callable[..., HttpResponse])
 def refuse(request: HttpRequest, action: str, target: Any = None, **detail: Any) -> PermissionDenied:
     """Audit a refused request and return the exception for the caller to raise."""
     audit_record(action=action, request=request, target=target, refused=True, path=request.path, **detail)
-    return PermissionDenied
+    return PermissionDenied()
 
 
 def staff_required(view: V) -> V:

@@ -8,6 +8,7 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialLogin
+from allauth.socialaccount.providers.base import AuthProcess
 from django.conf import settings
 from django.http import HttpRequest
 from django.shortcuts import render
@@ -44,6 +45,9 @@ class WorkspaceSocialAdapter(DefaultSocialAccountAdapter):
         claims = _claims(sociallogin)
         email = str(claims.get("email", "")).lower()
         domain = settings.GOOGLE_WORKSPACE_DOMAIN
+        if sociallogin.state.get("process") == AuthProcess.CONNECT:
+            # A member has exactly one Google identity, the one their invitation matched.
+            raise _refuse(request, email=email, reason="Linking another Google account isn't supported.")
         if str(claims.get("hd", "")).lower() != domain or not email.endswith(f"@{domain}"):
             raise _refuse(request, email=email, reason=f"Only {domain} Google Workspace accounts may sign in.")
         if claims.get("email_verified") is not True:

@@ -6,6 +6,10 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from portal.models import AccessRequest, AuditEvent, Host, Notification, Operation, Quota, SSHKey, User
+from portal.views.auth import admin_login
+
+# The admin has no password form of its own: its login is the rate-limited, audited break-glass page.
+admin.site.login = admin_login  # type: ignore[method-assign]
 
 
 @admin.register(User)

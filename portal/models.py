@@ -3,10 +3,11 @@ log, notifications and the generic Operation that every long job reports progres
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -29,6 +30,9 @@ class User(AbstractUser):
         help_text="Linux login: lowercase letters, digits, _ and -, starting with a letter or _.",
     )
     email = models.EmailField(unique=True)
+    # The username as a DNS label ("_" -> "-") in the member's service hosts; unique so that
+    # "a_b" and "a-b" can never share alice-code.<domain>.
+    dns_label = models.CharField(max_length=32, unique=True, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.INVITED)
     uid = models.PositiveIntegerField(unique=True, editable=False)
     can_sudo = models.BooleanField("sudo inside the workspace", default=False)
@@ -37,7 +41,7 @@ class User(AbstractUser):
     session_version = models.PositiveIntegerField(default=0)
     invited_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
-    objects: UserManager[User] = UserManager()
+    objects: ClassVar[UserManager[User]] = UserManager()  # type: ignore[assignment]
 
     class Meta:
         ordering = ["username"]
@@ -54,7 +58,16 @@ class User(AbstractUser):
         # Sessions carry this hash; changing session_version invalidates all of them.
         return f"{super().get_session_auth_hash()}:{self.session_version}"
 
+    def clean(self) -> None:
+        super().clean()
+        label = self.username.replace("_", "-")
+        if User.objects.exclude(pk=self.pk).filter(dns_label=label).exists():
+            raise ValidationError(
+                {"username": f"'{self.username}' would share web addresses with an existing member; pick another."}
+            )
+
     def save(self, *args: Any, **kwargs: Any) -> None:
+        self.dns_label = self.username.replace("_", "-")
         if self.uid is None:
             self.uid = IdCounter.allocate("uid")
         super().save(*args, **kwargs)
@@ -66,6 +79,9 @@ class IdCounter(models.Model):
 
     name = models.CharField(max_length=32, primary_key=True)
     next_value = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: next {self.next_value}"
 
     @classmethod
     def allocate(cls, name: str) -> int:
@@ -117,6 +133,9 @@ class Quota(models.Model):
         help_text="Empty means every CPU of the host.",
     )
     max_gpus = models.PositiveSmallIntegerField("max GPUs")
+    max_workspaces = models.PositiveSmallIntegerField(
+        "max workspaces", default=1, help_text="The default workspace counts; more allows extra named ones."
+    )
     storage_soft = models.PositiveBigIntegerField("storage soft limit")
     storage_hard = models.PositiveBigIntegerField("storage hard limit", null=True, blank=True)
     updated = models.DateTimeField(auto_now=True)
@@ -161,6 +180,12 @@ class Host(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @classmethod
+    def local(cls) -> Host:
+        """The server the portal runs on (created by a migration; recreated if deleted)."""
+        host, _ = cls.objects.get_or_create(name="local", defaults={"queue": "host.local"})
+        return host
 
 
 class AuditEvent(models.Model):

@@ -41,6 +41,7 @@ def operation_claim(operation_id: int) -> bool:
         started=now,
         attempts=models.F("attempts") + 1,
         message="Started",
+        updated=now,  # QuerySet.update() skips auto_now; the reaper judges by this column
     )
     return claimed == 1
 
@@ -55,22 +56,27 @@ def operation_progress(operation_id: int, *, percent: int | None = None, message
     if log:
         line = log if log.endswith("\n") else log + "\n"
         fields["log"] = Right(Concat(models.F("log"), models.Value(line)), Operation.LOG_LIMIT)
-    Operation.objects.filter(pk=operation_id).update(**fields)
+    # A late report from a worker must not rewrite a row that is already final (or reaped).
+    Operation.objects.filter(pk=operation_id).exclude(state__in=Operation.FINAL_STATES).update(**fields)
 
 
 def operation_succeed(operation_id: int, *, message: str = "Done") -> None:
-    Operation.objects.filter(pk=operation_id).update(
-        state=Operation.State.SUCCEEDED, percent=100, message=message[:300], finished=timezone.now()
+    """Final success; a row already final (failed by the reaper, say) keeps its outcome."""
+    now = timezone.now()
+    Operation.objects.filter(pk=operation_id).exclude(state__in=Operation.FINAL_STATES).update(
+        state=Operation.State.SUCCEEDED, percent=100, message=message[:300], finished=now, updated=now
     )
 
 
 def operation_fail(operation_id: int, *, error: str, message: str = "") -> None:
     """Final failure: ``message`` in words for the member, ``error`` with the details."""
+    now = timezone.now()
     Operation.objects.filter(pk=operation_id).exclude(state__in=Operation.FINAL_STATES).update(
         state=Operation.State.FAILED,
         message=(message or error)[:300],
         error=error,
-        finished=timezone.now(),
+        finished=now,
+        updated=now,
     )
 
 
@@ -79,6 +85,7 @@ def operation_retrying(operation_id: int, *, error: str, countdown: int) -> None
         state=Operation.State.RETRYING,
         message=f"Temporary problem; trying again in {countdown} s",
         error=error,
+        updated=timezone.now(),
     )
 
 
@@ -88,12 +95,8 @@ def operation_reap(*, now: Any = None) -> int:
     stuck_after = timedelta(seconds=settings.OPERATION_STUCK_SECONDS)
     reason = "The worker stopped reporting progress; the job was abandoned. Try again."
     running = Operation.objects.filter(state=Operation.State.RUNNING, updated__lt=now - stuck_after)
-    queued = Operation.objects.filter(
-        state__in=Operation.CLAIMABLE_STATES, updated__lt=now - 4 * stuck_after
-    )
+    queued = Operation.objects.filter(state__in=Operation.CLAIMABLE_STATES, updated__lt=now - 4 * stuck_after)
     count = 0
     for queryset in (running, queued):
-        count += queryset.update(
-            state=Operation.State.FAILED, message=reason, error=reason, finished=now
-        )
+        count += queryset.update(state=Operation.State.FAILED, message=reason, error=reason, finished=now, updated=now)
     return count

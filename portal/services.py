@@ -3,9 +3,11 @@ Each owns its transaction and writes its audit row."""
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.http import HttpRequest
@@ -48,9 +50,10 @@ def _end_sessions(user: User) -> None:
     # member stops validating at its next request; database rows are removed too.
     user.session_version += 1
     user.save(update_fields=["session_version"])
+    store_class = import_module(settings.SESSION_ENGINE).SessionStore
     for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
         if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
-            session.delete()
+            store_class(session_key=session.session_key).delete()  # the cached copy too
 
 
 @transaction.atomic
@@ -99,7 +102,8 @@ def quota_update(*, quota: Quota, actor: User, values: dict[str, Any], request: 
         if old != value:
             changed[field] = [old, value]
             setattr(quota, field, value)
-    if not changed:
+    # A member created outside the portal may have no quota row yet: save even if unchanged.
+    if not changed and quota.pk is not None:
         return
     quota.full_clean()
     quota.save()
@@ -149,3 +153,18 @@ def notify_admins(*, title: str, body: str = "", url: str = "", level: str = Not
     from portal.tasks import slack_post_task
 
     transaction.on_commit(lambda: slack_post_task.delay(f"{title}\n{body}".strip()))
+
+
+@transaction.atomic
+def access_request_dismiss(*, access: AccessRequest, actor: User, request: HttpRequest | None = None) -> None:
+    """Close a request to join without inviting. The row stays, so a later sign-in with the same
+    address does not notify the admins again; inviting the address later still works."""
+    access.handled_at = timezone.now()
+    access.handled_by = actor
+    access.save(update_fields=["handled_at", "handled_by"])
+    audit_record(action="access_request.dismiss", actor=actor, target=access, request=request, email=access.email)
+
+
+def notifications_mark_read(*, user: User) -> int:
+    """Mark every unread notification of ``user`` read; returns how many."""
+    return Notification.objects.filter(user=user, read_at=None).update(read_at=timezone.now())

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.gate.GateMiddleware",  # first: Traefik's forward-auth must not pay for sessions
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -113,6 +114,8 @@ try:
     DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
 except Exception as exc:  # django-environ raises several types for a bad URL
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from exc
+if not DATABASES["default"].get("ENGINE"):
+    raise ImproperlyConfigured(f"DATABASE_URL has no known scheme (postgres://, sqlite:///): {DATABASE_URL!r}")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The zero-setup path: serialize writers instead of failing with "database is locked".
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
@@ -164,6 +167,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "portal.tasks.history_prune_task",
         "schedule": crontab(minute=17, hour=3),  # daily 03:17, away from the 04:00 ingest
     },
+    # Fans out to each host's queue: reconcile (one list call), CPU/memory figures, idle policy.
+    "workspaces-housekeeping": {"task": "workspaces.tasks.workspace_housekeeping_task", "schedule": 60.0},
 }
 
 # --- login ----------------------------------------------------------------------------
@@ -204,6 +209,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
+# --- the gate in front of members' services (portal/gate.py) -----------------------------
+# Traefik's forwardAuth address carries this key (?k=...), proving the caller is Traefik.
+GATE_FORWARD_AUTH_KEY = env_str("GATE_FORWARD_AUTH_KEY", secrets.token_urlsafe(32) if DEBUG else None)
+GATE_INDEX_TTL = env_int("GATE_INDEX_TTL", 5, minimum=1)  # seconds until a revocation bites
+GATE_COOKIE_MAX_AGE = env_int("GATE_COOKIE_MAX_AGE", 8 * 3600, minimum=300)
+# May admins open members' code-server and Jupyter? Off: their files are their own.
+GATE_ALLOW_ADMINS = env_bool("GATE_ALLOW_ADMINS", False)
+
 # --- HTTPS and cookies ------------------------------------------------------------------
 # Members' containers live on sibling subdomains, so the portal's cookies are host-only
 # (__Host- prefix: Secure, Path=/, no Domain) and can't be read or tossed by those hosts.
@@ -216,7 +229,8 @@ if PORTAL_SECURE:
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # probed over plain HTTP inside the Docker network
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    # The preload directive only matters once the domain is submitted to browsers' list.
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_DOMAIN = None
 CSRF_COOKIE_DOMAIN = None
@@ -291,3 +305,19 @@ def _team_links() -> list[tuple[str, str, str]]:
 
 
 TEAM_LINKS = _team_links()
+
+# --- workspaces (workspaces/) -------------------------------------------------------------
+WORKSPACE_IMAGE = env_str("WORKSPACE_IMAGE", "portal/workspace:latest")
+WORKSPACE_SSH_PORT_BASE = env_int("WORKSPACE_SSH_PORT_BASE", 2222, minimum=1024)
+WORKSPACE_SSH_PORT_MAX = env_int("WORKSPACE_SSH_PORT_MAX", 2999, minimum=1024)
+# Host paths mounted into containers; members' names are appended, nothing else ever is.
+WORKSPACE_HOME_ROOT = env_str("WORKSPACE_HOME_ROOT", "/srv/homes")
+WORKSPACE_SCRATCH_ROOT = env_str("WORKSPACE_SCRATCH_ROOT", "/srv/scratch")
+WORKSPACE_DATASETS_PATH = env_str("WORKSPACE_DATASETS_PATH", "/srv/datasets")
+WORKSPACE_NETWORK = env_str("WORKSPACE_NETWORK", "") or None  # Docker network shared with Traefik/guacd
+WORKSPACE_PIDS_LIMIT = env_int("WORKSPACE_PIDS_LIMIT", 4096, minimum=64)
+WORKSPACE_SHM_SIZE = env_size("WORKSPACE_SHM_SIZE", "8G")
+WORKSPACE_START_TIMEOUT = env_int("WORKSPACE_START_TIMEOUT", 120, minimum=10)
+WORKSPACE_IDLE_HOURS = env_int("WORKSPACE_IDLE_HOURS", 0, minimum=0)  # 0 = never stop idle workspaces
+TRAEFIK_AUTH_MIDDLEWARE = env_str("TRAEFIK_AUTH_MIDDLEWARE", "portal-auth@file")
+TRAEFIK_ENTRYPOINT = env_str("TRAEFIK_ENTRYPOINT", "websecure")

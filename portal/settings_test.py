@@ -12,6 +12,7 @@ os.environ.setdefault("GOOGLE_CLIENT_SECRET", "portal-test-secret")
 os.environ.setdefault("GOOGLE_WORKSPACE_DOMAIN", "corp.example")
 os.environ.setdefault("PORTAL_DOMAIN", "corp.example")
 os.environ.setdefault("PORTAL_SECURE", "false")
+os.environ.setdefault("GATE_FORWARD_AUTH_KEY", "gate-test-key")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")
 # Each parallel run (PORTAL_TEST_DB_SUFFIX) gets its own Redis database, so a test worker
 # never takes another run's tasks.
@@ -39,7 +40,7 @@ SOCIALACCOUNT_PROVIDERS["google"].update(
 )
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ALLOWED_HOSTS = ["*"]
-STORAGES = {  # noqa: F405 - no collectstatic manifest in tests
+STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }

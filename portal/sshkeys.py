@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 MIN_RSA_BITS = 2048
 MAX_KEY_TEXT = 16_384
 _EC_BITS = {"ecdsa-sha2-nistp256": 256, "ecdsa-sha2-nistp384": 384, "ecdsa-sha2-nistp521": 521}
-_SK_TYPES = {"sk-ssh-ed25519@openssh.com": 256, "sk-ecdsa-sha2-nistp256@openssh.com": 256}
+_SK_TYPES = ("sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
 ALLOWED_TYPES = ("ssh-ed25519", "ssh-rsa", *_EC_BITS, *_SK_TYPES)
 _COMMENT_RE = re.compile(r"^[\x20-\x7e]{0,200}$")
 
@@ -53,11 +53,10 @@ def _blob_type(blob: bytes) -> str:
 
 
 def _bits(key_type: str, line: str) -> int:
-    if key_type in _SK_TYPES:
-        return _SK_TYPES[key_type]
+    # Security-key (sk-) types load too, so their data is checked like any other key's.
     try:
         key = load_ssh_public_key(line.encode())
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except (ValueError, UnsupportedAlgorithm, NotImplementedError) as exc:  # compressed EC points raise the last
         raise SSHKeyError("The key data is damaged: it does not decode as a public key.") from exc
     if isinstance(key, rsa.RSAPublicKey):
         return key.key_size
@@ -68,29 +67,48 @@ def _bits(key_type: str, line: str) -> int:
     raise SSHKeyError(f"{key_type} keys are not accepted.")
 
 
-def parse_public_key(text: str) -> ParsedKey:
-    """Return the parsed key or raise SSHKeyError with a message naming the problem."""
+def _single_line(text: str) -> str:
+    """The one non-blank line of ``text``, after the checks that need the whole paste."""
     text = (text or "").strip()
     if not text:
         raise SSHKeyError("Paste a public key, the one line from your ~/.ssh/id_ed25519.pub.")
     if len(text) > MAX_KEY_TEXT:
         raise SSHKeyError("That is far too long for a public key.")
-    if "PRIVATE KEY" in text:
+    if "PRIVATE KEY" in text or text.startswith("PuTTY-User-Key-File"):
         raise SSHKeyError("This is a PRIVATE key. Never share it; paste the .pub file instead.")
     lines = [line for line in text.splitlines() if line.strip()]
     if len(lines) != 1:
         raise SSHKeyError("Paste exactly one key, on one line.")
-    parts = lines[0].split(None, 2)
+    return lines[0]
+
+
+def _check_type(parts: list[str]) -> str:
     key_type = parts[0]
-    if key_type not in ALLOWED_TYPES:
-        if key_type == "ssh-dss":
-            raise SSHKeyError("DSA keys are insecure and not accepted; use ssh-keygen -t ed25519.")
-        if "=" in key_type or "," in key_type or (len(parts) > 1 and parts[1] in ALLOWED_TYPES):
-            raise SSHKeyError("Key options (like command= or from=) are not allowed; paste the bare key.")
-        raise SSHKeyError(
-            "This does not look like an SSH public key; it should start with ssh-ed25519, "
-            "ssh-rsa or ecdsa-sha2-…"
-        )
+    if key_type in ALLOWED_TYPES:
+        return key_type
+    if key_type == "ssh-dss":
+        raise SSHKeyError("DSA keys are insecure and not accepted; use ssh-keygen -t ed25519.")
+    if "=" in key_type or "," in key_type or (len(parts) > 1 and parts[1] in ALLOWED_TYPES):
+        raise SSHKeyError("Key options (like command= or from=) are not allowed; paste the bare key.")
+    raise SSHKeyError(
+        "This does not look like an SSH public key; it should start with ssh-ed25519, ssh-rsa or ecdsa-sha2-…"
+    )
+
+
+def _check_comment(parts: list[str]) -> str:
+    comment = parts[2].strip() if len(parts) > 2 else ""
+    if not _COMMENT_RE.fullmatch(comment):
+        raise SSHKeyError("The comment after the key may only hold printable ASCII (200 characters at most).")
+    # Two keys pasted on one line would otherwise pass with the second as the first's comment.
+    if any(word in (*ALLOWED_TYPES, "ssh-dss") for word in comment.split()):
+        raise SSHKeyError("Paste exactly one key, on one line.")
+    return comment
+
+
+def parse_public_key(text: str) -> ParsedKey:
+    """Return the parsed key or raise SSHKeyError with a message naming the problem."""
+    parts = _single_line(text).split(None, 2)
+    key_type = _check_type(parts)
     if len(parts) < 2:
         raise SSHKeyError("The key is missing its data after the type.")
     try:
@@ -99,9 +117,7 @@ def parse_public_key(text: str) -> ParsedKey:
         raise SSHKeyError("The key data is not valid base64; copy the whole line again.") from exc
     if _blob_type(blob) != key_type:
         raise SSHKeyError("The key data does not match its type; copy the whole line again.")
-    comment = parts[2].strip() if len(parts) > 2 else ""
-    if not _COMMENT_RE.fullmatch(comment):
-        raise SSHKeyError("The comment after the key may only hold printable ASCII (200 characters at most).")
+    comment = _check_comment(parts)
     bits = _bits(key_type, f"{key_type} {parts[1]}")
     if key_type == "ssh-rsa" and bits < MIN_RSA_BITS:
         raise SSHKeyError(f"This RSA key has {bits} bits; at least {MIN_RSA_BITS} are required.")

@@ -8,6 +8,8 @@ from django.test import Client
 from portal.models import User
 from tests.factories import UserFactory
 
+pytest_plugins = ["tests.worker"]
+
 
 @pytest.fixture
 def alice(db: None) -> User:

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 
 from portal.access import AuthedRequest
 from portal.models import Operation, Quota
+from workspaces.models import Workspace
 
 
 @require_GET
@@ -19,5 +20,6 @@ def dashboard(request: AuthedRequest) -> HttpResponse:
         "quota": quota,
         "key_count": user.ssh_keys.count(),
         "recent_ops": recent_ops,
+        "workspaces": Workspace.objects.filter(owner=user).for_cards(),  # two queries, any number
     }
     return render(request, "portal/dashboard.html", context)

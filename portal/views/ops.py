@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
@@ -51,7 +50,6 @@ def _check_worker() -> tuple[str | None, float | None]:
 @require_GET
 def healthz(request: AuthedRequest) -> HttpResponse:
     """200 when database, broker and a worker are fine; 503 naming what is down."""
-    problems: list[str] = []
     database = _check_database()
     broker = _check_broker()
     worker, age = (None, None) if database else _check_worker()
@@ -75,5 +73,3 @@ def operation_status(request: AuthedRequest, pk: int) -> HttpResponse:
     if op.is_final and request.htmx:
         return HttpResponseStopPolling(response.content)
     return response
-
-

@@ -40,4 +40,5 @@ class Command(BaseCommand):
         password_file.parent.mkdir(parents=True, exist_ok=True)
         password_file.write_text(password + "\n")
         password_file.chmod(0o600)
-        self.stdout.write(self.style.SUCCESS(f"Created admin login: {USERNAME} / {password}  (sign in at /login/admin/)"))
+        message = f"Created admin login: {USERNAME} / {password}  (sign in at /login/admin/)"
+        self.stdout.write(self.style.SUCCESS(message))

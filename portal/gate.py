@@ -1,0 +1,211 @@
+"""The forward-auth gate in front of members' own services (code-server, Jupyter).
+
+Traefik asks ``/_auth/traefik`` about every request to ``alice-code.<domain>``. The portal's
+session cookie is host-only and never reaches that host, so each member host gets its own
+signed, host-bound gate cookie through a single-use ticket:
+
+1. no valid gate cookie on a navigation -> 302 to ``<portal>/gate/start?rd=<url>``;
+2. the portal (logged in) checks the member may use that host and redirects to
+   ``https://<host>/_portal/gate/callback?t=<ticket>&rd=<path>``;
+3. the callback (routed to the portal on every member host) checks the ticket, sets
+   ``__Host-portal_gate`` on that host only, and redirects to the path.
+
+The decision in step 1 runs on every request (assets, XHR, WebSocket handshakes), so it
+touches no session, no database and no cache: a signed cookie and an in-process index of
+hosts and members, rebuilt from the database at most every GATE_INDEX_TTL seconds.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+from django.conf import settings
+from django.core import signing
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+
+COOKIE_SALT = "portal.gate.cookie"
+TICKET_SALT = "portal.gate.ticket"
+TICKET_MAX_AGE = 60
+AUTH_PATH = "/_auth/traefik"
+CALLBACK_PATH = "/_portal/gate/callback"
+
+
+def _host_label(text: str) -> str:
+    # DNS labels can't hold "_": it becomes "-". Usernames that would then collide
+    # ("a_b" and "a-b") are refused at invitation (see member_hosts_conflict).
+    return text.replace("_", "-")
+
+
+def member_hosts(username: str, name: str = "") -> dict[str, str]:
+    """The host names of one workspace's services: {host: "code" | "jupyter"}."""
+    base = _host_label(username if not name else f"{username}-{name}")
+    domain = settings.PORTAL_DOMAIN
+    return {f"{base}-code.{domain}": "code", f"jupyter-{base}.{domain}": "jupyter"}
+
+
+@dataclass(frozen=True)
+class Member:
+    id: int
+    username: str
+    version: int
+    is_active: bool
+    is_staff: bool
+
+
+@dataclass(frozen=True)
+class Index:
+    hosts: dict[str, int]  # host -> owner id
+    members: dict[int, Member]
+    built: float
+
+
+_lock = threading.Lock()
+_index: Index | None = None
+
+
+def _build_index() -> Index:
+    from portal.models import User
+
+    members: dict[int, Member] = {}
+    hosts: dict[str, int] = {}
+    for row in User.objects.values_list("id", "username", "session_version", "is_active", "is_staff"):
+        member = Member(*row)
+        members[member.id] = member
+        for host in member_hosts(member.username):
+            hosts[host] = member.id
+    for owner_id, username, name in _named_workspaces():
+        for host in member_hosts(username, name):
+            hosts[host] = owner_id
+    return Index(hosts, members, time.monotonic())
+
+
+def _named_workspaces() -> list[tuple[int, str, str]]:
+    from django.apps import apps
+
+    if not apps.is_installed("workspaces") or "workspace" not in apps.all_models["workspaces"]:
+        return []
+    model = apps.get_model("workspaces", "Workspace")
+    return list(model.objects.exclude(name="").values_list("owner_id", "owner__username", "name"))
+
+
+def index() -> Index:
+    """The current index, rebuilt when older than GATE_INDEX_TTL (a revoked member loses
+    access within that many seconds)."""
+    global _index
+    current = _index
+    if current is None or time.monotonic() - current.built > settings.GATE_INDEX_TTL:
+        with _lock:
+            current = _index = _build_index()
+    return current
+
+
+def index_reset() -> None:
+    global _index
+    _index = None
+
+
+def cookie_name() -> str:
+    return "__Host-portal_gate" if settings.PORTAL_SECURE else "portal_gate"
+
+
+def _forwarded_host(request: HttpRequest) -> str:
+    return request.META.get("HTTP_X_FORWARDED_HOST", "").split(":")[0].strip().lower()
+
+
+def _cookie_member(request: HttpRequest, host: str, idx: Index) -> Member | None:
+    raw = request.COOKIES.get(cookie_name(), "")
+    if not raw:
+        return None
+    try:
+        data = signing.loads(raw, salt=COOKIE_SALT, max_age=settings.GATE_COOKIE_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    member = idx.members.get(data.get("u"))
+    if member is None or data.get("h") != host or data.get("v") != member.version or not member.is_active:
+        return None
+    return member
+
+
+def forward_auth(request: HttpRequest) -> HttpResponse:
+    """Traefik's question: may this request to a member host pass? 204 yes, else why not."""
+    key = request.GET.get("k", "")
+    if not hmac.compare_digest(key.encode(), settings.GATE_FORWARD_AUTH_KEY.encode()):
+        return HttpResponse(status=404)
+    host = _forwarded_host(request)
+    idx = index()
+    owner_id = idx.hosts.get(host)
+    if owner_id is None:
+        return HttpResponse(status=404)
+    member = _cookie_member(request, host, idx)
+    if member is None:
+        if request.META.get("HTTP_SEC_FETCH_MODE") == "navigate":
+            uri = request.META.get("HTTP_X_FORWARDED_URI", "/")
+            target = f"https://{host}{uri}"
+            return HttpResponseRedirect(f"{settings.PORTAL_URL}/gate/start/?rd={quote(target, safe='')}")
+        return HttpResponse("Sign in through the portal first.", status=401)
+    origin = request.META.get("HTTP_ORIGIN")
+    if origin and origin != f"https://{host}":
+        return HttpResponse("Cross-origin request refused.", status=403)  # sibling-host CSRF / WS hijack
+    if member.id != owner_id and not (member.is_staff and settings.GATE_ALLOW_ADMINS):
+        return HttpResponse(status=403)
+    response = HttpResponse(status=204)
+    response["X-Portal-User"] = member.username
+    return response
+
+
+def ticket_url(*, user_id: int, is_staff: bool, version: int, target: str) -> str | None:
+    """The callback URL on the target's host carrying a single-use ticket; None unless
+    ``target`` is an https URL on a member host this user may enter."""
+    parts = urlsplit(target)
+    host = (parts.hostname or "").lower()
+    owner_id = index().hosts.get(host)
+    if parts.scheme != "https" or owner_id is None:
+        return None
+    if owner_id != user_id and not (is_staff and settings.GATE_ALLOW_ADMINS):
+        return None
+    ticket = signing.dumps({"u": user_id, "h": host, "v": version, "n": secrets.token_urlsafe(16)}, salt=TICKET_SALT)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return f"https://{host}{CALLBACK_PATH}?t={quote(ticket, safe='')}&rd={quote(path, safe='')}"
+
+
+def callback(request: HttpRequest) -> HttpResponse:
+    """Exchange a ticket for the host-bound gate cookie (runs on the member host)."""
+    host = request.META.get("HTTP_HOST", "").split(":")[0].lower()
+    try:
+        data = signing.loads(request.GET.get("t", ""), salt=TICKET_SALT, max_age=TICKET_MAX_AGE)
+    except signing.BadSignature:
+        return HttpResponse("This sign-in link has expired. Open the service from the portal again.", status=403)
+    rd = request.GET.get("rd", "/")
+    if data.get("h") != host or not rd.startswith("/") or rd.startswith("//") or "\\" in rd:
+        return HttpResponse("This sign-in link is not valid for this address.", status=403)
+    if not cache.add(f"gate-ticket:{data['n']}", 1, timeout=TICKET_MAX_AGE * 2):
+        return HttpResponse("This sign-in link was already used. Open the service from the portal again.", status=403)
+    response = HttpResponseRedirect(rd)
+    value = signing.dumps({"u": data["u"], "h": host, "v": data["v"]}, salt=COOKIE_SALT)
+    response.set_cookie(
+        cookie_name(), value, max_age=settings.GATE_COOKIE_MAX_AGE, path="/",
+        secure=settings.PORTAL_SECURE, httponly=True, samesite="Lax",
+    )
+    return response
+
+
+class GateMiddleware:
+    """First in MIDDLEWARE: answers the gate's two paths before sessions, auth, host checks
+    or HTTPS redirects run (Traefik calls over the internal network, on member hosts)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info == AUTH_PATH:
+            return forward_auth(request)
+        if request.path_info == CALLBACK_PATH:
+            return callback(request)
+        return self.get_response(request)

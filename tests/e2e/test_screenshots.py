@@ -1,0 +1,65 @@
+"""Full-page screenshots of the main pages, for people reviewing the look (tests/e2e/screenshots/,
+ignored by git). Each test also checks the page rendered what it is about."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.urls import NoReverseMatch, reverse
+from playwright.sync_api import Page, expect
+
+from portal.models import User
+from portal.services import access_request_create, member_invite, member_suspend
+from tests.factories import SSHKeyFactory, UserFactory
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+SHOTS = Path(__file__).parent / "screenshots"
+
+
+@pytest.fixture
+def team(db: None) -> User:
+    """An admin and a few members in every state."""
+    admin = UserFactory(username="ada", first_name="Ada", last_name="Lovelace", is_staff=True, can_sudo=True)
+    alice = UserFactory(username="alice", first_name="Alice", last_name="Liddell", can_docker=True)
+    SSHKeyFactory(user=alice)
+    UserFactory(username="bob", first_name="Bob", last_name="Builder")
+    member_invite(email="carol@corp.example", username="carol", actor=admin)
+    dave = UserFactory(username="dave", first_name="Dave", last_name="Jones")
+    member_suspend(user=dave, actor=admin, reason="left the team")
+    access_request_create(email="erin@corp.example", name="Erin Example")
+    return admin
+
+
+def _shoot(page: Page, name: str) -> Path:
+    path = SHOTS / name
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 5_000
+    return path
+
+
+def test_screenshot_of_the_login_page(page: Page, db: None) -> None:
+    page.goto("/login/")
+    expect(page.get_by_role("button", name="Sign in with Google")).to_be_visible()
+    _shoot(page, "login.png")
+
+
+def test_screenshot_of_the_dashboard(page: Page, sign_in_as: Callable[[User], None], team: User) -> None:
+    sign_in_as(User.objects.get(username="alice"))
+    page.goto("/")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Alice")
+    _shoot(page, "dashboard.png")
+
+
+def test_screenshot_of_the_members_page(page: Page, sign_in_as: Callable[[User], None], team: User) -> None:
+    try:
+        url = reverse("member-list")
+    except NoReverseMatch:
+        pytest.skip("the members page (member-list) is not in portal/urls.py yet")
+    sign_in_as(team)
+    page.goto(url)
+    for username in ("alice", "bob", "carol", "dave"):
+        expect(page.locator("main")).to_contain_text(username)
+    _shoot(page, "members.png")

@@ -1,0 +1,128 @@
+"""hostops.run against real programs."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hostops.errors import CommandFailed, CommandTimeout
+from hostops.run import dry_run, run
+
+
+def test_it_returns_the_output_and_status_of_a_successful_command() -> None:
+    result = run(["sh", "-c", "echo out; echo err >&2"], timeout=10)
+    assert result.returncode == 0
+    assert result.stdout == "out\n"
+    assert result.stderr == "err\n"
+    assert result.argv == ["sh", "-c", "echo out; echo err >&2"]
+    assert 0 <= result.duration < 10
+
+
+def test_true_succeeds_with_empty_output() -> None:
+    result = run(["true"], timeout=5)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_a_non_zero_exit_raises_command_failed_with_the_status_and_output() -> None:
+    with pytest.raises(CommandFailed) as excinfo:
+        run(["sh", "-c", "echo boom >&2; exit 3"], timeout=5)
+    assert excinfo.value.returncode == 3
+    assert excinfo.value.stderr == "boom\n"
+    assert "exited 3: boom" in str(excinfo.value)
+
+
+def test_false_with_check_off_returns_its_status() -> None:
+    result = run(["false"], timeout=5, check=False)
+    assert result.returncode == 1
+
+
+def test_it_feeds_input_to_stdin() -> None:
+    assert run(["cat"], timeout=5, input="hello\nworld\n").stdout == "hello\nworld\n"
+
+
+def test_stdin_is_empty_without_input() -> None:
+    assert run(["cat"], timeout=5).stdout == ""
+
+
+def test_it_collects_a_lot_of_output_on_both_streams_without_deadlock() -> None:
+    result = run(["sh", "-c", "seq 1 300000; seq 1 300000 >&2"], timeout=30)
+    assert result.stdout.splitlines()[-1] == "300000"
+    assert len(result.stdout) == len(result.stderr) > 1_900_000
+
+
+def test_env_adds_to_the_inherited_environment() -> None:
+    result = run(["sh", "-c", 'echo "$H4_VALUE:$PATH"'], timeout=5, env={"H4_VALUE": "x y"})
+    assert result.stdout == f"x y:{os.environ['PATH']}\n"
+
+
+def test_a_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    started = time.monotonic()
+    with pytest.raises(CommandTimeout, match=r"ran past 0\.5s"):
+        run(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"], timeout=0.5)
+    assert time.monotonic() - started < 5
+    child = int(pidfile.read_text())
+    assert _gone_or_zombie(child)
+
+
+def test_a_string_argv_is_refused() -> None:
+    with pytest.raises(TypeError, match="argv list"):
+        run("echo hi", timeout=5)  # type: ignore[arg-type]
+
+
+def test_an_argv_with_a_non_string_element_is_refused() -> None:
+    with pytest.raises(TypeError):
+        run(["echo", 3], timeout=5)  # type: ignore[list-item]
+
+
+def test_shell_metacharacters_are_passed_literally() -> None:
+    assert run(["echo", "a; rm -rf /tmp/nothing && $(id)"], timeout=5).stdout == "a; rm -rf /tmp/nothing && $(id)\n"
+
+
+def test_a_missing_program_raises_command_failed_127() -> None:
+    with pytest.raises(CommandFailed) as excinfo:
+        run(["h4-no-such-program"], timeout=5, check=False)
+    assert excinfo.value.returncode == 127
+
+
+def test_dry_run_records_the_argv_and_executes_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    with dry_run() as recorded:
+        result = run(["touch", str(marker)], timeout=5)
+        run(["false"], timeout=5)
+    assert recorded == [["touch", str(marker)], ["false"]]
+    assert result.returncode == 0
+    assert result.stdout == ""
+    assert not marker.exists()
+    assert run(["sh", "-c", "echo real"], timeout=5).stdout == "real\n"
+
+
+def test_dry_run_in_one_thread_does_not_affect_another(tmp_path: Path) -> None:
+    marker = tmp_path / "other-thread"
+    inside, finished = threading.Event(), threading.Event()
+
+    def other() -> None:
+        inside.wait(5)
+        run(["touch", str(marker)], timeout=5)
+        finished.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    with dry_run() as recorded:
+        inside.set()
+        finished.wait(5)
+    thread.join()
+    assert marker.exists()
+    assert recorded == []
+
+
+def _gone_or_zombie(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "State:\tZ" in status

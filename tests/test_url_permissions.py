@@ -1,0 +1,143 @@
+"""Every URL pattern is checked for anonymous, member, other member and admin. A new view that
+is not listed in ACCESS fails this suite, so no view ships without a permission decision."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from portal.models import AuditEvent, Operation, User
+from tests.factories import SSHKeyFactory, UserFactory
+
+# Third-party URL trees with their own permission model, checked by their own tests.
+SKIPPED_PREFIXES = ("accounts/", "django-admin/")
+
+ANON_LOGIN = "login"  # anonymous visitors are redirected to the login page
+PUBLIC = "public"  # anyone gets an answer (2xx/3xx/405), never a login redirect
+OK = "ok"  # 2xx, or 3xx for a POST that redirects after success, or 405 for the wrong method
+DENIED = "denied"  # 403 (or 404 for an object that is not theirs)
+
+
+@dataclass
+class World:
+    alice: User
+    bob: User
+    admin: User
+    objects: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How each role fares on one URL. ``target`` builds the URL kwargs from a World, where
+    the object (if any) belongs to alice; "member" is alice, "other" is bob."""
+
+    anon: str
+    member: str
+    other: str
+    admin: str
+    target: Callable[[World], dict[str, Any]] = lambda world: {}
+    method: str = "get"
+
+
+def _alice_key(world: World) -> dict[str, Any]:
+    return {"pk": world.objects["key"].pk}
+
+
+def _alice_op(world: World) -> dict[str, Any]:
+    return {"pk": world.objects["op"].pk}
+
+
+def _alice(world: World) -> dict[str, Any]:
+    return {"pk": world.alice.pk}
+
+
+ACCESS: dict[str, Rule] = {
+    "dashboard": Rule(ANON_LOGIN, OK, OK, OK),
+    "healthz": Rule(PUBLIC, PUBLIC, PUBLIC, PUBLIC),
+    "operation-status": Rule(ANON_LOGIN, OK, DENIED, OK, _alice_op),
+}
+
+
+def _walk(patterns: list[Any], prefix: str = "", namespace: str = "") -> Iterator[tuple[str, str]]:
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            ns = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern), ns)
+        elif isinstance(entry, URLPattern) and entry.name:
+            yield prefix + str(entry.pattern), namespace + entry.name
+        elif isinstance(entry, URLPattern):
+            yield prefix + str(entry.pattern), ""
+
+
+def _project_urls() -> list[tuple[str, str]]:
+    routes = _walk(get_resolver().url_patterns)
+    return [(route, name) for route, name in routes if not route.startswith(SKIPPED_PREFIXES)]
+
+
+def test_every_url_pattern_has_a_named_access_rule() -> None:
+    unnamed = [route for route, name in _project_urls() if not name]
+    missing = sorted(name for _, name in _project_urls() if name and name not in ACCESS)
+    assert not unnamed, f"URL patterns without a name: {unnamed}"
+    assert not missing, f"Views without an access rule in tests/test_url_permissions.py: {missing}"
+
+
+def test_no_access_rule_is_left_over_after_its_url_was_removed() -> None:
+    names = {name for _, name in _project_urls()}
+    assert set(ACCESS) <= names
+
+
+@pytest.fixture
+def world(db: None) -> World:
+    alice = UserFactory(username="alice", email="alice@corp.example")
+    bob = UserFactory(username="bob", email="bob@corp.example")
+    admin = UserFactory(username="ada", email="ada@corp.example", is_staff=True)
+    objects: dict[str, Any] = {
+        "key": SSHKeyFactory(user=alice),
+        "op": Operation.objects.create(kind="test", owner=alice, actor=alice, target_label="alice"),
+    }
+    return World(alice, bob, admin, objects)
+
+
+def _client_for(user: User | None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def _check(expectation: str, status: int, location: str, role: str, url: str) -> None:
+    if expectation == ANON_LOGIN:
+        assert status == 302, f"{role} {url}: {status}"
+        assert location.startswith(reverse("login")), f"{role} {url}: {location}"
+    elif expectation == PUBLIC:
+        assert status < 400 or status in (405, 503), f"{role} {url}: {status}"
+        assert not location.startswith(reverse("login")), f"{role} {url} asked for login"
+    elif expectation == OK:
+        assert status in (200, 201, 204, 302, 303, 405), f"{role} {url}: {status} {location}"
+        assert not location.startswith(reverse("login")), f"{role} {url} asked for login"
+    else:
+        assert status in (403, 404), f"{role} {url}: expected a refusal, got {status}"
+
+
+@pytest.mark.parametrize("name", sorted(ACCESS))
+def test_each_role_gets_what_the_access_rule_says(name: str, world: World) -> None:
+    rule = ACCESS[name]
+    url = reverse(name, kwargs=rule.target(world))
+    roles = {"anon": None, "member": world.alice, "other": world.bob, "admin": world.admin}
+    for role, user in roles.items():
+        response = getattr(_client_for(user), rule.method)(url)
+        _check(getattr(rule, role), response.status_code, response.get("Location", ""), role, url)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, r in ACCESS.items() if r.other == DENIED))
+def test_refusals_of_other_members_are_audited(name: str, world: World) -> None:
+    rule = ACCESS[name]
+    before = AuditEvent.objects.filter(outcome=AuditEvent.Outcome.REFUSED).count()
+    response = getattr(_client_for(world.bob), rule.method)(reverse(name, kwargs=rule.target(world)))
+    if response.status_code == 403:
+        assert AuditEvent.objects.filter(outcome=AuditEvent.Outcome.REFUSED).count() == before + 1
