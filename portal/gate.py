@@ -17,12 +17,14 @@ hosts and members, rebuilt from the database at most every GATE_INDEX_TTL second
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
@@ -119,24 +121,39 @@ def _forwarded_host(request: HttpRequest) -> str:
     return request.META.get("HTTP_X_FORWARDED_HOST", "").split(":")[0].strip().lower()
 
 
-def _cookie_member(request: HttpRequest, host: str, idx: Index) -> Member | None:
-    raw = request.COOKIES.get(cookie_name(), "")
-    if not raw:
-        return None
+@functools.lru_cache(maxsize=8192)
+def _verified(raw: str) -> tuple[dict[str, Any], int] | None:
+    """Signature check, memoized per cookie value (each browser sends the same one for
+    hours): the HMAC runs once per cookie and process, not on every request."""
     try:
-        data = signing.loads(raw, salt=COOKIE_SALT, max_age=settings.GATE_COOKIE_MAX_AGE)
-    except signing.BadSignature:
+        data = signing.loads(raw, salt=COOKIE_SALT)
+        signed_at = signing.b62_decode(raw.rsplit(":", 2)[1])
+    except (signing.BadSignature, ValueError, IndexError):
         return None
-    member = idx.members.get(data.get("u"))
+    return (data, signed_at) if isinstance(data, dict) else None
+
+
+def _cookie_member(request: HttpRequest, host: str, idx: Index) -> Member | None:
+    verified = _verified(request.COOKIES.get(cookie_name(), ""))
+    if verified is None:
+        return None
+    data, signed_at = verified
+    if time.time() - signed_at > settings.GATE_COOKIE_MAX_AGE:
+        return None
+    member = idx.members.get(data.get("u"))  # type: ignore[arg-type]
     if member is None or data.get("h") != host or data.get("v") != member.version or not member.is_active:
         return None
     return member
 
 
+def _expected_query() -> bytes:
+    return f"k={quote(settings.GATE_FORWARD_AUTH_KEY, safe='')}".encode()
+
+
 def forward_auth(request: HttpRequest) -> HttpResponse:
     """Traefik's question: may this request to a member host pass? 204 yes, else why not."""
-    key = request.GET.get("k", "")
-    if not hmac.compare_digest(key.encode(), settings.GATE_FORWARD_AUTH_KEY.encode()):
+    # Traefik's address is exactly ...?k=<key>: compare the raw query, no QueryDict needed.
+    if not hmac.compare_digest(request.META.get("QUERY_STRING", "").encode(), _expected_query()):
         return HttpResponse(status=404)
     host = _forwarded_host(request)
     idx = index()

@@ -264,7 +264,8 @@ def test_exec_run_past_its_timeout_raises_command_timeout(docker_url: str, make_
 
 
 def test_logs_return_the_tail_of_the_output(docker_url: str, make_spec: SpecFactory) -> None:
-    spec = make_spec(command=("sh", "-c", "seq 1 50; echo oops >&2; sleep infinity"))
+    # stdout and stderr are separate pipes: the pause keeps their order in the log certain.
+    spec = make_spec(command=("sh", "-c", "seq 1 50; sleep 0.3; echo oops >&2; sleep infinity"))
     hd.ensure_container(spec, docker_url=docker_url)
     deadline = time.monotonic() + 10
     while "oops" not in hd.logs(spec.name, docker_url=docker_url, tail=3) and time.monotonic() < deadline:

@@ -203,3 +203,10 @@ def test_the_portal_url_in_redirects_is_absolute(alice: User) -> None:
     location = ask(Client(), ALICE_CODE, navigate=True)["Location"]
     assert location.startswith(("http://", "https://"))
     assert parse_qs(urlsplit(location).query)["rd"] == [f"https://{ALICE_CODE}/lab?x=1"]
+
+
+def test_a_gate_cookie_expires_after_its_max_age(alice: User, settings) -> None:
+    cookie = gate_cookie_via_tickets(Client(), alice, ALICE_CODE)
+    assert ask(Client(), ALICE_CODE, cookie=cookie).status_code == 204
+    settings.GATE_COOKIE_MAX_AGE = -1  # the memoized signature check must not skip the age check
+    assert ask(Client(), ALICE_CODE, cookie=cookie).status_code == 401

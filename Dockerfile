@@ -1,0 +1,24 @@
+# The portal's own image: web (gunicorn), Celery worker and beat all run from it.
+# Build: docker compose build   (optional CA bundle for TLS-intercepting proxies:
+#   docker build --secret id=cabundle,src=/etc/ssl/certs/ca-certificates.crt .)
+# syntax=docker/dockerfile:1.7
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openssh-client restic rclone btrfs-progs \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY requirements.txt .
+RUN --mount=type=secret,id=cabundle,required=false \
+    if [ -s /run/secrets/cabundle ]; then export PIP_CERT=/run/secrets/cabundle; fi; \
+    pip install --no-cache-dir -r requirements.txt
+COPY . .
+# collectstatic needs settings that import cleanly; no secret is used at build time.
+RUN SECRET_KEY=build-only GOOGLE_CLIENT_ID=x GOOGLE_CLIENT_SECRET=x GATE_FORWARD_AUTH_KEY=x \
+    python manage.py collectstatic --noinput
+RUN useradd --system --uid 999 --home /app portal && mkdir -p /app/var && chown portal /app/var
+USER portal
+EXPOSE 8000
+CMD ["gunicorn", "portal.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", \
+     "--worker-class", "gthread", "--access-logfile", "-", "--forwarded-allow-ips", "*"]
