@@ -47,12 +47,14 @@ def run(n: int = 5000) -> list[dict[str, Any]]:
     from django.conf import settings
 
     from portal import gate
-    from portal.models import User
+    from portal.models import Host, User
+    from workspaces.models import Workspace, service_hosts
 
-    user = User.objects.filter(is_active=True).first()
-    if user is None:
-        user = User.objects.create(username="benchgate", email="benchgate@bench.example", status="active")
-    host = next(iter(gate.member_hosts(user.username)))
+    user, _ = User.objects.get_or_create(username="benchgate", defaults={"email": "benchgate@bench.example"})
+    workspace, _ = Workspace.objects.get_or_create(
+        owner=user, name="", defaults={"host": Host.local(), "ssh_port": 2999, "slug": "benchgate"}
+    )
+    host = next(iter(service_hosts(workspace.slug, settings.PORTAL_DOMAIN)))
     cookie = gate.signing.dumps({"u": user.pk, "h": host, "v": user.session_version}, salt=gate.COOKIE_SALT)
     headers = {"HTTP_X_FORWARDED_HOST": host, "HTTP_COOKIE": f"{gate.cookie_name()}={cookie}"}
     key = f"k={settings.GATE_FORWARD_AUTH_KEY}"

@@ -396,9 +396,15 @@ def wait_healthy(
     api = _client(docker_url).api
     with _errors(f"watching {name}"):
         # Subscribed before the first inspect, so no change between the two can be missed;
-        # "until" makes the engine end the stream at the deadline.
+        # "until" makes the engine end the stream at the deadline; "since" = now, because
+        # with "until" alone the engine first replays its buffer of past events (an old "die"
+        # of this container would read as a failed start).
+        now = time.time()
         events = api.events(
-            until=math.ceil(time.time() + timeout), filters={"container": name, "event": _WAKE_EVENTS}, decode=True
+            since=f"{now:.6f}",
+            until=math.ceil(now + timeout),
+            filters={"container": name, "event": _WAKE_EVENTS},
+            decode=True,
         )
     try:
         state = inspect(name, docker_url=docker_url)

@@ -39,19 +39,6 @@ AUTH_PATH = "/_auth/traefik"
 CALLBACK_PATH = "/_portal/gate/callback"
 
 
-def _host_label(text: str) -> str:
-    # DNS labels can't hold "_": it becomes "-". Usernames that would then collide
-    # ("a_b" and "a-b") are refused at invitation (see member_hosts_conflict).
-    return text.replace("_", "-")
-
-
-def member_hosts(username: str, name: str = "") -> dict[str, str]:
-    """The host names of one workspace's services: {host: "code" | "jupyter"}."""
-    base = _host_label(username if not name else f"{username}-{name}")
-    domain = settings.PORTAL_DOMAIN
-    return {f"{base}-code.{domain}": "code", f"jupyter-{base}.{domain}": "jupyter"}
-
-
 @dataclass(frozen=True)
 class Member:
     id: int
@@ -73,28 +60,20 @@ _index: Index | None = None
 
 
 def _build_index() -> Index:
+    """Two queries: every member's gate-relevant fields, and every workspace's web hosts."""
     from portal.models import User
+    from workspaces.models import Workspace, service_hosts
 
-    members: dict[int, Member] = {}
-    hosts: dict[str, int] = {}
-    for row in User.objects.values_list("id", "username", "session_version", "is_active", "is_staff"):
-        member = Member(*row)
-        members[member.id] = member
-        for host in member_hosts(member.username):
-            hosts[host] = member.id
-    for owner_id, username, name in _named_workspaces():
-        for host in member_hosts(username, name):
-            hosts[host] = owner_id
+    members = {
+        row[0]: Member(*row)
+        for row in User.objects.values_list("id", "username", "session_version", "is_active", "is_staff")
+    }
+    hosts = {
+        host: owner_id
+        for owner_id, slug in Workspace.objects.values_list("owner_id", "slug")
+        for host in service_hosts(slug, settings.PORTAL_DOMAIN)
+    }
     return Index(hosts, members, time.monotonic())
-
-
-def _named_workspaces() -> list[tuple[int, str, str]]:
-    from django.apps import apps
-
-    if not apps.is_installed("workspaces") or "workspace" not in apps.all_models["workspaces"]:
-        return []
-    model = apps.get_model("workspaces", "Workspace")
-    return list(model.objects.exclude(name="").values_list("owner_id", "owner__username", "name"))
 
 
 def index() -> Index:

@@ -12,8 +12,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from portal.models import AccessRequest, AuditEvent, Host, Operation, User
-from workspaces.models import Workspace
 from tests.factories import SSHKeyFactory, UserFactory
+from workspaces.models import Workspace
 
 # Third-party URL trees with their own permission model, checked by their own tests.
 SKIPPED_PREFIXES = ("accounts/", "django-admin/")
@@ -144,7 +144,7 @@ def world(db: None) -> World:
         "key": SSHKeyFactory(user=alice),
         "op": Operation.objects.create(kind="test", owner=alice, actor=alice, target_label="alice"),
         "request": AccessRequest.objects.create(email="erin@corp.example", name="Erin"),
-        "workspace": Workspace.objects.create(owner=alice, host=Host.local(), ssh_port=2299),
+        "workspace": Workspace.objects.create(owner=alice, host=Host.local(), ssh_port=2299, slug="alice"),
     }
     return World(alice, bob, admin, objects)
 

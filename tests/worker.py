@@ -115,6 +115,31 @@ def celery_worker_env() -> dict[str, str]:
     return {}
 
 
+def start_worker(*, nodename: str, log_path: Path, extra_env: dict[str, str] | None = None) -> WorkerProcess:
+    """Start a ``celery worker`` (solo pool: the main process runs the tasks, so its pid is the
+    one to kill) on QUEUES and wait until it answers a ping. Tests that need a second worker,
+    or a new one after killing the first, call this; ``stop_worker`` ends it."""
+    celery = str(Path(sys.executable).with_name("celery"))
+    argv = [celery, "-A", "portal", "worker", "-Q", ",".join(QUEUES), "-n", nodename, "--pool", "solo"]
+    argv += ["--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            argv, cwd=ROOT, env=_worker_env(extra_env or {}), stdout=log_file, stderr=subprocess.STDOUT
+        )
+    worker = WorkerProcess(process=process, log_path=log_path, nodename=nodename)
+    try:
+        _wait_until_ready(worker)
+    except BaseException:
+        _stop(process)
+        raise
+    return worker
+
+
+def stop_worker(worker: WorkerProcess) -> None:
+    """Warm shutdown (the running task finishes); a worker already dead is left as it is."""
+    _stop(worker.process)
+
+
 @pytest.fixture(scope="module")
 def celery_worker_process(
     django_db_setup: None,
@@ -125,16 +150,30 @@ def celery_worker_process(
     _purge_queues()
     nodename = f"pytest-{os.getpid()}@{socket.gethostname()}"
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
-    celery = str(Path(sys.executable).with_name("celery"))
-    argv = [celery, "-A", "portal", "worker", "-Q", ",".join(QUEUES), "-n", nodename, "--pool", "solo"]
-    argv += ["--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            argv, cwd=ROOT, env=_worker_env(celery_worker_env), stdout=log_file, stderr=subprocess.STDOUT
-        )
-    worker = WorkerProcess(process=process, log_path=log_path, nodename=nodename)
+    worker = start_worker(nodename=nodename, log_path=log_path, extra_env=celery_worker_env)
     try:
-        _wait_until_ready(worker)
         yield worker
     finally:
-        _stop(process)
+        stop_worker(worker)
+
+
+@pytest.fixture
+def celery_worker_factory(
+    django_db_setup: None, celery_worker_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[[], WorkerProcess]]:
+    """Start as many workers as a test needs (a spare, or a new one after killing one), each
+    with ``celery_worker_env``; all are stopped after the test, the queues purged before."""
+    _purge_queues()
+    started: list[WorkerProcess] = []
+
+    def start() -> WorkerProcess:
+        number = len(started) + 1
+        nodename = f"pytest-{os.getpid()}-{number}@{socket.gethostname()}"
+        log_path = tmp_path / f"worker-{number}.log"
+        worker = start_worker(nodename=nodename, log_path=log_path, extra_env=celery_worker_env)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        stop_worker(worker)

@@ -11,8 +11,9 @@ from django.core.cache import cache
 from django.test import Client
 
 from portal import gate
-from portal.models import AuditEvent, User
+from portal.models import AuditEvent, Host, User
 from portal.services import member_suspend
+from workspaces.models import Workspace, service_hosts
 
 KEY = "gate-test-key"
 ALICE_CODE = "alice-code.corp.example"
@@ -25,6 +26,12 @@ def _fresh_index() -> Iterator[None]:
     gate.index_reset()
     yield
     gate.index_reset()
+
+
+@pytest.fixture(autouse=True)
+def alice_workspace(alice: User) -> Workspace:
+    """Hosts exist for workspaces: alice has one; bob and the admin do not need any."""
+    return Workspace.objects.create(owner=alice, host=Host.local(), ssh_port=2290, slug="alice")
 
 
 def ask(client: Client, host: str, *, cookie: str = "", navigate: bool = False, origin: str = "", key: str = KEY):
@@ -194,9 +201,14 @@ def test_usernames_that_would_share_a_host_are_refused(alice: User) -> None:
         clash.full_clean()
 
 
-def test_hosts_of_named_workspaces_and_underscores_are_dns_labels(settings) -> None:
-    assert gate.member_hosts("j_doe") == {"j-doe-code.corp.example": "code", "jupyter-j-doe.corp.example": "jupyter"}
-    assert set(gate.member_hosts("alice", "gpu")) == {"alice-gpu-code.corp.example", "jupyter-alice-gpu.corp.example"}
+def test_named_workspaces_get_hosts_of_their_own(alice: User) -> None:
+    Workspace.objects.create(owner=alice, name="gpu", host=Host.local(), ssh_port=2291, slug="alice-gpu")
+    assert gate.index().hosts["alice-gpu-code.corp.example"] == alice.pk
+    assert gate.index().hosts["jupyter-alice-gpu.corp.example"] == alice.pk
+
+
+def test_a_member_without_a_workspace_has_no_host(bob: User) -> None:
+    assert not set(service_hosts("bob", "corp.example")) & set(gate.index().hosts)
 
 
 def test_the_portal_url_in_redirects_is_absolute(alice: User) -> None:

@@ -1,0 +1,146 @@
+"""What running workspaces are doing: CPU and memory figures for the pages (so views never
+call Docker), and the idle policy.
+
+Activity, as the idle policy counts it: an established TCP connection to the workspace's
+sshd (SSH, X2Go, VS Code Remote), Jupyter, code-server or xrdp (Guacamole's desktop), from
+anywhere but the container itself (its own health check connects over loopback). It is read
+from /proc/net/tcp{,6} inside the container, so the image needs no extra tool. GPU use will
+count too once the booking calendar tracks GPU utilisation (gpus app); until then a job
+running without any open session counts as idle.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from hostops import docker
+from hostops.errors import HostOpsError
+from portal.models import Host, Notification
+from workspaces.admission import WorkspaceError
+from workspaces.models import Workspace
+from workspaces.services import workspace_stop
+
+logger = logging.getLogger(__name__)
+
+ACTIVITY_PORTS = frozenset({22, 8888, 8080, 3389})  # sshd, Jupyter, code-server, xrdp
+IDLE_GRACE = timedelta(hours=1)  # between the warning and the stop
+_ESTABLISHED = "01"
+_LOOPBACK = ("0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F")
+
+
+def collect_stats(host: Host) -> int:
+    """Store CPU and memory use of the host's running workspaces; returns how many. Each
+    sample takes the engine about a second, so they are taken in parallel."""
+    running = list(Workspace.objects.filter(host=host, state=Workspace.State.RUNNING).select_related("owner"))
+    if not running:
+        return 0
+    with ThreadPoolExecutor(max_workers=min(16, len(running))) as pool:
+        samples = list(pool.map(lambda ws: _sample(ws, host.docker_url), running))
+    now = timezone.now()
+    updated = []
+    for workspace, sample in zip(running, samples, strict=True):
+        if sample is not None:
+            workspace.cpu_percent, workspace.mem_usage, workspace.stats_at = sample[0], sample[1], now
+            updated.append(workspace)
+    Workspace.objects.bulk_update(updated, ["cpu_percent", "mem_usage", "stats_at"])
+    return len(updated)
+
+
+def _sample(workspace: Workspace, docker_url: str) -> tuple[float, int] | None:
+    try:
+        cpu, memory, _limit = docker.stats(workspace.container_name, docker_url=docker_url)
+    except HostOpsError as exc:
+        logger.info("no stats for %s: %s", workspace, exc)
+        return None
+    return cpu, memory
+
+
+def has_sessions(proc_net_tcp: str) -> bool:
+    """Whether /proc/net/tcp(6) text shows an established connection from outside to one of
+    ACTIVITY_PORTS."""
+    for line in proc_net_tcp.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[3] != _ESTABLISHED or ":" not in fields[1]:
+            continue
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        remote_address = fields[2].rsplit(":", 1)[0]
+        if local_port in ACTIVITY_PORTS and remote_address not in _LOOPBACK:
+            return True
+    return False
+
+
+def workspace_in_use(workspace: Workspace) -> bool | None:
+    """True/False from the container's connection table; None when it can't be read."""
+    try:
+        code, output = docker.exec_run(
+            workspace.container_name,
+            ["cat", "/proc/net/tcp", "/proc/net/tcp6"],
+            docker_url=workspace.host.docker_url,
+            timeout=10,
+        )
+    except HostOpsError as exc:
+        logger.info("activity of %s unknown: %s", workspace, exc)
+        return None
+    return has_sessions(output) if code == 0 else None
+
+
+def idle_check_host(host: Host, *, now: datetime | None = None) -> list[str]:
+    """Apply the idle policy to the host's running workspaces; returns what it did."""
+    if not settings.WORKSPACE_IDLE_HOURS:
+        return []
+    now = now or timezone.now()
+    done = []
+    running = Workspace.objects.filter(
+        host=host, state=Workspace.State.RUNNING, desired_state=Workspace.Desired.RUNNING
+    ).select_related("owner", "host")
+    for workspace in running:
+        in_use = workspace_in_use(workspace)
+        if in_use:
+            Workspace.objects.filter(pk=workspace.pk).update(last_activity_at=now, idle_warned_at=None)
+        elif in_use is False:
+            done += idle_step(workspace, now=now)
+    return done
+
+
+def idle_step(workspace: Workspace, *, now: datetime) -> list[str]:
+    """Warn a workspace idle for WORKSPACE_IDLE_HOURS; stop it IDLE_GRACE after the warning."""
+    last = workspace.last_activity_at or workspace.started_at or workspace.created
+    if now - last < timedelta(hours=settings.WORKSPACE_IDLE_HOURS):
+        return []
+    if workspace.idle_warned_at is None:
+        idle_warn(workspace, now=now)
+        return [f"warned {workspace}"]
+    if now - workspace.idle_warned_at < IDLE_GRACE:
+        return []
+    try:
+        workspace_stop(workspace=workspace, actor=None, reason=f"idle for {settings.WORKSPACE_IDLE_HOURS} h")
+    except WorkspaceError:
+        return []  # busy: the next pass decides again
+    return [f"stopped {workspace}"]
+
+
+@transaction.atomic
+def idle_warn(workspace: Workspace, *, now: datetime) -> None:
+    """Tell the member (in the portal and on Slack) that the workspace stops soon."""
+    from portal.tasks import slack_post_task
+
+    stop_at = timezone.localtime(now + IDLE_GRACE).strftime("%H:%M")
+    hours = settings.WORKSPACE_IDLE_HOURS
+    title = f"Your workspace {workspace} stops at {stop_at}"
+    body = (
+        f"Nobody has used it over SSH, the desktop, Jupyter or code-server for {hours} hours, and its memory "
+        "is reserved for you alone. Click “Keep running” on the dashboard if you still need it."
+    )
+    Workspace.objects.filter(pk=workspace.pk).update(idle_warned_at=now)
+    Notification.objects.create(
+        user=workspace.owner, level=Notification.Level.WARNING, title=title, body=body, url=reverse("dashboard")
+    )
+    text = f"{workspace.owner.username}: {title}. {body}"
+    transaction.on_commit(lambda: slack_post_task.delay(text))

@@ -1,0 +1,94 @@
+"""Celery tasks of workspaces. Thin: one task per operation kind (taking the Operation's id,
+run on the workspace host's queue) and the periodic housekeeping, which beat starts on the
+default queue and which fans out one task per host onto that host's queue, so every Docker
+call runs on the worker next to its engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task, shared_task
+from django.conf import settings
+from django.core.cache import cache
+
+from hostops.errors import HostOpsTransient
+from portal.models import Host
+from portal.operations import operation_retrying
+from workspaces import activity, lifecycle, reconcile
+
+MAX_RETRIES = 5
+IDLE_CHECK_EVERY = 300  # seconds between two idle checks of a host
+
+
+def _run(task: Task, kind: str, operation_id: int, **kwargs: Any) -> None:
+    """Run the operation; retry only transient host errors, with exponential backoff."""
+    try:
+        lifecycle.workspace_execute(kind, operation_id, **kwargs)
+    except HostOpsTransient as exc:
+        if task.request.retries >= MAX_RETRIES:
+            lifecycle.workspace_give_up(operation_id, exc)
+            return
+        countdown = min(300, 5 * 2**task.request.retries)
+        operation_retrying(operation_id, error=str(exc), countdown=countdown)
+        raise task.retry(exc=exc, countdown=countdown) from exc
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
+def workspace_create_task(self: Task, operation_id: int) -> None:
+    _run(self, "create", operation_id)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
+def workspace_start_task(self: Task, operation_id: int) -> None:
+    _run(self, "start", operation_id)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
+def workspace_stop_task(self: Task, operation_id: int) -> None:
+    _run(self, "stop", operation_id)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
+def workspace_restart_task(self: Task, operation_id: int) -> None:
+    _run(self, "restart", operation_id)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
+def workspace_rebuild_task(self: Task, operation_id: int) -> None:
+    _run(self, "rebuild", operation_id)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
+def workspace_remove_task(self: Task, operation_id: int, delete_data: bool = False) -> None:
+    _run(self, "remove", operation_id, delete_data=delete_data)
+
+
+LIFECYCLE_TASKS: dict[str, Task] = {
+    "create": workspace_create_task,
+    "start": workspace_start_task,
+    "stop": workspace_stop_task,
+    "restart": workspace_restart_task,
+    "rebuild": workspace_rebuild_task,
+    "remove": workspace_remove_task,
+}
+
+
+@shared_task(ignore_result=True)
+def workspace_housekeeping_task() -> None:
+    """Every minute (CELERY_BEAT_SCHEDULE): one housekeeping task per host, on its queue."""
+    for host_id, queue in Host.objects.values_list("pk", "queue"):
+        workspace_host_task.apply_async(args=[host_id], queue=queue)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def workspace_host_task(host_id: int) -> None:
+    """Reconcile the host, refresh CPU/memory figures, and apply the idle policy every
+    IDLE_CHECK_EVERY seconds. Nothing else runs while the engine doesn't answer."""
+    host = Host.objects.filter(pk=host_id).first()
+    if host is None:
+        return
+    if not reconcile.reconcile_host(host).reachable:
+        return
+    activity.collect_stats(host)
+    if settings.WORKSPACE_IDLE_HOURS and cache.add(f"workspaces:idle-check:{host_id}", 1, IDLE_CHECK_EVERY):
+        activity.idle_check_host(host)

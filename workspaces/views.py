@@ -1,0 +1,146 @@
+"""Workspace pages and actions. Views authorize through get_workspace_for_user, call one
+service and render; they never talk to Docker (CPU and memory figures come from the rows the
+stats task writes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from portal.access import AuthedRequest, staff_required
+from portal.models import Operation
+from workspaces import services
+from workspaces.access import get_workspace_for_user
+from workspaces.admission import WorkspaceError, hosts_with_promised_memory
+from workspaces.forms import WorkspaceCreateForm, WorkspaceRemoveForm
+from workspaces.models import OrphanContainer, Workspace
+
+ACTIONS: dict[str, Callable[..., Operation]] = {
+    "start": services.workspace_start,
+    "stop": services.workspace_stop,
+    "restart": services.workspace_restart,
+    "rebuild": services.workspace_rebuild,
+}
+
+
+def _card(request: AuthedRequest, workspace: Workspace, *, error: str = "") -> HttpResponse:
+    """The workspace's card, fresh from the database (htmx swaps it in place)."""
+    (fresh,) = Workspace.objects.filter(pk=workspace.pk).for_cards() or [workspace]
+    return render(request, "workspaces/_workspace_card.html", {"ws": fresh, "error": error})
+
+
+def _done(request: AuthedRequest, workspace: Workspace | None, error: str = "") -> HttpResponse:
+    """htmx gets the card (which polls while the job runs); a plain form post goes back."""
+    if request.htmx and workspace is not None:
+        return _card(request, workspace, error=error)
+    if error:
+        messages.error(request, error)
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return redirect(back)
+    return redirect("dashboard")
+
+
+@require_GET
+def workspace_card(request: AuthedRequest, pk: int) -> HttpResponse:
+    return _card(request, get_workspace_for_user(request, pk))
+
+
+@require_POST
+def workspace_create(request: AuthedRequest) -> HttpResponse:
+    """The member's own default or extra workspace, created and started. htmx posts get the
+    form back with the message next to the name; plain posts go back to the dashboard."""
+    form = WorkspaceCreateForm(request.POST)
+    if form.is_valid():
+        try:
+            services.workspace_create(
+                owner=request.user, actor=request.user, name=form.cleaned_data["name"], request=request
+            )
+        except WorkspaceError as exc:
+            form.add_error("name" if form.cleaned_data["name"] else None, str(exc))
+    if form.is_valid():
+        return HttpResponseClientRedirect(reverse("dashboard")) if request.htmx else redirect("dashboard")
+    if request.htmx:
+        return render(request, "workspaces/_workspace_create_form.html", {"form": form})
+    for error in form.errors.get("name", []) + form.non_field_errors():
+        messages.error(request, str(error))
+    return redirect("dashboard")
+
+
+@require_POST
+def workspace_act(request: AuthedRequest, pk: int, action: str) -> HttpResponse:
+    """Start, stop, restart or rebuild."""
+    if action not in ACTIONS:
+        raise Http404
+    workspace = get_workspace_for_user(request, pk, write=True)
+    try:
+        ACTIONS[action](workspace=workspace, actor=request.user, request=request)
+    except WorkspaceError as exc:
+        return _done(request, workspace, str(exc))
+    return _done(request, workspace)
+
+
+@require_POST
+def workspace_keep_running(request: AuthedRequest, pk: int) -> HttpResponse:
+    workspace = get_workspace_for_user(request, pk, write=True)
+    services.workspace_keep_running(workspace=workspace, actor=request.user, request=request)
+    return _done(request, workspace)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def workspace_remove(request: AuthedRequest, pk: int) -> HttpResponse:
+    """Admins only: remove a workspace, confirmed by typing its name."""
+    workspace = get_workspace_for_user(request, pk, write=True)
+    form = WorkspaceRemoveForm(request.POST or None, workspace=workspace)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.workspace_remove(
+                workspace=workspace, actor=request.user, request=request, delete_data=form.cleaned_data["delete_data"]
+            )
+        except WorkspaceError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"{workspace} is being removed.")
+            return redirect("workspaces:admin-list")
+    return render(
+        request, "workspaces/workspace_remove.html", {"ws": workspace, "form": form}, status=400 if form.errors else 200
+    )
+
+
+@require_GET
+def workspace_connect(request: AuthedRequest, pk: int) -> HttpResponse:
+    """How to reach the workspace: SSH config, X2Go session file, web links."""
+    workspace = get_workspace_for_user(request, pk)
+    has_keys = workspace.owner.ssh_keys.exists()
+    return render(request, "workspaces/workspace_connect.html", {"ws": workspace, "has_keys": has_keys})
+
+
+@require_GET
+def workspace_x2go(request: AuthedRequest, pk: int) -> HttpResponse:
+    """An X2Go client session file (the ~/.x2goclient/sessions INI format) for KDE."""
+    workspace = get_workspace_for_user(request, pk)
+    body = render_to_string("workspaces/session.x2go", {"ws": workspace})
+    response = HttpResponse(body, content_type="application/x-x2go-session; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{workspace.slug}.x2go"'
+    return response
+
+
+@staff_required
+@require_GET
+def workspace_admin_list(request: AuthedRequest) -> HttpResponse:
+    """Every workspace on every host, the hosts, and containers nobody owns."""
+    context = {
+        "workspaces": Workspace.objects.all().for_cards(),
+        "hosts": hosts_with_promised_memory(),
+        "orphans": OrphanContainer.objects.select_related("host"),
+    }
+    return render(request, "workspaces/workspace_list.html", context)
