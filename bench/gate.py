@@ -15,9 +15,16 @@ from django.test import override_settings
 
 def _environ(path: str, query: str = "", headers: dict[str, str] | None = None) -> dict[str, Any]:
     env = {
-        "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query, "SERVER_NAME": "portal",
-        "SERVER_PORT": "8000", "HTTP_HOST": "portal", "wsgi.input": io.BytesIO(), "wsgi.url_scheme": "http",
-        "wsgi.errors": io.StringIO(), "REMOTE_ADDR": "172.30.0.2",
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "portal",
+        "SERVER_PORT": "8000",
+        "HTTP_HOST": "portal",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": io.StringIO(),
+        "REMOTE_ADDR": "172.30.0.2",
     }
     env.update(headers or {})
     return env
@@ -73,10 +80,25 @@ def run(n: int = 5000) -> list[dict[str, Any]]:
     gate_cpu = statistics.median(r[1] for r in results)
     gate_p99 = statistics.median(r[2] for r in results)
     return [
-        {"name": "gate throughput vs bare view", "value": round(bare_cpu / gate_cpu, 3), "unit": "x",
-         "baseline": f"bare view {bare_cpu * 1e6:.1f} us/req", "target": ">= 0.85"},
-        {"name": "gate CPU per decision", "value": round(gate_cpu * 1e6, 1), "unit": "us",
-         "baseline": f"bare view {bare_cpu * 1e6:.1f} us", "target": "<= 60"},
-        {"name": "gate p99 latency (in-process)", "value": round(gate_p99 * 1e3, 3), "unit": "ms",
-         "baseline": "", "target": "<= 5"},
+        {
+            "name": "gate throughput vs bare view",
+            "value": round(bare_cpu / gate_cpu, 3),
+            "unit": "x",
+            "baseline": f"bare view {bare_cpu * 1e6:.1f} us/req",
+            "target": ">= 0.85",
+        },
+        {
+            "name": "gate CPU per decision",
+            "value": round(gate_cpu * 1e6, 1),
+            "unit": "us",
+            "baseline": f"bare view {bare_cpu * 1e6:.1f} us",
+            "target": "<= 60",
+        },
+        {
+            "name": "gate p99 latency (in-process)",
+            "value": round(gate_p99 * 1e3, 3),
+            "unit": "ms",
+            "baseline": "",
+            "target": "<= 5",
+        },
     ]

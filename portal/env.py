@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from fractions import Fraction
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -70,25 +71,33 @@ def parse_size(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not a size; use a number with K, M, G, T or P, like 32G")
     number, unit = match.groups()
-    value = float(number) * _SIZE_UNITS[unit.upper()]
-    if value != int(value):
+    value = Fraction(number) * _SIZE_UNITS[unit.upper()]  # exact: floats lose bytes past 2**53
+    if value.denominator != 1:
         raise ValueError(f"{text!r} is not a whole number of bytes")
     return int(value)
 
 
-def format_size(num_bytes: int | None) -> str:
-    """Bytes -> the shortest exact human form ('32G', '1536M'); falls back to one decimal."""
+def format_size_exact(num_bytes: int | None) -> str:
+    """Bytes -> the shortest exact form ('32G', '1536M'), so a form shows back precisely the
+    value stored: re-saving an untouched form changes nothing."""
     if num_bytes is None:
         return ""
     for unit in ("P", "T", "G", "M", "K"):
         factor = _SIZE_UNITS[unit]
         if num_bytes >= factor and num_bytes % factor == 0:
             return f"{num_bytes // factor}{unit}"
+    return str(num_bytes)
+
+
+def format_size(num_bytes: int | None) -> str:
+    """Bytes -> a size for people to read: '32G', '23.5G', '512M' (at most one decimal)."""
+    if num_bytes is None:
+        return ""
     for unit in ("P", "T", "G", "M", "K"):
         factor = _SIZE_UNITS[unit]
         if num_bytes >= factor:
-            return f"{num_bytes / factor:.1f}{unit}"
-    return str(num_bytes)
+            return f"{num_bytes / factor:.1f}".rstrip("0").rstrip(".") + unit
+    return f"{num_bytes}B"
 
 
 def env_size(name: str, default: str) -> int:

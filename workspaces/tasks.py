@@ -29,7 +29,10 @@ def _run(task: Task, kind: str, operation_id: int, **kwargs: Any) -> None:
             lifecycle.workspace_give_up(operation_id, exc)
             return
         countdown = min(300, 5 * 2**task.request.retries)
-        operation_retrying(operation_id, error=str(exc), countdown=countdown)
+        # WorkspaceLocked: another worker holds the workspace, most often running this very
+        # operation (a duplicate delivery); that worker owns the row, so leave it alone.
+        if not isinstance(exc, lifecycle.WorkspaceLocked):
+            operation_retrying(operation_id, error=str(exc), countdown=countdown)
         raise task.retry(exc=exc, countdown=countdown) from exc
 
 

@@ -14,7 +14,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from portal.env import format_size, parse_size
+from portal.env import format_size, format_size_exact, parse_size
 from portal.identity import validate_linux_username
 from portal.models import AuditEvent, Host, Quota, User
 
@@ -79,7 +79,7 @@ class SizeField(forms.CharField):
     def prepare_value(self, value: Any) -> Any:
         if value is None:
             return ""
-        return format_size(value) if isinstance(value, int) else value
+        return format_size_exact(value) if isinstance(value, int) else value
 
     def to_python(self, value: Any) -> int | None:  # type: ignore[override]
         text = super().to_python(value)

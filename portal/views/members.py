@@ -23,6 +23,7 @@ from portal.access import AuthedRequest, get_member_for_admin, staff_required
 from portal.forms.members import CapabilitiesForm, InviteForm, MemberFilterForm, QuotaForm, SuspendForm
 from portal.identity import suggest_username
 from portal.models import AccessRequest, AuditEvent, Quota, User
+from workspaces.models import Workspace
 
 MEMBERS_PER_PAGE = 100
 REQUESTS_SHOWN = 50
@@ -42,9 +43,7 @@ def member_list(request: AuthedRequest) -> HttpResponse:
     filters = MemberFilterForm(request.GET or None)
     members = filters.apply(User.objects.select_related("quota").order_by("username"))
     page = Paginator(members, MEMBERS_PER_PAGE).get_page(request.GET.get("page"))
-    # {member id: workspace} once the workspaces app has its model; None makes the column
-    # say "workspaces not installed".
-    workspace_states: dict[int, Any] | None = None
+    workspace_states = _default_workspaces([member.pk for member in page])
     context = {
         "filters": filters,
         "page": page,
@@ -53,6 +52,12 @@ def member_list(request: AuthedRequest) -> HttpResponse:
         "access_requests": _pending_requests(),
     }
     return render(request, "portal/member_list.html", context)
+
+
+def _default_workspaces(member_ids: list[int]) -> dict[int, Workspace]:
+    """Each listed member's default workspace, in one query."""
+    rows = Workspace.objects.filter(owner_id__in=member_ids, name="")
+    return {workspace.owner_id: workspace for workspace in rows}
 
 
 def _pending_requests() -> list[tuple[AccessRequest, str]]:

@@ -98,7 +98,7 @@ def test_the_list_shows_identity_limits_and_capabilities(admin_client: Client, a
     assert f">{alice.uid}<" in body
     assert '32G <span class="muted">/</span> 100G' in body  # guarantee / limit from the team defaults
     assert '<span class="tag">docker</span>' in body
-    assert 'title="workspaces not installed"' in body
+    assert "<span class=\"muted\">none</span>" in body  # no workspace yet
     assert 'title="usage not measured yet"' in body
     assert "1T" in body  # storage soft limit
     assert '<span class="pill pill-admin">Admin</span>' in body  # ada, the admin
@@ -137,11 +137,11 @@ def test_the_list_costs_the_same_queries_for_ten_and_a_thousand_members(
     _bulk_members(10)
     # user, unread count, paginator count, members with their quota, access requests
     # (the session comes from the Redis cache)
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         small = admin_client.get(reverse("member-list"))
     _bulk_members(990, start=10)
     AccessRequest.objects.create(email="frank@corp.example")
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         large = admin_client.get(reverse("member-list"))
     assert len(small.context["rows"]) == 11
     assert len(large.context["rows"]) == 100
@@ -346,3 +346,12 @@ def test_an_admin_cannot_drop_their_own_admin_role(admin_client: Client, admin_u
     admin_user.refresh_from_db()
     assert (admin_user.is_staff, admin_user.can_sudo) == (True, False)
     assert not AuditEvent.objects.filter(action="member.capabilities").exists()
+
+
+def test_the_list_shows_each_members_workspace_state(admin_client: Client, alice: User) -> None:
+    from portal.models import Host
+    from workspaces.models import Workspace
+
+    Workspace.objects.create(owner=alice, host=Host.local(), ssh_port=2250, slug="alice", state="running")
+    body = admin_client.get(reverse("member-list")).content.decode()
+    assert '<span class="pill pill-running">Running</span>' in body

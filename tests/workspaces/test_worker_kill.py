@@ -1,0 +1,235 @@
+"""A worker killed with SIGKILL in the middle of a create, and a create delivered twice, with
+real Celery worker processes against the real dockerd.
+
+After the kill nothing acks the message, and Redis would hand it out again only after the
+broker's visibility timeout (an hour). The portal doesn't wait for that: the killed worker's
+database session, and with it the workspace's advisory lock, died with the process, so a
+"running" operation nobody holds is known dead (workspaces/locks.py). The reconciler, or the
+member's next click on Start, gives it up and starts the workspace again on a new worker. When
+the old message does come back, it finds its operation final and does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker as docker_sdk
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from hostops import docker
+from hostops.types import ContainerState
+from portal.celery import app as celery_app
+from portal.models import Host, Operation, User
+from tests.worker import WorkerProcess, wait_for
+from tests.workspaces.conftest import DOCKER_URL, SLIM_IMAGE
+from workspaces import reconcile, services, tasks
+from workspaces.locks import operation_abandoned
+from workspaces.models import Workspace
+
+pytestmark = [pytest.mark.docker, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+PORT_BASE = random.randrange(20000, 32000, 100)
+TASK_ID = re.compile(r"workspace_create_task\[([0-9a-f-]{36})\] received")
+CREATE_DONE = re.compile(r"workspace_create_task\[[0-9a-f-]{36}\] succeeded")
+
+
+@pytest.fixture(scope="module")
+def worker_paths(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ws-kill")
+
+
+@pytest.fixture(scope="module")
+def celery_worker_env(worker_paths: Path) -> dict[str, str]:
+    """Every worker of this module gets the workspace settings the test process uses."""
+    return {
+        "WORKSPACE_HOME_ROOT": str(worker_paths / "homes"),
+        "WORKSPACE_SCRATCH_ROOT": str(worker_paths / "scratch"),
+        "WORKSPACE_DATASETS_PATH": str(worker_paths / "datasets"),
+        "WORKSPACE_IMAGE": SLIM_IMAGE,
+        "WORKSPACE_SSH_PORT_BASE": str(PORT_BASE),
+        "WORKSPACE_SSH_PORT_MAX": str(PORT_BASE + 99),
+        "WORKSPACE_SHM_SIZE": "64M",
+        "WORKSPACE_PIDS_LIMIT": "512",
+        "WORKSPACE_START_TIMEOUT": "60",
+    }
+
+
+@pytest.fixture
+def same_settings(settings, celery_worker_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    settings.WORKSPACE_HOME_ROOT = celery_worker_env["WORKSPACE_HOME_ROOT"]
+    settings.WORKSPACE_SCRATCH_ROOT = celery_worker_env["WORKSPACE_SCRATCH_ROOT"]
+    settings.WORKSPACE_DATASETS_PATH = celery_worker_env["WORKSPACE_DATASETS_PATH"]
+    settings.WORKSPACE_IMAGE = SLIM_IMAGE
+    settings.WORKSPACE_SSH_PORT_BASE = PORT_BASE
+    settings.WORKSPACE_SSH_PORT_MAX = PORT_BASE + 99
+    settings.WORKSPACE_START_TIMEOUT = 60
+    return settings
+
+
+@pytest.fixture
+def local_host(db: None) -> Host:
+    """The host the workers serve (queue host.local); a transactional test flushed the
+    migration's row, so it is made again, as default_host() would."""
+    return services.default_host()
+
+
+@pytest.fixture
+def containers_of(
+    member: User, docker_client: docker_sdk.DockerClient, slim_image: str, local_host: Host, same_settings: object
+) -> Iterator[Callable[[], list[ContainerState]]]:
+    """Every container (any state) of the member on the engine, as the reconciler lists them;
+    they and the SSH host key volume are removed after the test."""
+
+    def listing() -> list[ContainerState]:
+        return docker.list_by_label(f"portal.owner={member.username}", docker_url=DOCKER_URL)
+
+    yield listing
+    for container in docker_client.containers.list(all=True, filters={"label": f"portal.owner={member.username}"}):
+        container.remove(force=True)
+    for volume in docker_client.volumes.list(filters={"name": f"ws-{member.username}-sshkeys"}):
+        volume.remove(force=True)
+
+
+def kill_mid_create(worker: WorkerProcess, op: Operation, containers: Callable[[], list[ContainerState]]) -> None:
+    """SIGKILL the worker (its main process runs the task: solo pool) once the create has
+    made the container, before the workspace is ready."""
+
+    def creating() -> bool:
+        op.refresh_from_db(fields=["state", "log"])
+        return op.state == Operation.State.RUNNING and bool(containers())
+
+    wait_for(creating, timeout=60, interval=0.05, what="the worker to create the container")
+    os.kill(worker.process.pid, signal.SIGKILL)
+    assert worker.process.wait(timeout=10) == -signal.SIGKILL
+    op.refresh_from_db()
+    assert op.state == Operation.State.RUNNING, f"the create finished before the kill:\n{op.log}"
+    assert Workspace.objects.get(pk=op.target_id).state == Workspace.State.CREATING
+
+
+def settled(workspace: Workspace) -> bool:
+    """No operation of the workspace is still queued, running or retrying."""
+    pending = Operation.objects.filter(target_type="workspace", target_id=str(workspace.pk))
+    return not pending.exclude(state__in=Operation.FINAL_STATES).exists()
+
+
+def assert_one_running_container(workspace: Workspace, containers: Callable[[], list[ContainerState]]) -> None:
+    workspace.refresh_from_db()
+    found = containers()
+    assert [c.name for c in found] == [workspace.container_name]
+    assert found[0].labels["portal.workspace"] == str(workspace.pk)
+    assert found[0].running
+    assert found[0].health == "healthy"
+    assert workspace.state == Workspace.State.RUNNING, workspace.state_reason
+    assert workspace.container_id == found[0].id
+    assert not Operation.objects.filter(state=Operation.State.RUNNING).exists()
+
+
+def redeliver_unacked() -> int:
+    """What Redis does once the visibility timeout has passed: every message a worker took
+    and never acked goes back to its queue. Returns how many were waiting."""
+    with celery_app.connection_for_write(transport_options={"visibility_timeout": 0}) as conn:
+        channel = conn.default_channel
+        waiting = channel.client.hlen(channel.unacked_key)
+        channel.qos.restore_visible(num=100, interval=1)
+    return int(waiting)
+
+
+def the_old_message_comes_back_and_does_nothing(
+    victim: WorkerProcess, rescuer: WorkerProcess, op: Operation, workspace: Workspace
+) -> None:
+    match = TASK_ID.search(victim.log())
+    assert match, victim.log()
+    container_id = Workspace.objects.get(pk=workspace.pk).container_id
+    assert redeliver_unacked() == 1
+    rescuer.wait_for_log(f"workspace_create_task[{match[1]}] succeeded")
+    op.refresh_from_db()
+    assert op.state == Operation.State.FAILED
+    assert Workspace.objects.get(pk=workspace.pk).container_id == container_id
+
+
+def test_after_a_worker_is_killed_mid_create_the_reconciler_leaves_one_running_container(
+    celery_worker_factory: Callable[[], WorkerProcess],
+    member: User,
+    local_host: Host,
+    containers_of: Callable[[], list[ContainerState]],
+) -> None:
+    victim = celery_worker_factory()
+    op = services.workspace_create(owner=member, actor=member)
+    workspace = Workspace.objects.with_related().get(pk=op.target_id)
+
+    kill_mid_create(victim, op, containers_of)
+    rescuer = celery_worker_factory()
+    wait_for(lambda: operation_abandoned(op, workspace.pk), timeout=10, what="the killed worker's lock to go")
+    report = reconcile.reconcile_host(local_host)
+
+    op.refresh_from_db()
+    assert op.state == Operation.State.FAILED
+    assert op.error == services.ABANDONED
+    # The container either became healthy on its own (observed as running) or was not ready
+    # yet (the reconciler starts the workspace again, on the new worker).
+    assert report.started == [str(workspace)] or report.changed == [f"{workspace}: creating -> running"]
+    wait_for(lambda: settled(workspace), timeout=60, what="the reconciler's start to finish")
+    assert_one_running_container(workspace, containers_of)
+    assert not Operation.objects.filter(state=Operation.State.FAILED).exclude(pk=op.pk).exists()
+    the_old_message_comes_back_and_does_nothing(victim, rescuer, op, workspace)
+    assert_one_running_container(workspace, containers_of)
+
+
+def test_after_a_worker_is_killed_mid_create_the_members_start_click_finishes_it(
+    celery_worker_factory: Callable[[], WorkerProcess],
+    member: User,
+    local_host: Host,
+    containers_of: Callable[[], list[ContainerState]],
+) -> None:
+    victim = celery_worker_factory()
+    op = services.workspace_create(owner=member, actor=member)
+    workspace = Workspace.objects.with_related().get(pk=op.target_id)
+
+    kill_mid_create(victim, op, containers_of)
+    rescuer = celery_worker_factory()
+    client = Client()
+    client.force_login(member)
+    wait_for(lambda: operation_abandoned(op, workspace.pk), timeout=10, what="the killed worker's lock to go")
+    response = client.post(reverse("workspaces:act", args=[workspace.pk, "start"]))
+
+    assert response.status_code == 302
+    op.refresh_from_db()
+    assert (op.state, op.error) == (Operation.State.FAILED, services.ABANDONED)
+    start = Operation.objects.get(kind="start")
+    wait_for(lambda: settled(workspace), timeout=60, what="the member's start to finish")
+    start.refresh_from_db()
+    assert start.state == Operation.State.SUCCEEDED, f"{start.log}\n{start.error}\n{rescuer.log()[-3000:]}"
+    assert_one_running_container(workspace, containers_of)
+    the_old_message_comes_back_and_does_nothing(victim, rescuer, op, workspace)
+    assert_one_running_container(workspace, containers_of)
+
+
+def test_a_create_delivered_twice_to_two_workers_leaves_one_container(
+    celery_worker_factory: Callable[[], WorkerProcess],
+    member: User,
+    local_host: Host,
+    containers_of: Callable[[], list[ContainerState]],
+) -> None:
+    workers = [celery_worker_factory(), celery_worker_factory()]
+    op = services.workspace_create(owner=member, actor=member)  # the first delivery, after commit
+    tasks.workspace_create_task.apply_async(args=[op.pk], queue=local_host.queue)  # and the same again
+
+    def both_done() -> bool:
+        return sum(len(CREATE_DONE.findall(worker.log())) for worker in workers) == 2
+
+    wait_for(both_done, timeout=60, what="both deliveries to be handled")
+    workspace = Workspace.objects.with_related().get(pk=op.target_id)
+    wait_for(lambda: settled(workspace), timeout=30, what="the create to finish")
+    op.refresh_from_db()
+    assert op.state == Operation.State.SUCCEEDED, f"{op.log}\n{op.error}"
+    assert op.attempts == 1  # claimed once: the other delivery did nothing
+    assert (op.error, op.message) == ("", "Running: SSH and Jupyter answer")  # nor wrote into the row
+    assert_one_running_container(workspace, containers_of)
+    assert Operation.objects.count() == 1
