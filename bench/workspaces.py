@@ -142,7 +142,9 @@ def start_benchmark() -> list[dict[str, Any]]:
             "name": "click -> workspace answering",
             "value": round(portal_median / raw_median, 3),
             "unit": "x",
-            "baseline": f"raw docker start {raw_median:.2f} s; portal {portal_median:.2f} s (max {max(portal_times):.2f})",
+            "baseline": (
+                f"raw docker start {raw_median:.2f} s; portal {portal_median:.2f} s (max {max(portal_times):.2f})"
+            ),
             "target": "<= 1.1",
         },
     ]
