@@ -147,7 +147,7 @@ def the_old_message_comes_back_and_does_nothing(
     match = TASK_ID.search(victim.log())
     assert match, victim.log()
     container_id = Workspace.objects.get(pk=workspace.pk).container_id
-    assert redeliver_unacked() == 1
+    assert redeliver_unacked() >= 1  # the killed worker's message (and any an aborted run left)
     rescuer.wait_for_log(f"workspace_create_task[{match[1]}] succeeded")
     op.refresh_from_db()
     assert op.state == Operation.State.FAILED
