@@ -186,8 +186,13 @@ def callback(request: HttpRequest) -> HttpResponse:
     response = HttpResponseRedirect(rd)
     value = signing.dumps({"u": data["u"], "h": host, "v": data["v"]}, salt=COOKIE_SALT)
     response.set_cookie(
-        cookie_name(), value, max_age=settings.GATE_COOKIE_MAX_AGE, path="/",
-        secure=settings.PORTAL_SECURE, httponly=True, samesite="Lax",
+        cookie_name(),
+        value,
+        max_age=settings.GATE_COOKIE_MAX_AGE,
+        path="/",
+        secure=settings.PORTAL_SECURE,
+        httponly=True,
+        samesite="Lax",
     )
     return response
 

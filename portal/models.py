@@ -164,9 +164,7 @@ class Host(models.Model):
         ONLINE = "online", "Online"
         UNREACHABLE = "unreachable", "Unreachable"
 
-    name = models.CharField(
-        max_length=63, unique=True, validators=[RegexValidator(r"^[a-z][a-z0-9-]{0,62}$")]
-    )
+    name = models.CharField(max_length=63, unique=True, validators=[RegexValidator(r"^[a-z][a-z0-9-]{0,62}$")])
     docker_url = models.CharField(max_length=255, default="unix:///var/run/docker.sock")
     queue = models.CharField(max_length=100, unique=True)
     cpu_count = models.PositiveIntegerField(null=True, blank=True)

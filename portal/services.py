@@ -76,7 +76,12 @@ def member_reactivate(*, user: User, actor: User, request: HttpRequest | None = 
 
 @transaction.atomic
 def member_set_capabilities(
-    *, user: User, actor: User, can_sudo: bool, can_docker: bool, is_staff: bool,
+    *,
+    user: User,
+    actor: User,
+    can_sudo: bool,
+    can_docker: bool,
+    is_staff: bool,
     request: HttpRequest | None = None,
 ) -> None:
     """Grant or revoke sudo / Docker inside the workspace and the admin role."""

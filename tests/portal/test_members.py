@@ -98,7 +98,7 @@ def test_the_list_shows_identity_limits_and_capabilities(admin_client: Client, a
     assert f">{alice.uid}<" in body
     assert '32G <span class="muted">/</span> 100G' in body  # guarantee / limit from the team defaults
     assert '<span class="tag">docker</span>' in body
-    assert "<span class=\"muted\">none</span>" in body  # no workspace yet
+    assert '<span class="muted">none</span>' in body  # no workspace yet
     assert 'title="usage not measured yet"' in body
     assert "1T" in body  # storage soft limit
     assert '<span class="pill pill-admin">Admin</span>' in body  # ada, the admin

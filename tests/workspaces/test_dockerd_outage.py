@@ -8,6 +8,7 @@ returns through its restart policy and the reconciler observes it running again.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -25,10 +26,12 @@ from workspaces.models import Workspace
 pytestmark = pytest.mark.docker
 
 PIDFILE = Path("/var/run/docker.pid")
+DOCKER = shutil.which("docker") or "/usr/bin/docker"
+DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
 
 
 def _engine_answers() -> bool:
-    return subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=30).returncode == 0
+    return subprocess.run([DOCKER, "info"], capture_output=True, check=False, timeout=30).returncode == 0
 
 
 def _wait(probe, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -56,7 +59,7 @@ def _stop_dockerd() -> None:
 def _start_dockerd() -> None:
     # The same start as scripts/test-setup.sh.
     with open("/var/log/dockerd.log", "ab") as log:
-        subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
+        subprocess.Popen([DOCKERD], stdout=log, stderr=log, start_new_session=True)
     _wait(_engine_answers, 60, "dockerd to answer again")
 
 
