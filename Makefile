@@ -22,6 +22,7 @@ run: $(BIN)/.runtime
 test: $(BIN)/.dev
 	scripts/test-setup.sh
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	DATABASE_URL=sqlite:///:memory: $(BIN)/python manage.py makemigrations --check --dry-run --settings=portal.settings_test >/dev/null
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -27,7 +27,14 @@ from portal.services import sshkey_add
 from portal.sshkeys import parse_public_key
 from tests.factories import UserFactory
 from tests.worker import WorkerProcess
-from tests.workspaces.conftest import DOCKER_URL, SLIM_IMAGE, SSH, small_quota
+from tests.workspaces.conftest import (
+    DOCKER_URL,
+    SLIM_IMAGE,
+    SSH,
+    small_quota,
+    use_worker_settings,
+    worker_workspace_env,
+)
 from workspaces.models import Workspace
 
 pytestmark = [
@@ -44,36 +51,14 @@ M = 1024**2
 
 
 @pytest.fixture(scope="module")
-def worker_paths(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ws-e2e")
-
-
-@pytest.fixture(scope="module")
-def celery_worker_env(worker_paths: Path) -> dict[str, str]:
-    """The worker process's workspace settings (the test process gets the same below)."""
-    return {
-        "WORKSPACE_HOME_ROOT": str(worker_paths / "homes"),
-        "WORKSPACE_SCRATCH_ROOT": str(worker_paths / "scratch"),
-        "WORKSPACE_DATASETS_PATH": str(worker_paths / "datasets"),
-        "WORKSPACE_IMAGE": SLIM_IMAGE,
-        "WORKSPACE_SSH_PORT_BASE": str(PORT_BASE),
-        "WORKSPACE_SSH_PORT_MAX": str(PORT_BASE + 99),
-        "WORKSPACE_SHM_SIZE": "64M",
-        "WORKSPACE_PIDS_LIMIT": "512",
-        "WORKSPACE_START_TIMEOUT": "60",
-    }
+def celery_worker_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Every worker of this module gets the workspace settings the test process uses."""
+    return worker_workspace_env(tmp_path_factory.mktemp("ws-e2e"), PORT_BASE)
 
 
 @pytest.fixture
 def same_settings(settings, celery_worker_env: dict[str, str]):  # type: ignore[no-untyped-def]
-    settings.WORKSPACE_HOME_ROOT = celery_worker_env["WORKSPACE_HOME_ROOT"]
-    settings.WORKSPACE_SCRATCH_ROOT = celery_worker_env["WORKSPACE_SCRATCH_ROOT"]
-    settings.WORKSPACE_DATASETS_PATH = celery_worker_env["WORKSPACE_DATASETS_PATH"]
-    settings.WORKSPACE_IMAGE = SLIM_IMAGE
-    settings.WORKSPACE_SSH_PORT_BASE = PORT_BASE
-    settings.WORKSPACE_SSH_PORT_MAX = PORT_BASE + 99
-    settings.WORKSPACE_START_TIMEOUT = 60
-    return settings
+    return use_worker_settings(settings, celery_worker_env)
 
 
 @pytest.fixture(scope="module")

@@ -139,3 +139,28 @@ def engine(
         owner = volume.name.removeprefix("ws-").removesuffix("-sshkeys").split("-")[0]
         if volume.name.startswith("ws-m") and volume.name.endswith("-sshkeys") and owner in usernames:
             volume.remove(force=True)
+
+
+def worker_workspace_env(root: Path, port_base: int) -> dict[str, str]:
+    """Workspace settings for a worker process, as environment variables (portal/settings.py
+    reads them): folders under ``root``, the slim image and a port range of its own."""
+    return {
+        "WORKSPACE_HOME_ROOT": str(root / "homes"),
+        "WORKSPACE_SCRATCH_ROOT": str(root / "scratch"),
+        "WORKSPACE_DATASETS_PATH": str(root / "datasets"),
+        "WORKSPACE_IMAGE": SLIM_IMAGE,
+        "WORKSPACE_SSH_PORT_BASE": str(port_base),
+        "WORKSPACE_SSH_PORT_MAX": str(port_base + 99),
+        "WORKSPACE_SHM_SIZE": "64M",
+        "WORKSPACE_PIDS_LIMIT": "512",
+        "WORKSPACE_START_TIMEOUT": "60",
+    }
+
+
+def use_worker_settings(settings, env: dict[str, str]):  # type: ignore[no-untyped-def]
+    """Give the test process the same workspace settings as its worker process."""
+    for name in ("WORKSPACE_HOME_ROOT", "WORKSPACE_SCRATCH_ROOT", "WORKSPACE_DATASETS_PATH", "WORKSPACE_IMAGE"):
+        setattr(settings, name, env[name])
+    for name in ("WORKSPACE_SSH_PORT_BASE", "WORKSPACE_SSH_PORT_MAX", "WORKSPACE_START_TIMEOUT"):
+        setattr(settings, name, int(env[name]))
+    return settings

@@ -5,7 +5,6 @@ page's database row ends running."""
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import docker as docker_sdk
 import pytest
@@ -15,7 +14,7 @@ from django.urls import reverse
 from portal.models import Host, Operation, User
 from tests.factories import UserFactory
 from tests.worker import WorkerProcess, wait_for
-from tests.workspaces.conftest import SLIM_IMAGE, small_quota
+from tests.workspaces.conftest import small_quota, use_worker_settings, worker_workspace_env
 from workspaces.models import Workspace
 
 pytestmark = [pytest.mark.docker, pytest.mark.worker]
@@ -24,34 +23,14 @@ PORT_BASE = random.randrange(20000, 32000, 100)
 
 
 @pytest.fixture(scope="module")
-def worker_paths(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ws-worker")
-
-
-@pytest.fixture(scope="module")
-def celery_worker_env(worker_paths: Path) -> dict[str, str]:
-    """The worker process gets the same workspace settings as the test (below)."""
-    return {
-        "WORKSPACE_HOME_ROOT": str(worker_paths / "homes"),
-        "WORKSPACE_SCRATCH_ROOT": str(worker_paths / "scratch"),
-        "WORKSPACE_DATASETS_PATH": str(worker_paths / "datasets"),
-        "WORKSPACE_IMAGE": SLIM_IMAGE,
-        "WORKSPACE_SSH_PORT_BASE": str(PORT_BASE),
-        "WORKSPACE_SSH_PORT_MAX": str(PORT_BASE + 99),
-        "WORKSPACE_SHM_SIZE": "64M",
-        "WORKSPACE_PIDS_LIMIT": "512",
-    }
+def celery_worker_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Every worker of this module gets the workspace settings the test process uses."""
+    return worker_workspace_env(tmp_path_factory.mktemp("ws-worker"), PORT_BASE)
 
 
 @pytest.fixture
-def same_settings(settings, worker_paths: Path, celery_worker_env: dict[str, str]):  # type: ignore[no-untyped-def]
-    settings.WORKSPACE_HOME_ROOT = celery_worker_env["WORKSPACE_HOME_ROOT"]
-    settings.WORKSPACE_SCRATCH_ROOT = celery_worker_env["WORKSPACE_SCRATCH_ROOT"]
-    settings.WORKSPACE_DATASETS_PATH = celery_worker_env["WORKSPACE_DATASETS_PATH"]
-    settings.WORKSPACE_IMAGE = SLIM_IMAGE
-    settings.WORKSPACE_SSH_PORT_BASE = PORT_BASE
-    settings.WORKSPACE_SSH_PORT_MAX = PORT_BASE + 99
-    return settings
+def same_settings(settings, celery_worker_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    return use_worker_settings(settings, celery_worker_env)
 
 
 @pytest.mark.django_db(transaction=True)

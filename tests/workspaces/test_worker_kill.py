@@ -16,7 +16,6 @@ import random
 import re
 import signal
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import docker as docker_sdk
 import pytest
@@ -28,7 +27,7 @@ from hostops.types import ContainerState
 from portal.celery import app as celery_app
 from portal.models import Host, Operation, User
 from tests.worker import WorkerProcess, wait_for
-from tests.workspaces.conftest import DOCKER_URL, SLIM_IMAGE
+from tests.workspaces.conftest import DOCKER_URL, use_worker_settings, worker_workspace_env
 from workspaces import reconcile, services, tasks
 from workspaces.locks import operation_abandoned
 from workspaces.models import Workspace
@@ -41,36 +40,14 @@ CREATE_DONE = re.compile(r"workspace_create_task\[[0-9a-f-]{36}\] succeeded")
 
 
 @pytest.fixture(scope="module")
-def worker_paths(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ws-kill")
-
-
-@pytest.fixture(scope="module")
-def celery_worker_env(worker_paths: Path) -> dict[str, str]:
+def celery_worker_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Every worker of this module gets the workspace settings the test process uses."""
-    return {
-        "WORKSPACE_HOME_ROOT": str(worker_paths / "homes"),
-        "WORKSPACE_SCRATCH_ROOT": str(worker_paths / "scratch"),
-        "WORKSPACE_DATASETS_PATH": str(worker_paths / "datasets"),
-        "WORKSPACE_IMAGE": SLIM_IMAGE,
-        "WORKSPACE_SSH_PORT_BASE": str(PORT_BASE),
-        "WORKSPACE_SSH_PORT_MAX": str(PORT_BASE + 99),
-        "WORKSPACE_SHM_SIZE": "64M",
-        "WORKSPACE_PIDS_LIMIT": "512",
-        "WORKSPACE_START_TIMEOUT": "60",
-    }
+    return worker_workspace_env(tmp_path_factory.mktemp("ws-kill"), PORT_BASE)
 
 
 @pytest.fixture
 def same_settings(settings, celery_worker_env: dict[str, str]):  # type: ignore[no-untyped-def]
-    settings.WORKSPACE_HOME_ROOT = celery_worker_env["WORKSPACE_HOME_ROOT"]
-    settings.WORKSPACE_SCRATCH_ROOT = celery_worker_env["WORKSPACE_SCRATCH_ROOT"]
-    settings.WORKSPACE_DATASETS_PATH = celery_worker_env["WORKSPACE_DATASETS_PATH"]
-    settings.WORKSPACE_IMAGE = SLIM_IMAGE
-    settings.WORKSPACE_SSH_PORT_BASE = PORT_BASE
-    settings.WORKSPACE_SSH_PORT_MAX = PORT_BASE + 99
-    settings.WORKSPACE_START_TIMEOUT = 60
-    return settings
+    return use_worker_settings(settings, celery_worker_env)
 
 
 @pytest.fixture
