@@ -31,7 +31,7 @@ def main() -> int:
         from bench import gate, workspaces
 
         rows += gate.run()
-        rows += workspaces.run()
+        rows += workspaces.benchmarks()
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0, keepdb=True)
     _print(rows)

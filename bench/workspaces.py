@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +19,8 @@ from typing import Any
 
 from django.test import Client, override_settings
 from django.urls import reverse
+
+from hostops.run import run
 
 SLIM_IMAGE = "portal/workspace-slim:test"
 BASE_IMAGE = "portal/debian-base:bookworm"
@@ -37,9 +38,7 @@ def _wait(probe: Callable[[], bool], timeout: float = 120, interval: float = 0.0
 
 
 def _health(name: str) -> str:
-    return subprocess.run(
-        ["docker", "inspect", "-f", "{{.State.Health.Status}}", name], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    return run(["docker", "inspect", "-f", "{{.State.Health.Status}}", name], timeout=30, check=False).stdout.strip()
 
 
 @contextmanager
@@ -99,13 +98,13 @@ def _click_to_running(client: Client, workspace: Any, op_count: int) -> float:
 
 def _raw_start(name: str) -> float:
     t0 = time.perf_counter()
-    subprocess.run(["docker", "start", name], check=True, capture_output=True)
+    run(["docker", "start", name], timeout=60)
     _wait(lambda: _health(name) == "healthy")
     return time.perf_counter() - t0
 
 
 def _stop(name: str) -> None:
-    subprocess.run(["docker", "stop", "-t", "2", name], check=True, capture_output=True)
+    run(["docker", "stop", "-t", "2", name], timeout=60)
 
 
 def start_benchmark() -> list[dict[str, Any]]:
@@ -118,7 +117,7 @@ def start_benchmark() -> list[dict[str, Any]]:
         worker = start_worker(nodename="bench@localhost", log_path=Path(logs) / "worker.log", extra_env=env)
         member = _member()
         Workspace.objects.filter(owner=member).delete()
-        subprocess.run(["docker", "rm", "-f", "ws-benchws"], capture_output=True, check=False)
+        run(["docker", "rm", "-f", "ws-benchws"], timeout=60, check=False)
         try:
             services.workspace_create(owner=member, actor=member, host=Host.local())
             workspace = Workspace.objects.get(owner=member)
@@ -135,7 +134,7 @@ def start_benchmark() -> list[dict[str, Any]]:
                 portal_times.append(_click_to_running(client, workspace, ops))
         finally:
             stop_worker(worker)
-            subprocess.run(["docker", "rm", "-f", "ws-benchws"], capture_output=True, check=False)
+            run(["docker", "rm", "-f", "ws-benchws"], timeout=60, check=False)
     portal_median, raw_median = statistics.median(portal_times), statistics.median(raw_times)
     return [
         {
@@ -208,7 +207,7 @@ def reconcile_benchmark(count: int = 100) -> list[dict[str, Any]]:
         per_pass = calls() / 3
     finally:
         for name in names:
-            subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+            run(["docker", "rm", "-f", name], timeout=60, check=False)
         Workspace.objects.filter(host=host).delete()
     return [
         {
@@ -237,5 +236,5 @@ def _count_api_calls() -> Callable[[], int]:
     return lambda: counter["n"]
 
 
-def run() -> list[dict[str, Any]]:
+def benchmarks() -> list[dict[str, Any]]:
     return start_benchmark() + reconcile_benchmark()

@@ -3,12 +3,13 @@ log, notifications and the generic Operation that every long job reports progres
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -304,3 +305,58 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue} @ {self.seen_at:%H:%M:%S}"
+
+
+IDLE_HOURS_MAX = 720  # 30 days; a longer limit is the same as none
+IDLE_GRACE_MINUTES_MIN = 5  # time enough to read the warning and click "Keep running"
+IDLE_GRACE_MINUTES_MAX = 1440
+
+
+def initial_idle_hours() -> int:
+    """WORKSPACE_IDLE_HOURS seeds the policy row (migrations name this function); from then on
+    admins set the value on the Policies page."""
+    return min(settings.WORKSPACE_IDLE_HOURS, IDLE_HOURS_MAX)
+
+
+class SitePolicy(models.Model):
+    """Team-wide policies admins set on the Policies page. A single row (pk 1): read it with
+    ``SitePolicy.current()``."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    idle_stop_hours = models.PositiveSmallIntegerField(
+        "stop idle workspaces after (hours)",
+        default=initial_idle_hours,
+        validators=[MaxValueValidator(IDLE_HOURS_MAX)],
+        help_text="0 = never stop idle workspaces.",
+    )
+    idle_grace_minutes = models.PositiveSmallIntegerField(
+        "warning ahead of the stop (minutes)",
+        default=60,
+        validators=[MinValueValidator(IDLE_GRACE_MINUTES_MIN), MaxValueValidator(IDLE_GRACE_MINUTES_MAX)],
+    )
+    updated = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        verbose_name = "site policy"
+        verbose_name_plural = "site policies"
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="sitepolicy_single_row")]
+
+    def __str__(self) -> str:
+        return "site policy"
+
+    @classmethod
+    def current(cls) -> SitePolicy:
+        """The policy row, created with the initial values from the settings if missing."""
+        policy, _ = cls.objects.get_or_create(pk=1)
+        return policy
+
+    @property
+    def idle_after(self) -> timedelta | None:
+        """How long without a session makes a running workspace idle; None when never."""
+        return timedelta(hours=self.idle_stop_hours) if self.idle_stop_hours else None
+
+    @property
+    def idle_grace(self) -> timedelta:
+        """Between the idle warning and the stop."""
+        return timedelta(minutes=self.idle_grace_minutes)

@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from portal.audit import audit_record
-from portal.models import AccessRequest, Notification, Quota, SSHKey, User
+from portal.models import AccessRequest, Notification, Quota, SitePolicy, SSHKey, User
 from portal.sshkeys import ParsedKey
 
 
@@ -101,12 +101,7 @@ def member_set_capabilities(
 @transaction.atomic
 def quota_update(*, quota: Quota, actor: User, values: dict[str, Any], request: HttpRequest | None = None) -> None:
     """Save new limits (already validated by QuotaForm); the audit row keeps old and new."""
-    changed = {}
-    for field, value in values.items():
-        old = getattr(quota, field)
-        if old != value:
-            changed[field] = [old, value]
-            setattr(quota, field, value)
+    changed = _apply_changes(quota, values)
     # A member created outside the portal may have no quota row yet: save even if unchanged.
     if not changed and quota.pk is not None:
         return
@@ -173,3 +168,30 @@ def access_request_dismiss(*, access: AccessRequest, actor: User, request: HttpR
 def notifications_mark_read(*, user: User) -> int:
     """Mark every unread notification of ``user`` read; returns how many."""
     return Notification.objects.filter(user=user, read_at=None).update(read_at=timezone.now())
+
+
+def _apply_changes(instance: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
+    """Set ``values`` on ``instance``; returns the fields that changed as {field: [old, new]}."""
+    changed = {}
+    for field, value in values.items():
+        old = getattr(instance, field)
+        if old != value:
+            changed[field] = [old, value]
+            setattr(instance, field, value)
+    return changed
+
+
+@transaction.atomic
+def site_policy_update(*, actor: User, values: dict[str, Any], request: HttpRequest | None = None) -> SitePolicy:
+    """Save team-wide policies (already validated by IdlePolicyForm); the audit row keeps old
+    and new. The row is locked so two admins saving at once can't lose each other's change."""
+    SitePolicy.current()  # make sure the row exists before locking it
+    policy = SitePolicy.objects.select_for_update().get(pk=1)
+    changed = _apply_changes(policy, values)
+    if not changed:
+        return policy
+    policy.updated_by = actor
+    policy.full_clean()
+    policy.save()
+    audit_record(action="policy.update", actor=actor, target=policy, request=request, changes=changed)
+    return policy

@@ -318,6 +318,8 @@ WORKSPACE_NETWORK = env_str("WORKSPACE_NETWORK", "") or None  # Docker network s
 WORKSPACE_PIDS_LIMIT = env_int("WORKSPACE_PIDS_LIMIT", 4096, minimum=64)
 WORKSPACE_SHM_SIZE = env_size("WORKSPACE_SHM_SIZE", "8G")
 WORKSPACE_START_TIMEOUT = env_int("WORKSPACE_START_TIMEOUT", 120, minimum=10)
-WORKSPACE_IDLE_HOURS = env_int("WORKSPACE_IDLE_HOURS", 0, minimum=0)  # 0 = never stop idle workspaces
+WORKSPACE_IDLE_HOURS = env_int("WORKSPACE_IDLE_HOURS", 0, minimum=0)  # initial value of the idle policy
+# A workspace using at least this much CPU (percent of one core) is busy, not idle.
+WORKSPACE_BUSY_CPU_PERCENT = env_int("WORKSPACE_BUSY_CPU_PERCENT", 10, minimum=1)
 TRAEFIK_AUTH_MIDDLEWARE = env_str("TRAEFIK_AUTH_MIDDLEWARE", "portal-auth@file")
 TRAEFIK_ENTRYPOINT = env_str("TRAEFIK_ENTRYPOINT", "websecure")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from portal.views import account, audit, auth, dashboard, gate, members, ops
+from portal.views import account, audit, auth, dashboard, gate, members, ops, policies
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -20,7 +20,7 @@ urlpatterns = [
     path("account/keys/<int:pk>/delete/", account.sshkey_delete, name="sshkey-delete"),
     path("notifications/", account.notification_list, name="notifications"),
     path("notifications/read/", account.notifications_mark_read, name="notifications-read"),
-    # --- admin pages (portal/views/members.py, portal/views/audit.py) ---
+    # --- admin pages (portal/views/members.py, portal/views/audit.py, portal/views/policies.py) ---
     path("members/", members.member_list, name="member-list"),
     path("members/invite/", members.member_invite, name="member-invite"),
     path("members/<int:pk>/", members.member_detail, name="member-detail"),
@@ -30,6 +30,7 @@ urlpatterns = [
     path("members/<int:pk>/reactivate/", members.member_reactivate, name="member-reactivate"),
     path("members/requests/<int:pk>/dismiss/", members.access_request_dismiss, name="access-request-dismiss"),
     path("audit/", audit.audit_list, name="audit-list"),
+    path("policies/", policies.site_policies, name="site-policies"),
     path("workspaces/", include("workspaces.urls")),
     path("django-admin/", admin.site.urls),
 ]

@@ -96,6 +96,7 @@ ACCESS: dict[str, Rule] = {
     "member-reactivate": Rule(**ADMIN_ONLY, target=_alice, method="post"),
     "access-request-dismiss": Rule(**ADMIN_ONLY, target=_request, method="post"),
     "audit-list": Rule(**ADMIN_ONLY),
+    "site-policies": Rule(**ADMIN_ONLY),
     "workspaces:admin-list": Rule(**ADMIN_ONLY),
     "workspaces:create": Rule(**ANY_MEMBER, method="post"),
     "workspaces:card": Rule(**OWN_OBJECT, target=_alice_ws),

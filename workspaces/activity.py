@@ -7,22 +7,26 @@ anywhere but the container itself (its own health check connects over loopback).
 from /proc/net/tcp{,6} inside the container, so the image needs no extra tool. GPU use will
 count too once the booking calendar tracks GPU utilisation (gpus app); until then a job
 running without any open session counts as idle.
+
+The policy itself (hours until the warning, minutes from the warning to the stop) is the
+SitePolicy row admins set on the Policies page, read once per check.
 """
 
 from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 
 from hostops import docker
 from hostops.errors import HostOpsError
-from portal.models import Host, Notification
+from portal.models import Host, Notification, SitePolicy
 from workspaces.admission import WorkspaceError
 from workspaces.models import Workspace
 from workspaces.services import workspace_stop
@@ -30,7 +34,6 @@ from workspaces.services import workspace_stop
 logger = logging.getLogger(__name__)
 
 ACTIVITY_PORTS = frozenset({22, 8888, 8080, 3389})  # sshd, Jupyter, code-server, xrdp
-IDLE_GRACE = timedelta(hours=1)  # between the warning and the stop
 _ESTABLISHED = "01"
 _LOOPBACK = ("0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F")
 
@@ -76,6 +79,13 @@ def has_sessions(proc_net_tcp: str) -> bool:
     return False
 
 
+def busy_computing(workspace: Workspace) -> bool:
+    """A job running with nobody connected (training overnight) is use, not idleness: the
+    last CPU sample (collect_stats, every minute) above WORKSPACE_BUSY_CPU_PERCENT counts.
+    GPU utilisation will count the same way once NVML samples are stored."""
+    return workspace.stats_fresh and (workspace.cpu_percent or 0.0) >= settings.WORKSPACE_BUSY_CPU_PERCENT
+
+
 def workspace_in_use(workspace: Workspace) -> bool | None:
     """True/False from the container's connection table; None when it can't be read."""
     try:
@@ -91,9 +101,10 @@ def workspace_in_use(workspace: Workspace) -> bool | None:
     return has_sessions(output) if code == 0 else None
 
 
-def idle_check_host(host: Host, *, now: datetime | None = None) -> list[str]:
+def idle_check_host(host: Host, *, now: datetime | None = None, policy: SitePolicy | None = None) -> list[str]:
     """Apply the idle policy to the host's running workspaces; returns what it did."""
-    if not settings.WORKSPACE_IDLE_HOURS:
+    policy = policy or SitePolicy.current()
+    if policy.idle_after is None:
         return []
     now = now or timezone.now()
     done = []
@@ -101,42 +112,43 @@ def idle_check_host(host: Host, *, now: datetime | None = None) -> list[str]:
         host=host, state=Workspace.State.RUNNING, desired_state=Workspace.Desired.RUNNING
     ).select_related("owner", "host")
     for workspace in running:
-        in_use = workspace_in_use(workspace)
+        in_use = busy_computing(workspace) or workspace_in_use(workspace)
         if in_use:
             Workspace.objects.filter(pk=workspace.pk).update(last_activity_at=now, idle_warned_at=None)
         elif in_use is False:
-            done += idle_step(workspace, now=now)
+            done += idle_step(workspace, now=now, policy=policy)
     return done
 
 
-def idle_step(workspace: Workspace, *, now: datetime) -> list[str]:
-    """Warn a workspace idle for WORKSPACE_IDLE_HOURS; stop it IDLE_GRACE after the warning."""
+def idle_step(workspace: Workspace, *, now: datetime, policy: SitePolicy | None = None) -> list[str]:
+    """Warn a workspace idle for the policy's hours; stop it the policy's grace after the warning."""
+    policy = policy or SitePolicy.current()
     last = workspace.last_activity_at or workspace.started_at or workspace.created
-    if now - last < timedelta(hours=settings.WORKSPACE_IDLE_HOURS):
+    if policy.idle_after is None or now - last < policy.idle_after:
         return []
     if workspace.idle_warned_at is None:
-        idle_warn(workspace, now=now)
+        idle_warn(workspace, now=now, policy=policy)
         return [f"warned {workspace}"]
-    if now - workspace.idle_warned_at < IDLE_GRACE:
+    if now - workspace.idle_warned_at < policy.idle_grace:
         return []
     try:
-        workspace_stop(workspace=workspace, actor=None, reason=f"idle for {settings.WORKSPACE_IDLE_HOURS} h")
+        workspace_stop(workspace=workspace, actor=None, reason=f"idle for {policy.idle_stop_hours} h")
     except WorkspaceError:
         return []  # busy: the next pass decides again
     return [f"stopped {workspace}"]
 
 
 @transaction.atomic
-def idle_warn(workspace: Workspace, *, now: datetime) -> None:
+def idle_warn(workspace: Workspace, *, now: datetime, policy: SitePolicy) -> None:
     """Tell the member (in the portal and on Slack) that the workspace stops soon."""
     from portal.tasks import slack_post_task
 
-    stop_at = timezone.localtime(now + IDLE_GRACE).strftime("%H:%M")
-    hours = settings.WORKSPACE_IDLE_HOURS
+    stop_at = timezone.localtime(now + policy.idle_grace).strftime("%H:%M")
+    hours = policy.idle_stop_hours
     title = f"Your workspace {workspace} stops at {stop_at}"
     body = (
-        f"Nobody has used it over SSH, the desktop, Jupyter or code-server for {hours} hours, and its memory "
-        "is reserved for you alone. Click “Keep running” on the dashboard if you still need it."
+        f"Nobody has used it over SSH, the desktop, Jupyter or code-server for {hours} hour{pluralize(hours)}, "
+        "and its memory is reserved for you alone. Click “Keep running” on the dashboard if you still need it."
     )
     Workspace.objects.filter(pk=workspace.pk).update(idle_warned_at=now)
     Notification.objects.create(

@@ -8,11 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task, shared_task
-from django.conf import settings
 from django.core.cache import cache
 
 from hostops.errors import HostOpsTransient
-from portal.models import Host
+from portal.models import Host, SitePolicy
 from portal.operations import operation_retrying
 from workspaces import activity, lifecycle, reconcile
 
@@ -93,5 +92,7 @@ def workspace_host_task(host_id: int) -> None:
     if not reconcile.reconcile_host(host).reachable:
         return
     activity.collect_stats(host)
-    if settings.WORKSPACE_IDLE_HOURS and cache.add(f"workspaces:idle-check:{host_id}", 1, IDLE_CHECK_EVERY):
-        activity.idle_check_host(host)
+    if cache.add(f"workspaces:idle-check:{host_id}", 1, IDLE_CHECK_EVERY):
+        policy = SitePolicy.current()  # once per check, so admins' changes apply at the next one
+        if policy.idle_after is not None:
+            activity.idle_check_host(host, policy=policy)

@@ -63,3 +63,19 @@ def test_screenshot_of_the_members_page(page: Page, sign_in_as: Callable[[User],
     for username in ("alice", "bob", "carol", "dave"):
         expect(page.locator("main")).to_contain_text(username)
     _shoot(page, "members.png")
+
+
+def test_screenshot_of_the_policies_page(page: Page, sign_in_as: Callable[[User], None], team: User) -> None:
+    sign_in_as(team)
+    page.goto(reverse("site-policies"))
+    hours = page.get_by_label("Warn after this many idle hours")
+    hours.fill("-1")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#id_idle_stop_hours_error")).to_contain_text("can't be negative")
+    expect(hours).to_have_attribute("aria-invalid", "true")
+    _shoot(page, "policies-error.png")
+    hours.fill("8")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved the idle policy.")
+    expect(page.get_by_role("heading", name="Idle workspaces")).to_be_visible()
+    _shoot(page, "policies.png")

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portal.models import Host, Notification, Operation, User
+from portal.models import Host, Notification, Operation, SitePolicy, User
 from tests.workspaces.conftest import make_workspace
-from workspaces.activity import IDLE_GRACE, has_sessions, idle_check_host, idle_step
+from workspaces.activity import busy_computing, has_sessions, idle_check_host, idle_step
 from workspaces.models import Workspace
 
 HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
@@ -39,19 +39,32 @@ def test_only_established_outside_connections_to_service_ports_count(table: str,
     assert has_sessions(table) is in_use
 
 
-@pytest.fixture
-def idle_ws(member: User, host: Host, ws_settings) -> Workspace:  # type: ignore[no-untyped-def]
-    ws_settings.WORKSPACE_IDLE_HOURS = 8
-    started = timezone.now() - timedelta(hours=10)
+def set_idle_policy(hours: int, grace_minutes: int = 60) -> SitePolicy:
+    """The idle policy as an admin sets it on the Policies page."""
+    policy, _ = SitePolicy.objects.update_or_create(
+        pk=1, defaults={"idle_stop_hours": hours, "idle_grace_minutes": grace_minutes}
+    )
+    return policy
+
+
+def running_workspace(member: User, host: Host, *, idle_for: timedelta, port: int = 2800) -> Workspace:
+    """A running workspace (no container) whose last session ended ``idle_for`` ago."""
+    started = timezone.now() - idle_for
     return make_workspace(
         member,
         host,
-        port=2800,
+        port=port,
         state=Workspace.State.RUNNING,
         desired_state=Workspace.Desired.RUNNING,
         started_at=started,
         last_activity_at=started,
     )
+
+
+@pytest.fixture
+def idle_ws(member: User, host: Host, ws_settings) -> Workspace:  # type: ignore[no-untyped-def]
+    set_idle_policy(8)
+    return running_workspace(member, host, idle_for=timedelta(hours=10))
 
 
 def test_a_workspace_idle_past_the_limit_is_warned_first(
@@ -73,7 +86,7 @@ def test_a_workspace_idle_past_the_limit_is_warned_first(
 
 
 def test_it_stops_the_workspace_after_the_grace_period(idle_ws: Workspace, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
-    warned = timezone.now() - IDLE_GRACE - timedelta(minutes=1)
+    warned = timezone.now() - SitePolicy.current().idle_grace - timedelta(minutes=1)
     Workspace.objects.filter(pk=idle_ws.pk).update(idle_warned_at=warned)
     with django_capture_on_commit_callbacks():
         done = idle_step(Workspace.objects.with_related().get(pk=idle_ws.pk), now=timezone.now())
@@ -111,6 +124,7 @@ def test_keep_running_after_a_warning_starts_the_count_again(
 
 def test_with_the_policy_off_nothing_is_checked(idle_ws: Workspace, host: Host, ws_settings) -> None:  # type: ignore[no-untyped-def]
     ws_settings.WORKSPACE_IDLE_HOURS = 0
+    set_idle_policy(0)
     Host.objects.filter(pk=host.pk).update(docker_url="unix:///nonexistent/h5/docker.sock")
     host.refresh_from_db()
     assert idle_check_host(host) == []
@@ -121,3 +135,22 @@ def test_an_unreadable_connection_table_never_stops_a_workspace(idle_ws: Workspa
     host.refresh_from_db()
     assert idle_check_host(host) == []
     assert not Notification.objects.exists()
+
+
+def test_a_job_computing_with_nobody_connected_is_not_idle(idle_ws: Workspace, host: Host) -> None:
+    Workspace.objects.filter(pk=idle_ws.pk).update(cpu_percent=180.0, stats_at=timezone.now())
+    Host.objects.filter(pk=host.pk).update(docker_url="unix:///nonexistent/h5/docker.sock")
+    host.refresh_from_db()
+
+    assert idle_check_host(host) == []
+
+    idle_ws.refresh_from_db()
+    assert idle_ws.idle_warned_at is None
+    assert timezone.now() - idle_ws.last_activity_at < timedelta(minutes=1)
+    assert not Notification.objects.exists()
+
+
+def test_an_old_cpu_sample_does_not_keep_a_workspace_busy(idle_ws: Workspace) -> None:
+    Workspace.objects.filter(pk=idle_ws.pk).update(cpu_percent=180.0, stats_at=timezone.now() - timedelta(hours=1))
+    idle_ws.refresh_from_db()
+    assert not busy_computing(idle_ws)
