@@ -5,6 +5,7 @@ that names the variable."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -323,3 +324,14 @@ WORKSPACE_IDLE_HOURS = env_int("WORKSPACE_IDLE_HOURS", 0, minimum=0)  # initial 
 WORKSPACE_BUSY_CPU_PERCENT = env_int("WORKSPACE_BUSY_CPU_PERCENT", 10, minimum=1)
 TRAEFIK_AUTH_MIDDLEWARE = env_str("TRAEFIK_AUTH_MIDDLEWARE", "portal-auth@file")
 TRAEFIK_ENTRYPOINT = env_str("TRAEFIK_ENTRYPOINT", "websecure")
+# The Desktop link: Guacamole's address (the dashboard's Guacamole link unless set), and the
+# JSON_SECRET_KEY it runs with, which lets the portal sign members straight into their own
+# desktop (guacamole-auth-json). Empty: the link opens Guacamole's own login page.
+GUACAMOLE_URL = env_str("GUACAMOLE_URL", os.environ.get("LINK_GUACAMOLE") or f"https://remote.{PORTAL_DOMAIN}")
+GUACAMOLE_URL = GUACAMOLE_URL.rstrip("/")
+if not GUACAMOLE_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(f"GUACAMOLE_URL must start with https:// or http://, got {GUACAMOLE_URL!r}")
+GUACAMOLE_JSON_SECRET_KEY = env_str("GUACAMOLE_JSON_SECRET_KEY", "")
+if GUACAMOLE_JSON_SECRET_KEY and not re.fullmatch(r"[0-9a-fA-F]{32}", GUACAMOLE_JSON_SECRET_KEY):
+    # The value is a secret: the message names the variable, never echoes it.
+    raise ImproperlyConfigured("GUACAMOLE_JSON_SECRET_KEY must be 32 hex digits (openssl rand -hex 16)")

@@ -102,6 +102,8 @@ ACCESS: dict[str, Rule] = {
     "workspaces:card": Rule(**OWN_OBJECT, target=_alice_ws),
     "workspaces:connect": Rule(**OWN_OBJECT, target=_alice_ws),
     "workspaces:x2go": Rule(**OWN_OBJECT, target=_alice_ws),
+    # Only the owner signs into the desktop; admins too only with GATE_ALLOW_ADMINS (off here).
+    "workspaces:desktop": Rule(ANON_LOGIN, OK, DENIED, DENIED, target=_alice_ws),
     "workspaces:keep-running": Rule(**OWN_OBJECT, target=_alice_ws, method="post"),
     "workspaces:remove": Rule(**ADMIN_ONLY, target=_alice_ws),
     "workspaces:act": Rule(**OWN_OBJECT, target=_alice_ws_stop, method="post"),

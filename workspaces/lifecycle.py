@@ -32,6 +32,7 @@ from portal.env import format_size
 from portal.models import Operation, SSHKey
 from portal.operations import operation_claim, operation_fail, operation_progress, operation_succeed
 from workspaces.admission import WorkspaceError, admission_check
+from workspaces.desktop import desktop_password
 from workspaces.folders import delete_member_data, prepare_folders
 from workspaces.locks import workspace_lock
 from workspaces.models import Workspace
@@ -190,6 +191,7 @@ def _spec(run: Run) -> ContainerSpec:
         quota=workspace.owner.quota,
         gpu_ids=(),  # GPU grants arrive with the booking calendar (gpus app); none before
         authorized_keys=keys,
+        desktop_password=desktop_password(workspace),
         config=SpecConfig.from_settings(),
     )
 

@@ -167,12 +167,6 @@ class Workspace(models.Model):
         return self._service_url("jupyter")
 
     @property
-    def desktop_url(self) -> str:
-        """The team's Guacamole; one-click sign-in to this workspace's desktop comes with the
-        Guacamole integration, until then members pick their connection there."""
-        return next((url for name, url, _ in settings.TEAM_LINKS if name == "Guacamole"), "")
-
-    @property
     def ssh_host(self) -> str:
         return str(settings.SSH_HOST)
 

@@ -16,6 +16,7 @@ from portal.audit import audit_record
 from portal.models import Host, Operation, Quota, User
 from portal.operations import operation_create, operation_fail
 from workspaces.admission import WorkspaceError, admission_check
+from workspaces.desktop import desktop_url
 from workspaces.locks import operation_abandoned
 from workspaces.models import WORKSPACE_NAME_RE, Workspace, workspace_slug
 
@@ -24,6 +25,10 @@ ABANDONED = "The worker stopped while working on this; it was given up so you ca
 
 class WorkspaceBusy(WorkspaceError):
     """Another operation on the workspace has not finished."""
+
+
+class DesktopSignInOff(WorkspaceError):
+    """GUACAMOLE_JSON_SECRET_KEY is not set, so the portal can't sign anyone into Guacamole."""
 
 
 def default_host() -> Host:
@@ -262,3 +267,17 @@ def workspace_keep_running(*, workspace: Workspace, actor: User, request: HttpRe
     workspace.idle_warned_at = None
     workspace.save(update_fields=["last_activity_at", "idle_warned_at"])
     audit_record(action="workspace.keep_running", actor=actor, target=workspace, request=request)
+
+
+def workspace_desktop_open(*, workspace: Workspace, actor: User, request: HttpRequest | None = None) -> str:
+    """A one-click Guacamole link into the running workspace's desktop (single-use, valid for
+    a minute), with an audit row naming who opened whose desktop."""
+    if not workspace.is_running:
+        raise WorkspaceError("Start your workspace first: its desktop runs inside it.")
+    if not settings.GUACAMOLE_JSON_SECRET_KEY:
+        raise DesktopSignInOff(
+            "One-click sign-in to the desktop isn't configured on this portal; sign in to Guacamole yourself."
+        )
+    url = desktop_url(workspace, now=timezone.now())
+    audit_record(action="workspace.desktop_open", actor=actor, target=workspace, request=request)
+    return url

@@ -63,6 +63,7 @@ def build_spec(
     quota: Quota,
     gpu_ids: tuple[str, ...],
     authorized_keys: list[str],
+    desktop_password: str,
     config: SpecConfig,
 ) -> ContainerSpec:
     """The container for ``workspace`` (its ``owner`` and ``host`` must be loaded).
@@ -78,6 +79,8 @@ def build_spec(
       rootless dockerd owned by the member inside the container. No capability, device,
       socket or privileged flag is added, so Docker-in-workspace gives no host privilege
       (a workload that needs more than rootless Docker allows is refused by the kernel).
+    - ``desktop_password`` becomes the member's Linux password inside the container, the one
+      xrdp (Guacamole's RDP) checks; sshd never accepts passwords, so it opens nothing else.
     """
     owner = workspace.owner
     slug = workspace_slug(owner.username, workspace.name)
@@ -91,7 +94,7 @@ def build_spec(
         image=workspace.image,
         hostname=f"ws-{slug}",  # '_' is not allowed in hostnames; the slug has none
         labels=_labels(workspace, slug, config),
-        environment=_environment(workspace, gpu_ids, authorized_keys),
+        environment=_environment(workspace, gpu_ids, authorized_keys, desktop_password),
         user_uid=owner.uid,
         user_gid=owner.gid,
         mem_reservation=quota.mem_guarantee,
@@ -162,8 +165,12 @@ def _router(router: str, host: str, port: int, config: SpecConfig) -> dict[str, 
     }
 
 
-def _environment(workspace: Workspace, gpu_ids: tuple[str, ...], authorized_keys: list[str]) -> dict[str, str]:
+def _environment(
+    workspace: Workspace, gpu_ids: tuple[str, ...], authorized_keys: list[str], desktop_password: str
+) -> dict[str, str]:
     owner = workspace.owner
+    if not desktop_password or not desktop_password.isprintable() or " " in desktop_password:
+        raise ValueError("the desktop password must be one word of printable characters")
     for gpu in gpu_ids:
         if not _GPU_ID_RE.fullmatch(gpu):
             raise ValueError(f"{gpu!r} is not a GPU index or UUID")
@@ -176,6 +183,7 @@ def _environment(workspace: Workspace, gpu_ids: tuple[str, ...], authorized_keys
         "PORTAL_SUDO": "1" if owner.can_sudo else "0",
         "PORTAL_DOCKER": "1" if owner.can_docker else "0",
         "PORTAL_AUTHORIZED_KEYS": _authorized_keys(authorized_keys),
+        "PORTAL_DESKTOP_PASSWORD": desktop_password,
         "NVIDIA_VISIBLE_DEVICES": ",".join(gpu_ids) or "void",
         "NVIDIA_DRIVER_CAPABILITIES": "compute,utility,graphics,video",
     }

@@ -12,6 +12,7 @@ urlpatterns = [
     path("<int:pk>/", views.workspace_card, name="card"),
     path("<int:pk>/connect/", views.workspace_connect, name="connect"),
     path("<int:pk>/x2go/", views.workspace_x2go, name="x2go"),
+    path("<int:pk>/desktop/", views.workspace_desktop, name="desktop"),
     path("<int:pk>/keep-running/", views.workspace_keep_running, name="keep-running"),
     path("<int:pk>/remove/", views.workspace_remove, name="remove"),
     path("<int:pk>/<slug:action>/", views.workspace_act, name="act"),

@@ -6,19 +6,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from portal.access import AuthedRequest, staff_required
 from portal.models import Operation
 from workspaces import services
-from workspaces.access import get_workspace_for_user
+from workspaces.access import get_workspace_for_desktop, get_workspace_for_user
 from workspaces.admission import WorkspaceError, hosts_with_promised_memory
 from workspaces.forms import WorkspaceCreateForm, WorkspaceRemoveForm
 from workspaces.models import OrphanContainer, Workspace
@@ -132,6 +134,23 @@ def workspace_x2go(request: AuthedRequest, pk: int) -> HttpResponse:
     response = HttpResponse(body, content_type="application/x-x2go-session; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{workspace.slug}.x2go"'
     return response
+
+
+@never_cache  # the redirect carries a sign-in token: no cache may keep it
+@require_GET
+def workspace_desktop(request: AuthedRequest, pk: int) -> HttpResponse:
+    """One click into the workspace's desktop: a redirect to Guacamole with a short-lived,
+    single-use sign-in token. Without the shared key, Guacamole's own login page."""
+    workspace = get_workspace_for_desktop(request, pk)
+    try:
+        url = services.workspace_desktop_open(workspace=workspace, actor=request.user, request=request)
+    except services.DesktopSignInOff as exc:
+        messages.warning(request, str(exc))
+        return redirect(settings.GUACAMOLE_URL)
+    except WorkspaceError as exc:
+        messages.error(request, str(exc))
+        return redirect("dashboard")
+    return redirect(url)
 
 
 @staff_required

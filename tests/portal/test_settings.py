@@ -58,6 +58,9 @@ def test_production_cookies_are_host_only_and_secure() -> None:
         ({"WORKSPACE_SSH_PORT_BASE": "twenty"}, "WORKSPACE_SSH_PORT_BASE"),
         ({"SECRET_KEY": "", "SECRET_KEY_FILE": "/nonexistent/secret"}, "SECRET_KEY_FILE"),
         ({"DATABASE_URL": "not a url"}, "DATABASE_URL"),
+        ({"GUACAMOLE_JSON_SECRET_KEY": "not-hex-" + "0" * 24}, "GUACAMOLE_JSON_SECRET_KEY"),
+        ({"GUACAMOLE_JSON_SECRET_KEY": "4C0B569E4C96DF157EEE1B65DD0E4D"}, "GUACAMOLE_JSON_SECRET_KEY"),
+        ({"GUACAMOLE_URL": "remote.corp.example"}, "GUACAMOLE_URL"),
     ],
 )
 def test_a_bad_variable_stops_startup_naming_it(override: dict[str, str], named: str) -> None:

@@ -15,11 +15,23 @@ from portal.models import Host, Operation, User
 from tests.workspaces.conftest import SSH
 from workspaces import services, tasks
 from workspaces.activity import collect_stats, workspace_in_use
+from workspaces.desktop import desktop_password
 from workspaces.models import Workspace
 
 pytestmark = pytest.mark.docker
 
 M = 1024**2
+# Prints the environment of the image's supervisor (the CMD the entrypoint execs; PID 1 is
+# docker-init, which starts the entrypoint with the container's full environment).
+SUPERVISOR_ENVIRON = """
+import os, sys
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        if pid not in ("1", str(os.getpid())) and b"portal-supervise" in open(f"/proc/{pid}/cmdline", "rb").read():
+            sys.stdout.buffer.write(open(f"/proc/{pid}/environ", "rb").read())
+    except OSError:
+        pass
+"""
 
 
 def create_and_run(member: User, host: Host, django_capture_on_commit_callbacks, name: str = "") -> Workspace:
@@ -378,3 +390,26 @@ def test_a_redelivered_create_takes_over_from_a_killed_worker(
     named = engine.containers.list(all=True, filters={"name": f"^/{workspace.container_name}$"})
     assert [c.id for c in named] == [first.id]
     assert Workspace.objects.get(pk=workspace.pk).state == Workspace.State.RUNNING
+
+
+def test_the_members_account_gets_the_desktop_password_and_services_never_see_it(
+    engine: docker_sdk.DockerClient,
+    member: User,
+    host: Host,
+    django_capture_on_commit_callbacks,
+) -> None:
+    workspace = create_and_run(member, host, django_capture_on_commit_callbacks)
+    container = engine.containers.get(workspace.container_name)
+    check = (
+        "import crypt, spwd, sys; stored = spwd.getspnam(sys.argv[1]).sp_pwdp;"
+        "print(crypt.crypt(sys.argv[2], stored) == stored, crypt.crypt('wrong', stored) == stored)"
+    )
+    argv = ["python3", "-W", "ignore", "-c", check, member.username, desktop_password(workspace)]
+    code, output = container.exec_run(argv)
+    assert code == 0, output
+    assert output.decode().split() == ["True", "False"]
+    # The entrypoint unsets it before exec'ing the supervisor, so no service inherits it.
+    code, environ = container.exec_run(["python3", "-c", SUPERVISOR_ENVIRON])
+    assert code == 0, environ
+    assert b"PORTAL_USER=" in environ
+    assert b"PORTAL_DESKTOP_PASSWORD" not in environ

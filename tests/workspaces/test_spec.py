@@ -16,6 +16,7 @@ G = 1024**3
 M = 1024**2
 KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA laptop"
 KEY_B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB desktop"
+PASSWORD = "0123456789abcdef0123456789abcdef"
 
 CONFIG = SpecConfig(
     domain="corp.example",
@@ -50,6 +51,7 @@ def spec_for(
     quota: Quota | None = None,
     gpus: tuple[str, ...] = (),
     keys: list[str] | None = None,
+    desktop_password: str = PASSWORD,
     config: SpecConfig = CONFIG,
 ) -> ContainerSpec:
     return build_spec(
@@ -57,6 +59,7 @@ def spec_for(
         quota=quota or make_quota(),
         gpu_ids=gpus,
         authorized_keys=[KEY_A] if keys is None else keys,
+        desktop_password=desktop_password,
         config=config,
     )
 
@@ -202,6 +205,16 @@ def test_a_member_without_keys_gets_an_empty_key_list() -> None:
 def test_it_refuses_a_key_that_is_not_one_line(key: str) -> None:
     with pytest.raises(ValueError, match="one non-empty line"):
         spec_for(keys=[key])
+
+
+def test_it_passes_the_desktop_password_for_xrdp() -> None:
+    assert spec_for().environment["PORTAL_DESKTOP_PASSWORD"] == PASSWORD
+
+
+@pytest.mark.parametrize("password", ["", "two words", "line\nbreak", "tab\there"])
+def test_it_refuses_a_desktop_password_that_is_not_one_word(password: str) -> None:
+    with pytest.raises(ValueError, match="desktop password"):
+        spec_for(desktop_password=password)
 
 
 def test_it_mounts_the_members_home_datasets_read_only_and_scratch() -> None:
@@ -351,3 +364,4 @@ def test_any_change_of_input_changes_the_spec() -> None:
     assert spec_for(gpus=("0",)) != base
     assert spec_for(keys=[KEY_A, KEY_B]) != base
     assert spec_for(make_workspace(sudo=True)) != base
+    assert spec_for(desktop_password="f" * 32) != base
