@@ -81,10 +81,16 @@ def index() -> Index:
     access within that many seconds)."""
     global _index
     current = _index
-    if current is None or time.monotonic() - current.built > settings.GATE_INDEX_TTL:
+    if _stale(current):
         with _lock:
-            current = _index = _build_index()
-    return current
+            current = _index
+            if _stale(current):  # threads that waited for the lock reuse the fresh index
+                current = _index = _build_index()
+    return current  # type: ignore[return-value]
+
+
+def _stale(current: Index | None) -> bool:
+    return current is None or time.monotonic() - current.built > settings.GATE_INDEX_TTL
 
 
 def index_reset() -> None:

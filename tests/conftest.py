@@ -1,12 +1,18 @@
-"""The shared cast: alice and bob are members, root_admin is an admin."""
+"""The shared cast: alice and bob are members, ada (admin_user) is an admin; the real Docker engine."""
 
 from __future__ import annotations
 
+import os
+
+import docker as docker_sdk
 import pytest
 from django.test import Client
 
 from portal.models import User
 from tests.factories import UserFactory
+
+DOCKER_URL = os.environ.get("PORTAL_TEST_DOCKER_URL", "unix:///var/run/docker.sock")
+SLIM_IMAGE = "portal/workspace-slim:test"
 
 pytest_plugins = ["tests.worker"]
 
@@ -45,3 +51,25 @@ def admin_client(admin_user: User) -> Client:  # overrides pytest-django's super
     client = Client()
     client.force_login(admin_user)
     return client
+
+
+# --- the real Docker engine and the slim workspace image (workspaces and e2e tests) -------
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker_sdk.DockerClient:
+    try:
+        client = docker_sdk.DockerClient(base_url=DOCKER_URL, timeout=60)
+        client.ping()
+    except docker_sdk.errors.DockerException:
+        pytest.skip("dockerd is not running: scripts/test-setup.sh starts it")
+    return client
+
+
+@pytest.fixture(scope="session")
+def slim_image(docker_client: docker_sdk.DockerClient) -> str:
+    try:
+        docker_client.images.get(SLIM_IMAGE)
+    except docker_sdk.errors.ImageNotFound:
+        pytest.skip(f"{SLIM_IMAGE} is not built: run workspaces/image/build-test-image.sh (make test does)")
+    return SLIM_IMAGE

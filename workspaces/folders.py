@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import posixpath
 
-from hostops.errors import CommandFailed
-from hostops.run import run
+from hostops import files
 from hostops.types import ContainerSpec
-
-_TIMEOUT = 30
-_DELETE_TIMEOUT = 3600  # a large home takes a while to delete
 
 
 def _member_folders(spec: ContainerSpec) -> list[str]:
@@ -30,17 +26,11 @@ def prepare_folders(*, spec: ContainerSpec, uid: int) -> list[str]:
     for mount in spec.mounts:
         if mount.kind != "bind":
             continue
-        run(["mkdir", "-p", "--", posixpath.dirname(mount.source)], timeout=_TIMEOUT)
+        files.ensure_dir(posixpath.dirname(mount.source))
         if mount.read_only:
-            run(["mkdir", "-p", "--", mount.source], timeout=_TIMEOUT)  # the shared datasets, root's
-            continue
-        # mkdir without -p fails on an existing folder: only a new one is chowned.
-        made = run(["mkdir", "-m", "0750", "--", mount.source], timeout=_TIMEOUT, check=False, env={"LC_ALL": "C"})
-        if made.returncode == 0:
-            run(["chown", f"{uid}:{uid}", "--", mount.source], timeout=_TIMEOUT)
+            files.ensure_dir(mount.source)  # the shared datasets, root's
+        elif files.ensure_private_dir(mount.source, uid=uid, gid=uid):
             created.append(mount.source)
-        elif "File exists" not in made.stderr:
-            raise CommandFailed(made.argv, made.returncode, made.stdout, made.stderr)
     return created
 
 
@@ -48,6 +38,5 @@ def delete_member_data(*, spec: ContainerSpec) -> list[str]:
     """Delete the member's home and scratch (never the shared datasets). Irreversible."""
     folders = _member_folders(spec)
     for folder in folders:
-        # --one-file-system: never follow into something mounted below the home.
-        run(["rm", "-rf", "--one-file-system", "--", folder], timeout=_DELETE_TIMEOUT)
+        files.remove_tree(folder)
     return folders

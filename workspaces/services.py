@@ -31,12 +31,6 @@ class DesktopSignInOff(WorkspaceError):
     """GUACAMOLE_JSON_SECRET_KEY is not set, so the portal can't sign anyone into Guacamole."""
 
 
-def default_host() -> Host:
-    """The host new workspaces go to (created by portal's migration; recreated if missing)."""
-    host, _ = Host.objects.get_or_create(name="local", defaults={"queue": "host.local"})
-    return host
-
-
 def _quota_of(owner: User) -> Quota:
     try:
         return owner.quota
@@ -164,7 +158,7 @@ def workspace_create(
     except ValueError as exc:
         raise WorkspaceError(f"{exc}; ask an admin.") from None
     _check_new_workspace(owner=owner, name=name, slug=slug)
-    workspace = Workspace(owner=owner, name=name, host=host or default_host())
+    workspace = Workspace(owner=owner, name=name, host=host or Host.local())
     _check_owner_may_run(workspace)
     workspace = _insert_workspace(owner=owner, name=name, slug=slug, host=workspace.host)
     op = _begin(workspace=workspace, kind="create", actor=actor, desired=Workspace.Desired.RUNNING, request=request)

@@ -15,7 +15,10 @@ from workspaces.models import Workspace
 def dashboard(request: AuthedRequest) -> HttpResponse:
     user = request.user
     quota = Quota.objects.filter(user=user).first()
-    recent_ops = list(Operation.objects.filter(owner=user).order_by("-created")[:5])
+    # A workspace job still under way is shown (and polled) by its card, not a second time here.
+    in_progress = [state for state in Operation.State if state not in Operation.FINAL_STATES]
+    recent = Operation.objects.filter(owner=user).exclude(target_type="workspace", state__in=in_progress)
+    recent_ops = list(recent.order_by("-created")[:5])
     context = {
         "quota": quota,
         "key_count": user.ssh_keys.count(),

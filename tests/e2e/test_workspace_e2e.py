@@ -28,8 +28,6 @@ from portal.sshkeys import parse_public_key
 from tests.factories import UserFactory
 from tests.worker import WorkerProcess
 from tests.workspaces.conftest import (
-    DOCKER_URL,
-    SLIM_IMAGE,
     SSH,
     small_quota,
     use_worker_settings,
@@ -62,18 +60,9 @@ def same_settings(settings, celery_worker_env: dict[str, str]):  # type: ignore[
 
 
 @pytest.fixture(scope="module")
-def engine() -> docker_sdk.DockerClient:
-    """The real engine with the slim image on it, or a skip saying what is missing."""
-    try:
-        client = docker_sdk.DockerClient(base_url=DOCKER_URL, timeout=60)
-        client.ping()
-    except docker_sdk.errors.DockerException:
-        pytest.skip("dockerd is not running: scripts/test-setup.sh starts it")
-    try:
-        client.images.get(SLIM_IMAGE)
-    except docker_sdk.errors.ImageNotFound:
-        pytest.skip(f"{SLIM_IMAGE} is not built: run workspaces/image/build-test-image.sh")
-    return client
+def engine(docker_client: docker_sdk.DockerClient, slim_image: str) -> docker_sdk.DockerClient:
+    """The real engine with the slim image on it (the fixtures skip, saying what is missing)."""
+    return docker_client
 
 
 @pytest.fixture

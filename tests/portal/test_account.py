@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from portal.forms.account import KEY_TAKEN_MESSAGE
 from portal.models import AuditEvent, SSHKey, User
+from portal.services import sshkey_add
 from portal.sshkeys import parse_public_key
 from tests.factories import SSHKeyFactory
 from tests.portal.test_sshkeys import fresh_ed25519_line, private_text, public_line
@@ -27,15 +28,7 @@ def _add(client: Client, public_key: str, name: str = "", **headers: str) -> str
 
 
 def _register(user: User, line: str, name: str = "laptop") -> SSHKey:
-    parsed = parse_public_key(line)
-    return SSHKey.objects.create(
-        user=user,
-        name=name,
-        key_type=parsed.key_type,
-        bits=parsed.bits,
-        fingerprint=parsed.fingerprint,
-        public_key=parsed.canonical,
-    )
+    return sshkey_add(user=user, name=name, parsed=parse_public_key(line))
 
 
 def test_the_account_url_is_named_account() -> None:

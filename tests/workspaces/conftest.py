@@ -4,7 +4,6 @@ containers), unique member names, and cleanup of every container and volume made
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import subprocess
@@ -18,13 +17,12 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from portal.models import Host, Quota, SSHKey, User
 from portal.sshkeys import parse_public_key
+from tests.conftest import DOCKER_URL, SLIM_IMAGE
 from tests.factories import UserFactory
 from workspaces.models import Workspace
 
 SSH = shutil.which("ssh") or "/usr/bin/ssh"
 SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
-DOCKER_URL = os.environ.get("PORTAL_TEST_DOCKER_URL", "unix:///var/run/docker.sock")
-SLIM_IMAGE = "portal/workspace-slim:test"
 M = 1024**2
 G = 1024**3
 
@@ -104,25 +102,6 @@ def make_workspace(
     return Workspace.objects.create(
         owner=owner, name=name, slug=slug, host=host, image=SLIM_IMAGE, ssh_port=port, **fields
     )
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> docker_sdk.DockerClient:
-    try:
-        client = docker_sdk.DockerClient(base_url=DOCKER_URL, timeout=60)
-        client.ping()
-    except docker_sdk.errors.DockerException:
-        pytest.skip("dockerd is not running: scripts/test-setup.sh starts it")
-    return client
-
-
-@pytest.fixture(scope="session")
-def slim_image(docker_client: docker_sdk.DockerClient) -> str:
-    try:
-        docker_client.images.get(SLIM_IMAGE)
-    except docker_sdk.errors.ImageNotFound:
-        pytest.skip(f"{SLIM_IMAGE} is not built: run workspaces/image/build-test-image.sh (make test does)")
-    return SLIM_IMAGE
 
 
 @pytest.fixture

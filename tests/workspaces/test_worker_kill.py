@@ -53,8 +53,8 @@ def same_settings(settings, celery_worker_env: dict[str, str]):  # type: ignore[
 @pytest.fixture
 def local_host(db: None) -> Host:
     """The host the workers serve (queue host.local); a transactional test flushed the
-    migration's row, so it is made again, as default_host() would."""
-    return services.default_host()
+    migration's row, so it is made again, as Host.local() does."""
+    return Host.local()
 
 
 @pytest.fixture
@@ -88,6 +88,20 @@ def kill_mid_create(worker: WorkerProcess, op: Operation, containers: Callable[[
     op.refresh_from_db()
     assert op.state == Operation.State.RUNNING, f"the create finished before the kill:\n{op.log}"
     assert Workspace.objects.get(pk=op.target_id).state == Workspace.State.CREATING
+
+
+def create_and_kill_its_worker(
+    factory: Callable[[], WorkerProcess], member: User, containers: Callable[[], list[ContainerState]]
+) -> tuple[Operation, Workspace, WorkerProcess, WorkerProcess]:
+    """A create whose worker is SIGKILLed mid-way; returns (op, workspace, victim, rescuer)
+    once a new worker runs and the dead worker's lock is gone."""
+    victim = factory()
+    op = services.workspace_create(owner=member, actor=member)
+    workspace = Workspace.objects.with_related().get(pk=op.target_id)
+    kill_mid_create(victim, op, containers)
+    rescuer = factory()
+    wait_for(lambda: operation_abandoned(op, workspace.pk), timeout=10, what="the killed worker's lock to go")
+    return op, workspace, victim, rescuer
 
 
 def settled(workspace: Workspace) -> bool:
@@ -137,13 +151,7 @@ def test_after_a_worker_is_killed_mid_create_the_reconciler_leaves_one_running_c
     local_host: Host,
     containers_of: Callable[[], list[ContainerState]],
 ) -> None:
-    victim = celery_worker_factory()
-    op = services.workspace_create(owner=member, actor=member)
-    workspace = Workspace.objects.with_related().get(pk=op.target_id)
-
-    kill_mid_create(victim, op, containers_of)
-    rescuer = celery_worker_factory()
-    wait_for(lambda: operation_abandoned(op, workspace.pk), timeout=10, what="the killed worker's lock to go")
+    op, workspace, victim, rescuer = create_and_kill_its_worker(celery_worker_factory, member, containers_of)
     report = reconcile.reconcile_host(local_host)
 
     op.refresh_from_db()
@@ -165,15 +173,9 @@ def test_after_a_worker_is_killed_mid_create_the_members_start_click_finishes_it
     local_host: Host,
     containers_of: Callable[[], list[ContainerState]],
 ) -> None:
-    victim = celery_worker_factory()
-    op = services.workspace_create(owner=member, actor=member)
-    workspace = Workspace.objects.with_related().get(pk=op.target_id)
-
-    kill_mid_create(victim, op, containers_of)
-    rescuer = celery_worker_factory()
+    op, workspace, victim, rescuer = create_and_kill_its_worker(celery_worker_factory, member, containers_of)
     client = Client()
     client.force_login(member)
-    wait_for(lambda: operation_abandoned(op, workspace.pk), timeout=10, what="the killed worker's lock to go")
     response = client.post(reverse("workspaces:act", args=[workspace.pk, "start"]))
 
     assert response.status_code == 302
