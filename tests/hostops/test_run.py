@@ -121,6 +121,17 @@ def test_dry_run_in_one_thread_does_not_affect_another(tmp_path: Path) -> None:
 
 
 def _gone_or_zombie(pid: int) -> bool:
+    """SIGKILL is delivered asynchronously: the child closes its pipes (which ends the drain) a
+    moment before the kernel marks it a zombie, so allow it a short while to finish dying."""
+    deadline = time.monotonic() + 3
+    while not _dead(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _dead(pid: int) -> bool:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except FileNotFoundError:
