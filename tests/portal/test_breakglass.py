@@ -151,14 +151,14 @@ def test_spraying_many_names_from_one_address_locks_that_address(client: Client,
 
 
 def test_the_lockout_ends_when_the_window_has_passed(client: Client, root: User, settings) -> None:
-    settings.BREAKGLASS_WINDOW_SECONDS = 1
+    settings.BREAKGLASS_WINDOW_SECONDS = 2
     for _ in range(3):
         _attempt(client, "root_admin", "guess")
     response = _attempt(client, "root_admin", PASSWORD)
     assert response.status_code == 429
     assert "try again in 1 minute." in response.content.decode()
 
-    time.sleep(1.2)
+    time.sleep(2.2)
 
     assert _attempt(client, "root_admin", PASSWORD).status_code == 302
 
