@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from portal.models import AuditEvent, User
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    """The client's address. Behind Traefik the proxy's address is REMOTE_ADDR and the
-    client is the last hop Traefik appended to X-Forwarded-For (Traefik overwrites any
-    value the client sent unless told to trust it)."""
+    """The client's address. A request straight from a client is taken at REMOTE_ADDR. Only when
+    REMOTE_ADDR is a trusted proxy (``TRUSTED_PROXIES``) is X-Forwarded-For read, from the right:
+    each trusted hop is skipped and the first address a trusted proxy did not write itself is
+    the client (anything further left is the client's own claim)."""
     if request is None:
         return None
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    candidate = forwarded.split(",")[-1].strip() if forwarded else request.META.get("REMOTE_ADDR", "")
-    return candidate or None
+    remote = request.META.get("REMOTE_ADDR", "") or None
+    if not _is_trusted(remote):
+        return remote
+    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop):
+            return hop if _is_address(hop) else remote
+    return hops[0] if hops and _is_address(hops[0]) else remote
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_trusted(text: str | None) -> bool:
+    if not text:
+        return False
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return any(address in network for network in settings.TRUSTED_PROXIES)
 
 
 def audit_record(

@@ -6,6 +6,7 @@ Every secret may also come from a file: ``NAME_FILE=/run/secrets/name`` wins ove
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from fractions import Fraction
@@ -63,6 +64,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None or raw.strip() == "":
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A comma-separated list of addresses or CIDRs ("172.30.0.0/24, 10.0.0.5")."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network") from exc
+    return networks
 
 
 def parse_size(text: str) -> int:

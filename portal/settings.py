@@ -13,7 +13,7 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.env import env_bool, env_int, env_list, env_size, env_str
+from portal.env import env_bool, env_int, env_list, env_networks, env_size, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
@@ -47,6 +47,10 @@ PORTAL_URL = env_str("PORTAL_URL", f"{PORTAL_SCHEME}://{PORTAL_HOST}")
 # "portal" is the name Traefik and the healthcheck use on the Docker network.
 ALLOWED_HOSTS = [PORTAL_HOST, "portal", "localhost", "127.0.0.1", *env_list("EXTRA_ALLOWED_HOSTS", [])]
 CSRF_TRUSTED_ORIGINS = [PORTAL_URL]
+# Proxies whose X-Forwarded-For is believed (CIDRs; Traefik's network in compose). A request
+# from anywhere else is taken at its own address, so nobody can pick the address that the
+# audit log records and the rate limits count by sending the header themselves.
+TRUSTED_PROXIES = env_networks("PORTAL_TRUSTED_PROXIES", [])
 
 INSTALLED_APPS = [
     "django.contrib.admin",

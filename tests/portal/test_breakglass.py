@@ -212,3 +212,23 @@ def test_a_member_visiting_the_admin_lands_on_the_dashboard_without_a_loop(alice
 
     assert response.status_code == 200
     assert response.redirect_chain[-1][0] == "/"
+
+
+def test_a_forged_forwarded_header_does_not_escape_the_lockout(client: Client, root: User) -> None:
+    # Without a trusted proxy in front, each attempt claiming a new address is still counted
+    # at the address it came from.
+    for n in range(3):
+        client.post(
+            URL,
+            {"username": "root_admin", "password": "guess"},
+            REMOTE_ADDR="192.0.2.10",
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{n}",
+        )
+    response = client.post(
+        URL,
+        {"username": "root_admin", "password": PASSWORD},
+        REMOTE_ADDR="192.0.2.10",
+        HTTP_X_FORWARDED_FOR="203.0.113.200",
+    )
+    assert response.status_code == 429
+    assert not _signed_in(client)
