@@ -18,3 +18,16 @@ def percent_of(part: int | None, whole: int | None) -> int:
     if not part or not whole:
         return 0
     return min(100, round(100 * part / whole))
+
+
+@register.filter
+def cpuset_label(cpuset: str) -> str:
+    """A member's CPU set in words: '0-7' -> '8 cores (0-7)', '3' -> '1 core (CPU 3)'."""
+    if not cpuset:
+        return "all cores"
+    count = 0
+    for part in filter(None, cpuset.split(",")):
+        low, _, high = part.partition("-")
+        count += int(high or low) - int(low) + 1
+    where = f"CPU {cpuset}" if cpuset.isdigit() else cpuset
+    return f"{count} core{'' if count == 1 else 's'} ({where})"

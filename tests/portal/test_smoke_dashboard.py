@@ -30,3 +30,21 @@ def test_a_workspace_job_under_way_is_shown_once_on_its_card_not_in_recent_jobs(
     body = alice_client.get("/").content.decode()
     assert body.count(f'id="op-{running.pk}"') == 1
     assert body.count(f'id="op-{done.pk}"') == 1
+
+
+def test_the_limits_card_says_how_many_cores_and_gpus_in_words(alice_client: Client, alice) -> None:
+    alice.quota.cpuset, alice.quota.max_gpus = "0-3,8", 2
+    alice.quota.save()
+    body = alice_client.get("/").content.decode()
+    assert "5 cores (0-3,8)" in body
+    assert "up to 2 at a time" in body
+    assert "You may use up to 2 GPUs at a time" in body
+
+
+def test_a_member_without_gpus_is_told_so_not_up_to_zero(alice_client: Client, alice) -> None:
+    alice.quota.cpuset, alice.quota.max_gpus = "3", 0
+    alice.quota.save()
+    body = alice_client.get("/").content.decode()
+    assert "1 core (CPU 3)" in body
+    assert "up to 0" not in body
+    assert "Your quota has no GPUs" in body
