@@ -1,7 +1,8 @@
 # The portal's own image: web (gunicorn), Celery worker and beat all run from it.
 # Build: docker compose build   (optional CA bundle for TLS-intercepting proxies:
 #   docker build --secret id=cabundle,src=/etc/ssl/certs/ca-certificates.crt .)
-# syntax=docker/dockerfile:1.7
+# Needs BuildKit (RUN --mount). No "# syntax=" line: the builder's built-in frontend has
+# --mount, and an offline builder could not pull a frontend image.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
