@@ -26,9 +26,9 @@ from portal.models import Operation, Quota, User
 from portal.services import sshkey_add
 from portal.sshkeys import parse_public_key
 from tests.factories import UserFactory
+from tests.sshclient import ssh_run
 from tests.worker import WorkerProcess
 from tests.workspaces.conftest import (
-    SSH,
     small_quota,
     use_worker_settings,
     worker_workspace_env,
@@ -112,11 +112,7 @@ def cgroup(container_id: str, v1: str, v2: str) -> str | None:
 
 
 def ssh_id(key: Path, port: int, username: str) -> subprocess.CompletedProcess[str]:
-    argv = [SSH, "-i", str(key), "-p", str(port), "-o", "StrictHostKeyChecking=no"]
-    argv += ["-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
-    return subprocess.run(
-        [*argv, f"{username}@127.0.0.1", "id"], capture_output=True, text=True, timeout=60, check=False
-    )
+    return ssh_run(key, port, username, "id")
 
 
 def click_create_and_watch(page: Page) -> Locator:

@@ -9,19 +9,19 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 import requests
 
 from hostops import docker as hd
 from hostops.errors import HostOpsError
-from hostops.run import RunResult, run
+from hostops.run import run
 from hostops.types import ContainerSpec, ContainerState, GpuRequest, Mount
 from tests.hostops.conftest import MIB, SLIM_IMAGE, make_ssh_key, member_env
+from tests.sshclient import ssh_run
 
 pytestmark = pytest.mark.docker
-
-SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"]
 
 
 def slim_spec(name: str, label: str, env: dict[str, str], **changes: object) -> ContainerSpec:
@@ -39,9 +39,11 @@ def start_healthy(spec: ContainerSpec, docker_url: str) -> ContainerState:
     return hd.wait_healthy(spec.name, docker_url=docker_url, timeout=90)
 
 
-def ssh(state: ContainerState, key: Path, user: str, *command: str, check: bool = True) -> RunResult:
-    argv = ["ssh", "-i", str(key), "-p", str(state.ports["22/tcp"]), *SSH_OPTIONS, f"{user}@127.0.0.1", *command]
-    return run(argv, timeout=30, check=check)
+def ssh(state: ContainerState, key: Path, user: str, *command: str, check: bool = True) -> CompletedProcess[str]:
+    result = ssh_run(key, state.ports["22/tcp"], user, *command)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import docker as docker_sdk
 import pytest
 
 from portal.models import Host, Operation, User
-from tests.workspaces.conftest import SSH
+from tests.sshclient import ssh_argv, ssh_run
 from workspaces import services, tasks
 from workspaces.activity import collect_stats, workspace_in_use
 from workspaces.desktop import desktop_password
@@ -56,29 +56,7 @@ def mount_source(container, target: str) -> Path:  # type: ignore[no-untyped-def
 
 
 def ssh(key: Path, port: int, user: str, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            SSH,
-            "-i",
-            str(key),
-            "-p",
-            str(port),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=10",
-            f"{user}@127.0.0.1",
-            *argv,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return ssh_run(key, port, user, *argv)
 
 
 def test_starting_a_workspace_creates_a_container_limited_by_the_quota(
@@ -141,22 +119,7 @@ def test_an_open_ssh_session_counts_as_activity_and_none_as_idle(
     assert workspace_in_use(workspace) is False  # the health check's own connections don't count
 
     session = subprocess.Popen(
-        [
-            SSH,
-            "-i",
-            str(member_key),
-            "-p",
-            str(workspace.ssh_port),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            f"{member.username}@127.0.0.1",
-            "sleep",
-            "20",
-        ],
+        ssh_argv(member_key, workspace.ssh_port, member.username, "sleep", "20"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
