@@ -61,6 +61,7 @@ def test_production_cookies_are_host_only_and_secure() -> None:
         ({"GUACAMOLE_JSON_SECRET_KEY": "not-hex-" + "0" * 24}, "GUACAMOLE_JSON_SECRET_KEY"),
         ({"GUACAMOLE_JSON_SECRET_KEY": "4C0B569E4C96DF157EEE1B65DD0E4D"}, "GUACAMOLE_JSON_SECRET_KEY"),
         ({"GUACAMOLE_URL": "remote.corp.example"}, "GUACAMOLE_URL"),
+        ({"PORTAL_TRUSTED_PROXIES": "172.30.0.0/24,traefik"}, "PORTAL_TRUSTED_PROXIES"),
     ],
 )
 def test_a_bad_variable_stops_startup_naming_it(override: dict[str, str], named: str) -> None:
