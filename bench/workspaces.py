@@ -56,7 +56,6 @@ def _workspace_settings() -> Iterator[dict[str, str]]:
         }
         overrides: dict[str, Any] = {k: (int(v) if v.isdigit() else v) for k, v in values.items()}
         overrides["WORKSPACE_SHM_SIZE"] = 64 * M
-        overrides["WORKSPACE_NETWORK"] = None
         with override_settings(**overrides):
             yield values
 
@@ -135,6 +134,7 @@ def start_benchmark() -> list[dict[str, Any]]:
         finally:
             stop_worker(worker)
             run(["docker", "rm", "-f", "ws-benchws"], timeout=60, check=False)
+            run(["docker", "network", "rm", "portal-ws-benchws"], timeout=60, check=False)
     portal_median, raw_median = statistics.median(portal_times), statistics.median(raw_times)
     return [
         {

@@ -77,6 +77,16 @@ class ContainerState:
 
 
 @dataclass(frozen=True)
+class NetworkState:
+    """A Docker network: its name, id, labels and first IPv4 subnet ("" when it has none)."""
+
+    name: str
+    id: str
+    subnet: str
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
 class EngineInfo:
     """What a Docker engine offers: CPUs, memory in bytes, and its version."""
 

@@ -319,7 +319,19 @@ WORKSPACE_SSH_PORT_MAX = env_int("WORKSPACE_SSH_PORT_MAX", 2999, minimum=1024)
 WORKSPACE_HOME_ROOT = env_str("WORKSPACE_HOME_ROOT", "/srv/homes")
 WORKSPACE_SCRATCH_ROOT = env_str("WORKSPACE_SCRATCH_ROOT", "/srv/scratch")
 WORKSPACE_DATASETS_PATH = env_str("WORKSPACE_DATASETS_PATH", "/srv/datasets")
-WORKSPACE_NETWORK = env_str("WORKSPACE_NETWORK", "") or None  # Docker network shared with Traefik/guacd
+# Each member's containers get a bridge network of their own ("<prefix>-<username>"), so no
+# member's container can reach another's code-server or Jupyter; Traefik and guacd (containers
+# labelled portal.proxy=true) are joined to each one. Subnets are cut from this pool.
+WORKSPACE_NETWORK_PREFIX = env_str("WORKSPACE_NETWORK_PREFIX", "portal-ws")
+WORKSPACE_SUBNET_POOL = str(env_networks("WORKSPACE_SUBNET_POOL", ["10.213.0.0/16"])[0])
+WORKSPACE_SUBNET_PREFIX = env_int("WORKSPACE_SUBNET_PREFIX", 28, minimum=16)
+if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,30}", WORKSPACE_NETWORK_PREFIX):
+    raise ImproperlyConfigured("WORKSPACE_NETWORK_PREFIX must be 1-31 lowercase letters, digits, '_', '.' or '-'")
+if not int(WORKSPACE_SUBNET_POOL.split("/")[1]) < WORKSPACE_SUBNET_PREFIX <= 29:
+    raise ImproperlyConfigured(
+        f"WORKSPACE_SUBNET_PREFIX must be longer than WORKSPACE_SUBNET_POOL's /{WORKSPACE_SUBNET_POOL.split('/')[1]}"
+        " and at most 29 (a network needs room for a workspace, Traefik and guacd)"
+    )
 WORKSPACE_PIDS_LIMIT = env_int("WORKSPACE_PIDS_LIMIT", 4096, minimum=64)
 WORKSPACE_SHM_SIZE = env_size("WORKSPACE_SHM_SIZE", "8G")
 WORKSPACE_START_TIMEOUT = env_int("WORKSPACE_START_TIMEOUT", 120, minimum=10)

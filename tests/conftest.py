@@ -73,3 +73,17 @@ def slim_image(docker_client: docker_sdk.DockerClient) -> str:
     except docker_sdk.errors.ImageNotFound:
         pytest.skip(f"{SLIM_IMAGE} is not built: run workspaces/image/build-test-image.sh (make test does)")
     return SLIM_IMAGE
+
+
+def remove_member_leftovers(engine: docker_sdk.DockerClient, username: str) -> None:
+    """Everything a test member's workspaces left on the engine: containers, the SSH host key
+    volume and their network."""
+    for container in engine.containers.list(all=True, filters={"label": f"portal.owner={username}"}):
+        container.remove(force=True)
+    for volume in engine.volumes.list(filters={"name": f"ws-{username}-sshkeys"}):
+        volume.remove(force=True)
+    for network in engine.networks.list(filters={"label": f"portal.network-owner={username}"}):
+        network.reload()
+        for container in network.containers:
+            network.disconnect(container, force=True)
+        network.remove()

@@ -2,7 +2,7 @@
 (guacamole-auth-json, research/sso-routing.md §3.2).
 
 The portal mints a short-lived, single-use token naming one RDP connection (the member's own
-container, reached by guacd on the shared Docker network) and sends the browser to
+container, reached by guacd on the owner's own Docker network) and sends the browser to
 Guacamole with it. Guacamole decrypts and verifies it with the same key (its
 JSON_SECRET_KEY), so the connection's parameters, the xrdp password among them, never
 reach the browser in the clear. Only ``desktop_url`` reads settings; the rest is pure.
@@ -72,7 +72,7 @@ def desktop_payload(workspace: Workspace, *, now: datetime) -> dict[str, Any]:
     owner = workspace.owner.username
     name = workspace.container_name
     parameters = {
-        "hostname": name,  # guacd resolves the container by name on the shared network
+        "hostname": name,  # guacd, joined to the owner's network, resolves the container by name
         "port": RDP_PORT,
         "username": owner,
         "password": desktop_password(workspace),

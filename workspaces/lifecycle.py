@@ -36,6 +36,7 @@ from workspaces.desktop import desktop_password
 from workspaces.folders import delete_member_data, prepare_folders
 from workspaces.locks import workspace_lock
 from workspaces.models import Workspace
+from workspaces.networks import ensure_member_network, release_member_network
 from workspaces.spec import SpecConfig, build_spec
 
 STOP_TIMEOUT = 30  # seconds sshd, Jupyter and the desktop get to exit before SIGKILL
@@ -202,6 +203,9 @@ def _launch(run: Run) -> None:
     run.set_state(Workspace.State.CREATING)
     run.step(20, "Preparing your folders", "Preparing home and scratch folders")
     prepare_folders(spec=spec, uid=run.workspace.owner.uid)
+    run.step(25, "Preparing your network", f"Preparing network {spec.network} (yours alone)")
+    network = ensure_member_network(run.workspace)
+    run.note(f"{network.name}: {network.subnet}")
     run.step(30, "Creating the container", f"Creating {spec.name} (SSH port {run.workspace.ssh_port})")
     run.touched = True
     state = docker.ensure_container(spec, docker_url=run.docker_url, start=True, on_event=run.note)
@@ -276,6 +280,8 @@ def _remove(run: Run) -> None:
     run.set_state(Workspace.State.REMOVING)
     run.step(20, "Removing the container", f"Removing {workspace.container_name}")
     docker.remove(workspace.container_name, docker_url=run.docker_url, force=True, missing_ok=True)
+    if release_member_network(workspace):
+        run.note("Removed the network, which no other workspace of theirs used")
     if run.delete_data:
         run.step(50, "Deleting the member's files", "Deleting home and scratch folders")
         for path in delete_member_data(spec=_spec(run)):

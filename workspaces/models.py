@@ -53,6 +53,11 @@ def container_name(username: str, name: str = "") -> str:
     return f"ws-{username}-{name}" if name else f"ws-{username}"
 
 
+def member_network(username: str, prefix: str) -> str:
+    """The Docker network all of a member's workspaces on a host share, and no one else's."""
+    return f"{prefix}-{username}"
+
+
 class WorkspaceQuerySet(models.QuerySet["Workspace"]):
     def visible_to(self, user: User) -> WorkspaceQuerySet:
         """Admins see every workspace; a member sees only their own."""

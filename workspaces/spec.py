@@ -13,7 +13,7 @@ from django.conf import settings
 
 from hostops.types import ContainerSpec, GpuRequest, Mount
 from portal.models import Quota
-from workspaces.models import Workspace, container_name, service_hosts, workspace_slug
+from workspaces.models import Workspace, container_name, member_network, service_hosts, workspace_slug
 
 SSH_CONTAINER_PORT = "22/tcp"
 CODE_SERVER_PORT = 8080
@@ -36,7 +36,7 @@ class SpecConfig:
     home_root: str
     scratch_root: str
     datasets_path: str
-    network: str | None
+    network_prefix: str
     pids_limit: int
     shm_size: int
     traefik_entrypoint: str
@@ -49,7 +49,7 @@ class SpecConfig:
             home_root=settings.WORKSPACE_HOME_ROOT,
             scratch_root=settings.WORKSPACE_SCRATCH_ROOT,
             datasets_path=settings.WORKSPACE_DATASETS_PATH,
-            network=settings.WORKSPACE_NETWORK,
+            network_prefix=settings.WORKSPACE_NETWORK_PREFIX,
             pids_limit=settings.WORKSPACE_PIDS_LIMIT,
             shm_size=settings.WORKSPACE_SHM_SIZE,
             traefik_entrypoint=settings.TRAEFIK_ENTRYPOINT,
@@ -79,6 +79,9 @@ def build_spec(
       rootless dockerd owned by the member inside the container. No capability, device,
       socket or privileged flag is added, so Docker-in-workspace gives no host privilege
       (a workload that needs more than rootless Docker allows is refused by the kernel).
+    - the container joins its owner's own network (``<network_prefix>-<username>``), never a
+      network shared with other members, whose code-server and Jupyter trust the gate in
+      front of them and would otherwise be open to every container beside them.
     - ``desktop_password`` becomes the member's Linux password inside the container, the one
       xrdp (Guacamole's RDP) checks; sshd never accepts passwords, so it opens nothing else.
     """
@@ -89,11 +92,12 @@ def build_spec(
         raise ValueError("the workspace must be saved before it gets a container")
     _check_config(config)
     _check_quota(quota)
+    network = member_network(owner.username, config.network_prefix)
     return ContainerSpec(
         name=name,
         image=workspace.image,
         hostname=f"ws-{slug}",  # '_' is not allowed in hostnames; the slug has none
-        labels=_labels(workspace, slug, config),
+        labels=_labels(workspace, slug, network, config),
         environment=_environment(workspace, gpu_ids, authorized_keys, desktop_password),
         user_uid=owner.uid,
         user_gid=owner.gid,
@@ -105,7 +109,7 @@ def build_spec(
         gpus=GpuRequest(device_ids=tuple(gpu_ids)),
         mounts=_mounts(owner.username, name, config),
         ports={SSH_CONTAINER_PORT: _ssh_port(workspace.ssh_port)},
-        network=config.network,
+        network=network,
         restart_policy="unless-stopped",
         shm_size=config.shm_size,
     )
@@ -117,8 +121,8 @@ def _check_config(config: SpecConfig) -> None:
     for value in (config.traefik_entrypoint, config.traefik_middleware):
         if not _TRAEFIK_REF_RE.fullmatch(value):
             raise ValueError(f"{value!r} is not a Traefik name")
-    if config.network is not None and not _NETWORK_RE.fullmatch(config.network):
-        raise ValueError(f"{config.network!r} is not a Docker network name")
+    if not _NETWORK_RE.fullmatch(config.network_prefix):
+        raise ValueError(f"{config.network_prefix!r} is not a Docker network name prefix")
 
 
 def _check_quota(quota: Quota) -> None:
@@ -134,16 +138,15 @@ def _ssh_port(port: int) -> int:
     return port
 
 
-def _labels(workspace: Workspace, slug: str, config: SpecConfig) -> dict[str, str]:
+def _labels(workspace: Workspace, slug: str, network: str, config: SpecConfig) -> dict[str, str]:
     labels = {
         "portal.managed": "true",
         "portal.workspace": str(workspace.pk),
         "portal.owner": workspace.owner.username,
         "portal.host": workspace.host.name,
         "traefik.enable": "true",
+        "traefik.docker.network": network,
     }
-    if config.network:
-        labels["traefik.docker.network"] = config.network
     routers = {"code": ("code", CODE_SERVER_PORT), "jupyter": ("jup", JUPYTER_PORT)}
     for host, service in service_hosts(slug, config.domain).items():
         suffix, port = routers[service]

@@ -5,6 +5,7 @@ call runs on the worker next to its engine."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Task, shared_task
@@ -13,7 +14,9 @@ from django.core.cache import cache
 from hostops.errors import HostOpsTransient
 from portal.models import Host, SitePolicy
 from portal.operations import operation_retrying
-from workspaces import activity, lifecycle, reconcile
+from workspaces import activity, lifecycle, networks, reconcile
+
+logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 5
 IDLE_CHECK_EVERY = 300  # seconds between two idle checks of a host
@@ -91,6 +94,8 @@ def workspace_host_task(host_id: int) -> None:
         return
     if not reconcile.reconcile_host(host).reachable:
         return
+    for proxy, network in networks.attach_proxies(host):
+        logger.info("joined %s to %s", proxy, network)
     activity.collect_stats(host)
     if cache.add(f"workspaces:idle-check:{host_id}", 1, IDLE_CHECK_EVERY):
         policy = SitePolicy.current()  # once per check, so admins' changes apply at the next one

@@ -25,6 +25,7 @@ from playwright.sync_api import Locator, Page, expect
 from portal.models import Operation, Quota, User
 from portal.services import sshkey_add
 from portal.sshkeys import parse_public_key
+from tests.conftest import remove_member_leftovers
 from tests.factories import UserFactory
 from tests.sshclient import ssh_run
 from tests.worker import WorkerProcess
@@ -72,10 +73,7 @@ def member(db: None, engine: docker_sdk.DockerClient) -> Iterator[User]:
     user: User = UserFactory(username=f"e{uuid.uuid4().hex[:8]}", first_name="Erin")
     small_quota(user, mem_guarantee=64 * M, mem_limit=256 * M, swap=64 * M, cpuset="0")
     yield user
-    for container in engine.containers.list(all=True, filters={"label": f"portal.owner={user.username}"}):
-        container.remove(force=True)
-    for volume in engine.volumes.list(filters={"name": f"ws-{user.username}-sshkeys"}):
-        volume.remove(force=True)
+    remove_member_leftovers(engine, user.username)
 
 
 @pytest.fixture

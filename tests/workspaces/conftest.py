@@ -17,7 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from portal.models import Host, Quota, SSHKey, User
 from portal.sshkeys import parse_public_key
-from tests.conftest import DOCKER_URL, SLIM_IMAGE
+from tests.conftest import DOCKER_URL, SLIM_IMAGE, remove_member_leftovers
 from tests.factories import UserFactory
 from workspaces.models import Workspace
 
@@ -37,7 +37,6 @@ def ws_settings(settings, tmp_path: Path):  # type: ignore[no-untyped-def]
     settings.WORKSPACE_SSH_PORT_BASE = base
     settings.WORKSPACE_SSH_PORT_MAX = base + 99
     settings.WORKSPACE_IMAGE = SLIM_IMAGE
-    settings.WORKSPACE_NETWORK = None
     settings.WORKSPACE_SHM_SIZE = 64 * M
     settings.WORKSPACE_PIDS_LIMIT = 512
     settings.WORKSPACE_START_TIMEOUT = 90
@@ -113,11 +112,8 @@ def engine(
     yield docker_client
     for container in docker_client.containers.list(all=True, filters={"label": f"portal.host={host.name}"}):
         container.remove(force=True)
-    usernames = set(User.objects.values_list("username", flat=True))  # this test's members only
-    for volume in docker_client.volumes.list():
-        owner = volume.name.removeprefix("ws-").removesuffix("-sshkeys").split("-")[0]
-        if volume.name.startswith("ws-m") and volume.name.endswith("-sshkeys") and owner in usernames:
-            volume.remove(force=True)
+    for username in User.objects.values_list("username", flat=True):  # this test's members only
+        remove_member_leftovers(docker_client, username)
 
 
 def worker_workspace_env(root: Path, port_base: int) -> dict[str, str]:

@@ -23,7 +23,7 @@ CONFIG = SpecConfig(
     home_root="/srv/homes",
     scratch_root="/srv/scratch",
     datasets_path="/srv/datasets",
-    network="edge",
+    network_prefix="portal-ws",
     pids_limit=4096,
     shm_size=8 * G,
     traefik_entrypoint="websecure",
@@ -108,7 +108,7 @@ def test_it_takes_pids_shm_network_and_restart_policy_from_config() -> None:
     spec = spec_for()
     assert spec.pids_limit == 4096
     assert spec.shm_size == 8 * G
-    assert spec.network == "edge"
+    assert spec.network == "portal-ws-alice"
     assert spec.restart_policy == "unless-stopped"
 
 
@@ -288,7 +288,7 @@ def test_it_routes_code_server_and_jupyter_through_the_portals_gate() -> None:
     labels = spec_for().labels
     assert {key: value for key, value in labels.items() if key.startswith("traefik.")} == {
         "traefik.enable": "true",
-        "traefik.docker.network": "edge",
+        "traefik.docker.network": "portal-ws-alice",
         "traefik.http.routers.u-alice-code.rule": "Host(`alice-code.corp.example`)",
         "traefik.http.routers.u-alice-code.entrypoints": "websecure",
         "traefik.http.routers.u-alice-code.tls": "true",
@@ -310,10 +310,16 @@ def test_named_workspaces_get_their_own_hosts_and_routers() -> None:
     assert labels["traefik.http.routers.u-alice-gpu2-jup.rule"] == "Host(`jupyter-alice-gpu2.corp.example`)"
 
 
-def test_without_a_shared_network_traefik_picks_the_containers_own() -> None:
-    spec = spec_for(config=dataclasses.replace(CONFIG, network=None))
-    assert "traefik.docker.network" not in spec.labels
-    assert spec.network is None
+def test_every_workspace_of_a_member_joins_their_own_network_and_no_one_elses() -> None:
+    first, second = spec_for(make_workspace("alice")), spec_for(make_workspace("alice", "gpu2"))
+    other = spec_for(make_workspace("bob", uid=2002))
+    assert first.network == second.network == first.labels["traefik.docker.network"] == "portal-ws-alice"
+    assert other.network == other.labels["traefik.docker.network"] == "portal-ws-bob"
+
+
+def test_it_refuses_a_network_prefix_docker_would_not_take() -> None:
+    with pytest.raises(ValueError, match="network name prefix"):
+        spec_for(config=dataclasses.replace(CONFIG, network_prefix="-bad prefix"))
 
 
 def test_underscores_become_hyphens_in_hosts_but_not_in_the_login() -> None:

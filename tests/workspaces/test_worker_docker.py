@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from portal.models import Host, Operation, User
+from tests.conftest import remove_member_leftovers
 from tests.factories import UserFactory
 from tests.worker import WorkerProcess, wait_for
 from tests.workspaces.conftest import small_quota, use_worker_settings, worker_workspace_env
@@ -65,7 +66,4 @@ def test_a_start_clicked_on_the_dashboard_runs_on_the_hosts_worker(
         assert "pill-running" in card
         assert 'hx-trigger="every 1s"' not in card
     finally:
-        for container in docker_client.containers.list(all=True, filters={"name": f"^/ws-{member.username}$"}):
-            container.remove(force=True)
-        for volume in docker_client.volumes.list(filters={"name": f"ws-{member.username}-sshkeys"}):
-            volume.remove(force=True)
+        remove_member_leftovers(docker_client, member.username)

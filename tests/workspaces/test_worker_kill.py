@@ -26,6 +26,7 @@ from hostops import docker
 from hostops.types import ContainerState
 from portal.celery import app as celery_app
 from portal.models import Host, Operation, User
+from tests.conftest import remove_member_leftovers
 from tests.worker import WorkerProcess, wait_for
 from tests.workspaces.conftest import DOCKER_URL, use_worker_settings, worker_workspace_env
 from workspaces import reconcile, services, tasks
@@ -68,10 +69,7 @@ def containers_of(
         return docker.list_by_label(f"portal.owner={member.username}", docker_url=DOCKER_URL)
 
     yield listing
-    for container in docker_client.containers.list(all=True, filters={"label": f"portal.owner={member.username}"}):
-        container.remove(force=True)
-    for volume in docker_client.volumes.list(filters={"name": f"ws-{member.username}-sshkeys"}):
-        volume.remove(force=True)
+    remove_member_leftovers(docker_client, member.username)
 
 
 def kill_mid_create(worker: WorkerProcess, op: Operation, containers: Callable[[], list[ContainerState]]) -> None:

@@ -1,0 +1,123 @@
+"""hostops.docker networks against the real dockerd: subnets from our pool, isolation between
+networks, proxies joined and detached."""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from collections.abc import Callable, Iterator
+
+import docker as docker_sdk
+import pytest
+
+from hostops import docker as hd
+from hostops.errors import HostOpsError
+from tests.hostops.conftest import SpecFactory
+
+PROXY = "portal.proxy=true"
+POOL = "10.214.7.0/24"  # 16 networks of /28, a range nothing else here uses
+
+
+@pytest.fixture
+def net_name(docker_url: str) -> Iterator[Callable[[str], str]]:
+    """Network names unique to this test; all of them are removed afterwards."""
+    prefix = f"h4n-{uuid.uuid4().hex[:8]}"
+    yield lambda suffix: f"{prefix}-{suffix}"
+    engine = docker_sdk.DockerClient(base_url=docker_url)
+    for network in engine.networks.list(filters={"name": prefix}):
+        network.reload()
+        for container in network.containers:
+            network.disconnect(container, force=True)
+        network.remove()
+
+
+def _ensure(name: str, docker_url: str, pool: str = POOL, prefix_length: int = 28) -> hd.NetworkState:
+    return hd.ensure_network(
+        name, labels={"portal.test-net": "yes"}, pool=pool, prefix_length=prefix_length, docker_url=docker_url
+    )
+
+
+def _reaches(source: str, target_ip: str, port: int, docker_url: str) -> bool:
+    """Whether ``source`` opens a TCP connection to ``target_ip:port`` within 3 s (packets
+    between isolated networks are dropped, so a refused probe times out)."""
+    probe = f"timeout 3 bash -c 'exec 3<>/dev/tcp/{target_ip}/{port}' 2>/dev/null && echo open || echo closed"
+    code, output = hd.exec_run(source, ["bash", "-c", probe], docker_url=docker_url, timeout=15)
+    assert code == 0, output
+    return output.strip() == "open"
+
+
+def _ip(name: str, network: str, docker_url: str) -> str:
+    engine = docker_sdk.DockerClient(base_url=docker_url)
+    return engine.containers.get(name).attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+
+# Listens on 8888 as Jupyter does (perl is in every Debian base, python3 is not).
+_SERVE = "$s = IO::Socket::INET->new(LocalPort => 8888, Listen => 5) or die; close $c while $c = $s->accept"
+LISTEN = ("perl", "-MIO::Socket::INET", "-e", _SERVE)
+
+
+def test_a_network_gets_the_first_free_subnet_of_the_pool_and_its_labels(docker_url: str, net_name) -> None:  # type: ignore[no-untyped-def]
+    first = _ensure(net_name("a"), docker_url)
+    second = _ensure(net_name("b"), docker_url)
+    assert ipaddress.ip_network(first.subnet).subnet_of(ipaddress.ip_network(POOL))
+    assert ipaddress.ip_network(first.subnet).prefixlen == 28
+    assert not ipaddress.ip_network(first.subnet).overlaps(ipaddress.ip_network(second.subnet))
+    assert first.labels == {"portal.test-net": "yes"}
+    assert [n.name for n in hd.list_networks("portal.test-net=yes", docker_url=docker_url)].count(first.name) == 1
+
+
+def test_ensuring_an_existing_network_changes_nothing(docker_url: str, net_name) -> None:  # type: ignore[no-untyped-def]
+    first = _ensure(net_name("a"), docker_url)
+    again = _ensure(net_name("a"), docker_url)
+    assert (again.id, again.subnet) == (first.id, first.subnet)
+
+
+def test_a_full_pool_is_refused_in_words(docker_url: str, net_name) -> None:  # type: ignore[no-untyped-def]
+    _ensure(net_name("only"), docker_url, pool="10.214.9.0/28")
+    with pytest.raises(HostOpsError, match=r"no free /28 subnet is left in 10\.214\.9\.0/28"):
+        _ensure(net_name("more"), docker_url, pool="10.214.9.0/28")
+
+
+def test_containers_on_different_networks_cannot_reach_each_other_and_a_proxy_reaches_both(
+    docker_url: str, net_name, make_spec: SpecFactory
+) -> None:  # type: ignore[no-untyped-def]
+    alice_net, bob_net = _ensure(net_name("alice"), docker_url).name, _ensure(net_name("bob"), docker_url).name
+    alice_spec = make_spec("alice", network=alice_net, command=LISTEN)
+    bob_spec = make_spec("bob", network=bob_net, command=LISTEN)
+    proxy_spec = make_spec("proxy", network=None, labels={**make_spec().labels, "portal.proxy": "true"})
+    for spec in (alice_spec, bob_spec, proxy_spec):
+        hd.ensure_container(spec, docker_url=docker_url)
+
+    assert hd.connect_labelled([alice_net, bob_net], PROXY, docker_url=docker_url) == [
+        (proxy_spec.name, alice_net),
+        (proxy_spec.name, bob_net),
+    ]
+    assert hd.connect_labelled([alice_net, bob_net], PROXY, docker_url=docker_url) == []  # already on both
+
+    bob_ip, alice_ip = _ip(bob_spec.name, bob_net, docker_url), _ip(alice_spec.name, alice_net, docker_url)
+    assert _reaches(proxy_spec.name, bob_ip, 8888, docker_url)
+    assert _reaches(proxy_spec.name, alice_ip, 8888, docker_url)
+    assert not _reaches(alice_spec.name, bob_ip, 8888, docker_url)
+    assert not _reaches(bob_spec.name, alice_ip, 8888, docker_url)
+
+
+def test_removing_a_network_detaches_the_proxies_but_spares_a_network_someone_still_uses(
+    docker_url: str, net_name, make_spec: SpecFactory
+) -> None:  # type: ignore[no-untyped-def]
+    used, spare = _ensure(net_name("used"), docker_url).name, _ensure(net_name("spare"), docker_url).name
+    member = make_spec("member", network=used)
+    hd.ensure_container(member, docker_url=docker_url)
+    hd.stop(member.name, docker_url=docker_url, timeout=1)  # a stopped container still needs its network
+    proxy = make_spec("proxy", labels={**make_spec().labels, "portal.proxy": "true"})
+    hd.ensure_container(proxy, docker_url=docker_url)
+    hd.connect_labelled([used, spare], PROXY, docker_url=docker_url)
+
+    assert hd.remove_network(used, detach_label=PROXY, docker_url=docker_url) is False
+    assert hd.remove_network(spare, detach_label=PROXY, docker_url=docker_url) is True
+
+    names = {n.name for n in hd.list_networks("portal.test-net=yes", docker_url=docker_url)}
+    assert used in names
+    assert spare not in names
+    hd.start(member.name, docker_url=docker_url)
+    assert hd.inspect(member.name, docker_url=docker_url).running
+    assert hd.remove_network(spare, detach_label=PROXY, docker_url=docker_url) is True  # gone already
