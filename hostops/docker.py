@@ -239,6 +239,7 @@ def _create_kwargs(spec: ContainerSpec, wanted: str) -> dict[str, Any]:
         "security_opt": list(spec.security_opt) or None,
         "extra_hosts": dict(spec.extra_hosts) or None,
         "shm_size": spec.shm_size,
+        "runtime": spec.runtime,
         "init": True,
     }
 

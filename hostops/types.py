@@ -53,6 +53,7 @@ class ContainerSpec:
     extra_hosts: dict[str, str] = field(default_factory=dict)
     shm_size: int | None = None
     command: tuple[str, ...] = ()  # empty = the image's CMD
+    runtime: str | None = None  # an OCI runtime of the engine ("sysbox-runc"); None = its default
 
 
 @dataclass(frozen=True)

@@ -332,6 +332,11 @@ if not int(WORKSPACE_SUBNET_POOL.split("/")[1]) < WORKSPACE_SUBNET_PREFIX <= 29:
         f"WORKSPACE_SUBNET_PREFIX must be longer than WORKSPACE_SUBNET_POOL's /{WORKSPACE_SUBNET_POOL.split('/')[1]}"
         " and at most 29 (a network needs room for a workspace, Traefik and guacd)"
     )
+# Docker inside a workspace needs a runtime that makes an unprivileged container able to run
+# its own dockerd (Sysbox: "sysbox-runc"). Empty: admins can't grant that capability.
+WORKSPACE_DOCKER_RUNTIME = env_str("WORKSPACE_DOCKER_RUNTIME", "")
+if WORKSPACE_DOCKER_RUNTIME and not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", WORKSPACE_DOCKER_RUNTIME):
+    raise ImproperlyConfigured(f"WORKSPACE_DOCKER_RUNTIME {WORKSPACE_DOCKER_RUNTIME!r} is not a runtime name")
 WORKSPACE_PIDS_LIMIT = env_int("WORKSPACE_PIDS_LIMIT", 4096, minimum=64)
 WORKSPACE_SHM_SIZE = env_size("WORKSPACE_SHM_SIZE", "8G")
 WORKSPACE_START_TIMEOUT = env_int("WORKSPACE_START_TIMEOUT", 120, minimum=10)

@@ -37,6 +37,7 @@ class SpecConfig:
     scratch_root: str
     datasets_path: str
     network_prefix: str
+    docker_runtime: str  # "" = none: Docker inside workspaces is not available
     pids_limit: int
     shm_size: int
     traefik_entrypoint: str
@@ -50,6 +51,7 @@ class SpecConfig:
             scratch_root=settings.WORKSPACE_SCRATCH_ROOT,
             datasets_path=settings.WORKSPACE_DATASETS_PATH,
             network_prefix=settings.WORKSPACE_NETWORK_PREFIX,
+            docker_runtime=settings.WORKSPACE_DOCKER_RUNTIME,
             pids_limit=settings.WORKSPACE_PIDS_LIMIT,
             shm_size=settings.WORKSPACE_SHM_SIZE,
             traefik_entrypoint=settings.TRAEFIK_ENTRYPOINT,
@@ -75,10 +77,11 @@ def build_spec(
       raises ValueError. The host's Docker socket is never mounted.
     - ``NVIDIA_VISIBLE_DEVICES`` is always set: the granted GPUs, or ``void`` when none,
       because CUDA images otherwise default to every GPU of the host.
-    - ``can_docker`` only sets ``PORTAL_DOCKER=1``: the image's entrypoint then enables a
-      rootless dockerd owned by the member inside the container. No capability, device,
-      socket or privileged flag is added, so Docker-in-workspace gives no host privilege
-      (a workload that needs more than rootless Docker allows is refused by the kernel).
+    - ``can_docker`` takes effect only with ``config.docker_runtime`` (Sysbox): the container
+      then runs under that runtime, which gives it its own user namespace, and
+      ``PORTAL_DOCKER=1`` makes the image start a dockerd of its own inside. No capability,
+      device, socket or privileged flag is ever added, so Docker in a workspace gives no host
+      privilege; without the runtime the flag stays 0 and nothing changes.
     - the container joins its owner's own network (``<network_prefix>-<username>``), never a
       network shared with other members, whose code-server and Jupyter trust the gate in
       front of them and would otherwise be open to every container beside them.
@@ -93,12 +96,13 @@ def build_spec(
     _check_config(config)
     _check_quota(quota)
     network = member_network(owner.username, config.network_prefix)
+    with_docker = owner.can_docker and bool(config.docker_runtime)
     return ContainerSpec(
         name=name,
         image=workspace.image,
         hostname=f"ws-{slug}",  # '_' is not allowed in hostnames; the slug has none
         labels=_labels(workspace, slug, network, config),
-        environment=_environment(workspace, gpu_ids, authorized_keys, desktop_password),
+        environment=_environment(workspace, gpu_ids, authorized_keys, desktop_password, docker=with_docker),
         user_uid=owner.uid,
         user_gid=owner.gid,
         mem_reservation=quota.mem_guarantee,
@@ -112,6 +116,7 @@ def build_spec(
         network=network,
         restart_policy="unless-stopped",
         shm_size=config.shm_size,
+        runtime=config.docker_runtime if with_docker else None,
     )
 
 
@@ -121,6 +126,8 @@ def _check_config(config: SpecConfig) -> None:
     for value in (config.traefik_entrypoint, config.traefik_middleware):
         if not _TRAEFIK_REF_RE.fullmatch(value):
             raise ValueError(f"{value!r} is not a Traefik name")
+    if config.docker_runtime and not _NETWORK_RE.fullmatch(config.docker_runtime):
+        raise ValueError(f"{config.docker_runtime!r} is not a runtime name")
     if not _NETWORK_RE.fullmatch(config.network_prefix):
         raise ValueError(f"{config.network_prefix!r} is not a Docker network name prefix")
 
@@ -169,7 +176,7 @@ def _router(router: str, host: str, port: int, config: SpecConfig) -> dict[str, 
 
 
 def _environment(
-    workspace: Workspace, gpu_ids: tuple[str, ...], authorized_keys: list[str], desktop_password: str
+    workspace: Workspace, gpu_ids: tuple[str, ...], authorized_keys: list[str], desktop_password: str, *, docker: bool
 ) -> dict[str, str]:
     owner = workspace.owner
     if not desktop_password or not desktop_password.isprintable() or " " in desktop_password:
@@ -184,7 +191,7 @@ def _environment(
         "PORTAL_UID": str(owner.uid),
         "PORTAL_GID": str(owner.gid),
         "PORTAL_SUDO": "1" if owner.can_sudo else "0",
-        "PORTAL_DOCKER": "1" if owner.can_docker else "0",
+        "PORTAL_DOCKER": "1" if docker else "0",
         "PORTAL_AUTHORIZED_KEYS": _authorized_keys(authorized_keys),
         "PORTAL_DESKTOP_PASSWORD": desktop_password,
         "NVIDIA_VISIBLE_DEVICES": ",".join(gpu_ids) or "void",

@@ -193,6 +193,21 @@ class CapabilitiesForm(forms.Form):
     def __init__(self, data: Any = None, *, member: User, actor: User) -> None:
         self.member, self.actor = member, actor
         super().__init__(data, initial={name: getattr(member, name) for name in self.base_fields})
+        if not settings.WORKSPACE_DOCKER_RUNTIME:
+            self.fields["can_docker"].help_text = (
+                f"{DOCKER_WARNING} Not available on this server: it needs the Sysbox runtime "
+                "(WORKSPACE_DOCKER_RUNTIME)."
+            )
+
+    def clean_can_docker(self) -> bool:
+        can_docker: bool = self.cleaned_data["can_docker"]
+        if can_docker and not self.member.can_docker and not settings.WORKSPACE_DOCKER_RUNTIME:
+            raise ValidationError(
+                "This server can't run Docker inside workspaces yet: it needs the Sysbox runtime on the host "
+                "and WORKSPACE_DOCKER_RUNTIME=sysbox-runc in the portal's settings. Without it a container "
+                "would need privileges that reach the host."
+            )
+        return can_docker
 
     def clean_is_staff(self) -> bool:
         is_staff: bool = self.cleaned_data["is_staff"]

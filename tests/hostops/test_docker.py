@@ -180,6 +180,16 @@ def test_limits_are_set_in_the_engine_and_in_the_cgroup(docker_url: str, make_sp
     assert limits == {"memory": 256 * MIB, "reservation": 128 * MIB, "swap": 256 * MIB, "cpus": "0", "pids": 123}
 
 
+def test_a_runtime_is_asked_of_the_engine_by_name(docker_url: str, make_spec: SpecFactory) -> None:
+    state = hd.ensure_container(make_spec(runtime="runc"), docker_url=docker_url)
+    assert hd._client(docker_url).api.inspect_container(state.id)["HostConfig"]["Runtime"] == "runc"
+
+
+def test_an_unknown_runtime_is_refused_by_the_engine_in_words(docker_url: str, make_spec: SpecFactory) -> None:
+    with pytest.raises(HostOpsError, match="sysbox-runc"):
+        hd.ensure_container(make_spec(runtime="sysbox-runc"), docker_url=docker_url)
+
+
 def test_a_published_port_answers(docker_url: str, make_spec: SpecFactory) -> None:
     spec = make_spec(
         image=SLIM_IMAGE, environment=member_env(), ports={"8000/tcp": 0},

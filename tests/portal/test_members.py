@@ -317,13 +317,40 @@ def test_reactivating_an_active_member_changes_nothing(admin_client: Client, bob
 # --- capabilities -----------------------------------------------------------------------
 
 
-def test_granting_capabilities_saves_and_audits(admin_client: Client, admin_user: User, bob: User) -> None:
+def test_granting_capabilities_saves_and_audits(admin_client: Client, admin_user: User, bob: User, settings) -> None:
+    settings.WORKSPACE_DOCKER_RUNTIME = "sysbox-runc"
     response = admin_client.post(reverse("member-capabilities", args=[bob.pk]), {"can_docker": "on", "is_staff": "on"})
     assert response.status_code == 302
     bob.refresh_from_db()
     assert (bob.can_sudo, bob.can_docker, bob.is_staff) == (False, True, True)
     event = AuditEvent.objects.get(action="member.capabilities")
     assert (event.actor, event.detail) == (admin_user, {"can_docker": True, "is_staff": True})
+
+
+def test_docker_is_refused_in_words_where_the_server_has_no_runtime_for_it(
+    admin_client: Client, bob: User, settings
+) -> None:
+    settings.WORKSPACE_DOCKER_RUNTIME = ""
+    page = admin_client.get(reverse("member-detail", args=[bob.pk])).content.decode()
+    assert "Not available on this server" in page
+
+    response = admin_client.post(reverse("member-capabilities", args=[bob.pk]), {"can_docker": "on", "can_sudo": "on"})
+
+    assert response.status_code == 400
+    assert "needs the Sysbox runtime" in response.content.decode()
+    bob.refresh_from_db()
+    assert (bob.can_sudo, bob.can_docker) == (False, False)  # nothing half-done
+    assert not AuditEvent.objects.filter(action="member.capabilities").exists()
+
+
+def test_a_docker_grant_made_earlier_does_not_block_other_changes(admin_client: Client, bob: User, settings) -> None:
+    settings.WORKSPACE_DOCKER_RUNTIME = ""
+    bob.can_docker = True
+    bob.save()
+    response = admin_client.post(reverse("member-capabilities", args=[bob.pk]), {"can_docker": "on", "can_sudo": "on"})
+    assert response.status_code == 302
+    bob.refresh_from_db()
+    assert (bob.can_sudo, bob.can_docker) == (True, True)
 
 
 def test_capabilities_over_htmx_swap_the_card(admin_client: Client, bob: User) -> None:

@@ -62,6 +62,11 @@ def test_production_cookies_are_host_only_and_secure() -> None:
         ({"GUACAMOLE_JSON_SECRET_KEY": "4C0B569E4C96DF157EEE1B65DD0E4D"}, "GUACAMOLE_JSON_SECRET_KEY"),
         ({"GUACAMOLE_URL": "remote.corp.example"}, "GUACAMOLE_URL"),
         ({"PORTAL_TRUSTED_PROXIES": "172.30.0.0/24,traefik"}, "PORTAL_TRUSTED_PROXIES"),
+        ({"WORKSPACE_DOCKER_RUNTIME": "runc --privileged"}, "WORKSPACE_DOCKER_RUNTIME"),
+        ({"WORKSPACE_NETWORK_PREFIX": "Bad Prefix"}, "WORKSPACE_NETWORK_PREFIX"),
+        ({"WORKSPACE_SUBNET_POOL": "10.213.0.0/16x"}, "WORKSPACE_SUBNET_POOL"),
+        ({"WORKSPACE_SUBNET_PREFIX": "30"}, "WORKSPACE_SUBNET_PREFIX"),
+        ({"WORKSPACE_SUBNET_POOL": "10.213.0.0/28", "WORKSPACE_SUBNET_PREFIX": "28"}, "WORKSPACE_SUBNET_PREFIX"),
     ],
 )
 def test_a_bad_variable_stops_startup_naming_it(override: dict[str, str], named: str) -> None:

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from hostops.docker import spec_hash
 from hostops.types import ContainerSpec, GpuRequest, Mount
 from portal.models import Host, Quota, User
 from workspaces.models import Workspace, workspace_slug
@@ -24,6 +25,7 @@ CONFIG = SpecConfig(
     scratch_root="/srv/scratch",
     datasets_path="/srv/datasets",
     network_prefix="portal-ws",
+    docker_runtime="sysbox-runc",
     pids_limit=4096,
     shm_size=8 * G,
     traefik_entrypoint="websecure",
@@ -153,6 +155,24 @@ def test_it_passes_sudo_and_docker_capabilities_as_flags(
     env = spec_for(make_workspace(sudo=sudo, docker=docker)).environment
     assert env["PORTAL_SUDO"] == env_sudo
     assert env["PORTAL_DOCKER"] == env_docker
+
+
+def test_docker_runs_the_container_under_the_configured_runtime_only_for_members_granted_it() -> None:
+    assert spec_for(make_workspace(docker=True)).runtime == "sysbox-runc"
+    assert spec_for(make_workspace(docker=False)).runtime is None
+
+
+def test_without_a_runtime_the_docker_capability_changes_nothing() -> None:
+    no_runtime = dataclasses.replace(CONFIG, docker_runtime="")
+    granted = spec_for(make_workspace(docker=True), config=no_runtime)
+    assert granted.runtime is None
+    assert granted.environment["PORTAL_DOCKER"] == "0"
+    assert spec_hash(granted) == spec_hash(spec_for(make_workspace(docker=False), config=no_runtime))
+
+
+def test_it_refuses_a_runtime_name_docker_would_not_take() -> None:
+    with pytest.raises(ValueError, match="runtime name"):
+        spec_for(make_workspace(docker=True), config=dataclasses.replace(CONFIG, docker_runtime="runc --privileged"))
 
 
 def test_docker_in_the_workspace_never_mounts_the_hosts_socket() -> None:

@@ -10,6 +10,7 @@
 #   PORTAL_USER               login name, ^[a-z_][a-z0-9_-]{0,31}$, not an existing system account
 #   PORTAL_UID, PORTAL_GID    numeric, >= 1000 (the member's stable host identity)
 #   PORTAL_SUDO               0 or 1: passwordless sudo inside the workspace
+#   PORTAL_DOCKER             0 or 1: production image only (entrypoint.d/60-docker.sh)
 #   PORTAL_AUTHORIZED_KEYS    newline-separated OpenSSH public keys (no options)
 #   PORTAL_DESKTOP_PASSWORD   optional: the account password xrdp (Guacamole's RDP) logs in with;
 #                             sshd never accepts passwords. Without it the account has no password.
