@@ -357,6 +357,13 @@ login_environment() {
     [[ $(sed -n 3p <<<"$out") == /opt/ml/bin/jupyter ]] || { echo "jupyter is '$(sed -n 3p <<<"$out")'"; return 1; }
 }
 
+command_environment() {  # "ssh ws python train.py": no login shell, pam_env's /etc/environment only
+    local out
+    out=$(member_ssh 'echo $PATH; command -v python3 jupyter')
+    [[ $(sed -n 1p <<<"$out") == /opt/ml/bin:* ]] || { echo "PATH is '$(sed -n 1p <<<"$out")'"; return 1; }
+    [[ $(sed -n 2p <<<"$out") == /opt/ml/bin/python3 ]] || { echo "python3 is '$(sed -n 2p <<<"$out")'"; return 1; }
+}
+
 xrdp_up() {
     timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$rdp_port" || { echo "nothing on 127.0.0.1:$rdp_port"; return 1; }
     [[ $(in_container ps -C xrdp -o user= | sort -u) == xrdp ]] || { echo "xrdp does not run as user xrdp"; return 1; }
@@ -531,6 +538,7 @@ run_checks() {
     check "ssh with the portal's key: uid $member_uid, gid $member_gid" ssh_ids
     check "sshd refuses logins without a key" ssh_no_password
     check "login shell: PATH starts with /opt/ml/bin, LANG=C.UTF-8" login_environment
+    check "ssh with a command (no login shell): /opt/ml/bin first in PATH" command_environment
     check "xrdp listens on 3389 as user xrdp, xrdp-sesman runs" xrdp_up
     check "x2goserver installed and usable by the member (incl. ss, x2gooptionsstring)" x2go_installed
     if command -v pyhoca-cli >/dev/null && command -v nxproxy >/dev/null && command -v xvfb-run >/dev/null; then
