@@ -21,7 +21,6 @@ from tests.conftest import DOCKER_URL, SLIM_IMAGE, remove_member_leftovers
 from tests.factories import UserFactory
 from workspaces.models import Workspace
 
-SSH = shutil.which("ssh") or "/usr/bin/ssh"
 SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
 M = 1024**2
 G = 1024**3

@@ -55,10 +55,6 @@ def mount_source(container, target: str) -> Path:  # type: ignore[no-untyped-def
     return Path(next(m["Source"] for m in container.attrs["Mounts"] if m["Destination"] == target))
 
 
-def ssh(key: Path, port: int, user: str, *argv: str) -> subprocess.CompletedProcess[str]:
-    return ssh_run(key, port, user, *argv)
-
-
 def test_starting_a_workspace_creates_a_container_limited_by_the_quota(
     engine: docker_sdk.DockerClient,
     member: User,
@@ -100,7 +96,7 @@ def test_the_member_logs_in_with_their_key_and_has_their_uid(
 ) -> None:
     workspace = create_and_run(member, host, django_capture_on_commit_callbacks)
 
-    result = ssh(member_key, workspace.ssh_port, member.username, "id")
+    result = ssh_run(member_key, workspace.ssh_port, member.username, "id")
 
     assert result.returncode == 0, result.stderr
     assert f"uid={member.uid}({member.username}) gid={member.gid}({member.username})" in result.stdout
@@ -185,7 +181,7 @@ def test_rebuild_makes_a_new_container_and_keeps_home_port_and_host_keys(
     django_capture_on_commit_callbacks,
 ) -> None:
     workspace = create_and_run(member, host, django_capture_on_commit_callbacks)
-    marker = ssh(
+    marker = ssh_run(
         member_key, workspace.ssh_port, member.username, "touch ~/kept && cat /etc/ssh/keys/ssh_host_ed25519_key.pub"
     )
     assert marker.returncode == 0, marker.stderr
@@ -198,7 +194,7 @@ def test_rebuild_makes_a_new_container_and_keeps_home_port_and_host_keys(
     assert rebuilt.state == Workspace.State.RUNNING
     assert rebuilt.container_id != workspace.container_id
     assert rebuilt.ssh_port == workspace.ssh_port
-    after = ssh(
+    after = ssh_run(
         member_key, workspace.ssh_port, member.username, "ls ~/kept && cat /etc/ssh/keys/ssh_host_ed25519_key.pub"
     )
     assert after.returncode == 0, after.stderr
@@ -311,7 +307,7 @@ def test_restart_applies_a_key_added_since_the_start(
         user=member, name="second", key_type=parsed.key_type, bits=parsed.bits,
         fingerprint=parsed.fingerprint, public_key=parsed.canonical,
     )  # fmt: skip
-    assert ssh(new_key, workspace.ssh_port, member.username, "true").returncode != 0
+    assert ssh_run(new_key, workspace.ssh_port, member.username, "true").returncode != 0
 
     with django_capture_on_commit_callbacks():
         op = services.workspace_restart(workspace=workspace, actor=member)
@@ -320,7 +316,7 @@ def test_restart_applies_a_key_added_since_the_start(
     op.refresh_from_db()
     assert op.state == Operation.State.SUCCEEDED, f"{op.log}\n{op.error}"
     assert Workspace.objects.get(pk=workspace.pk).state == Workspace.State.RUNNING
-    assert ssh(new_key, workspace.ssh_port, member.username, "true").returncode == 0
+    assert ssh_run(new_key, workspace.ssh_port, member.username, "true").returncode == 0
 
 
 def test_a_redelivered_create_takes_over_from_a_killed_worker(
