@@ -21,5 +21,5 @@ RUN SECRET_KEY=build-only GOOGLE_CLIENT_ID=x GOOGLE_CLIENT_SECRET=x GATE_FORWARD
 RUN useradd --system --uid 999 --home /app portal && mkdir -p /app/var && chown portal /app/var
 USER portal
 EXPOSE 8000
-CMD ["gunicorn", "portal.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", \
+CMD ["gunicorn", "project.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", \
      "--worker-class", "gthread", "--access-logfile", "-", "--forwarded-allow-ips", "*"]

@@ -24,7 +24,7 @@ test: $(BIN)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	DATABASE_URL=sqlite:///:memory: $(BIN)/python manage.py makemigrations --check --dry-run --settings=portal.settings_test >/dev/null
+	DATABASE_URL=sqlite:///:memory: $(BIN)/python manage.py makemigrations --check --dry-run --settings=project.settings_test >/dev/null
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/.dev

@@ -11,7 +11,7 @@ from typing import Any
 
 
 def _setup() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings_test")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings_test")
     os.environ.setdefault("PORTAL_TEST_DB_SUFFIX", "bench")
     import django
 

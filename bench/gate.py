@@ -53,8 +53,8 @@ def _time_per_request(handler: WSGIHandler, make_env: Callable[[], dict[str, Any
 def run(n: int = 5000) -> list[dict[str, Any]]:
     from django.conf import settings
 
-    from portal import gate
     from portal.models import Host, User
+    from workspaces import gate
     from workspaces.models import Workspace, service_hosts
 
     user, _ = User.objects.get_or_create(username="benchgate", defaults={"email": "benchgate@bench.example"})

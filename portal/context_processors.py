@@ -5,6 +5,8 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
+from portal.panels import navigation
+
 
 def portal(request: HttpRequest) -> dict[str, Any]:
     """Site-wide template values. The unread count is one indexed COUNT per page."""
@@ -14,6 +16,8 @@ def portal(request: HttpRequest) -> dict[str, Any]:
         unread = user.notifications.filter(read_at=None).count()
     return {
         "site_domain": settings.PORTAL_DOMAIN,
+        "site_name": settings.PORTAL_SITE_NAME,
         "team_links": settings.TEAM_LINKS,
         "unread_notifications": unread,
+        "navigation": navigation(request),
     }

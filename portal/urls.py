@@ -1,15 +1,16 @@
+"""The core app's pages: login, the member's account, and the admin pages for members,
+the audit log and policies."""
+
 from __future__ import annotations
 
-from django.contrib import admin
 from django.urls import include, path
 
-from portal.views import account, audit, auth, dashboard, gate, members, ops, policies
+from portal.views import account, audit, auth, members, ops, policies
 
 urlpatterns = [
-    path("", dashboard.dashboard, name="dashboard"),
     path("healthz", ops.healthz, name="healthz"),
     path("operations/<int:pk>/", ops.operation_status, name="operation-status"),
-    path("gate/start/", gate.gate_start, name="gate-start"),
+    path("operations/recent/", ops.recent_jobs, name="recent-jobs"),
     # --- login (portal/views/auth.py) ---
     path("login/", auth.login_page, name="login"),
     path("login/admin/", auth.breakglass_login, name="breakglass-login"),
@@ -31,6 +32,4 @@ urlpatterns = [
     path("members/requests/<int:pk>/dismiss/", members.access_request_dismiss, name="access-request-dismiss"),
     path("audit/", audit.audit_list, name="audit-list"),
     path("policies/", policies.site_policies, name="site-policies"),
-    path("workspaces/", include("workspaces.urls")),
-    path("django-admin/", admin.site.urls),
 ]

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBUG=${DEBUG:-true}
-export DJANGO_SETTINGS_MODULE=portal.settings
+export DJANGO_SETTINGS_MODULE=project.settings
 mkdir -p var
 # Workspaces on this machine's Docker engine (if one runs): homes under var/, and the slim
 # image when the full desktop image was not built.

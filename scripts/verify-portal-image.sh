@@ -52,7 +52,7 @@ env=(
 )
 docker run --rm --network host "${env[@]}" "$tag" python manage.py migrate --noinput >/dev/null
 docker run -d --name pv-web --network host "${env[@]}" "$tag" \
-    gunicorn portal.wsgi:application --bind "127.0.0.1:$port" --workers 2 --worker-class gthread >/dev/null
+    gunicorn project.wsgi:application --bind "127.0.0.1:$port" --workers 2 --worker-class gthread >/dev/null
 docker run -d --name pv-worker --user root --network host "${env[@]}" \
     -v /var/run/docker.sock:/var/run/docker.sock "$tag" \
     celery -A portal worker -Q portal,host.local --hostname local@verify --concurrency 2 >/dev/null

@@ -1,5 +1,5 @@
 """The local OpenID Connect provider that stands in for Google (PyPI oidc-provider-mock), shared
-by the login unit tests and the browser tests. portal/settings_test.py points allauth's google
+by the login unit tests and the browser tests. project/settings_test.py points allauth's google
 provider at it."""
 
 from __future__ import annotations

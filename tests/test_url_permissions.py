@@ -78,6 +78,7 @@ ACCESS: dict[str, Rule] = {
     "dashboard": Rule(**ANY_MEMBER),
     "healthz": Rule(**ANYONE),
     "operation-status": Rule(**OWN_OBJECT, target=_alice_op),
+    "recent-jobs": Rule(**ANY_MEMBER),
     # The gate hands alice a ticket for her own host only; others are refused.
     "gate-start": Rule(ANON_LOGIN, OK, DENIED, DENIED, target=lambda w: {}, method="get_alice_host"),
     "login": Rule(**ANYONE),

@@ -23,7 +23,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from portal.celery import app as celery_app
+from project.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUES = ("portal", "host.local")
@@ -73,7 +73,7 @@ def _purge_queues() -> None:
 def _worker_env(extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        DJANGO_SETTINGS_MODULE="portal.settings_test",
+        DJANGO_SETTINGS_MODULE="project.settings_test",
         REDIS_URL=settings.CELERY_BROKER_URL,
         DATABASE_URL=_database_url(connection.settings_dict),
         PYTHONUNBUFFERED="1",
@@ -120,7 +120,7 @@ def start_worker(*, nodename: str, log_path: Path, extra_env: dict[str, str] | N
     one to kill) on QUEUES and wait until it answers a ping. Tests that need a second worker,
     or a new one after killing the first, call this; ``stop_worker`` ends it."""
     celery = str(Path(sys.executable).with_name("celery"))
-    argv = [celery, "-A", "portal", "worker", "-Q", ",".join(QUEUES), "-n", nodename, "--pool", "solo"]
+    argv = [celery, "-A", "project", "worker", "-Q", ",".join(QUEUES), "-n", nodename, "--pool", "solo"]
     argv += ["--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(

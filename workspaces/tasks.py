@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.core.cache import cache
 
 from hostops.errors import HostOpsTransient
@@ -19,7 +20,6 @@ from workspaces import activity, lifecycle, networks, reconcile
 logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 5
-IDLE_CHECK_EVERY = 300  # seconds between two idle checks of a host
 
 
 def _run(task: Task, kind: str, operation_id: int, **kwargs: Any) -> None:
@@ -88,7 +88,7 @@ def workspace_housekeeping_task() -> None:
 @shared_task(ignore_result=True, acks_late=True)
 def workspace_host_task(host_id: int) -> None:
     """Reconcile the host, refresh CPU/memory figures, and apply the idle policy every
-    IDLE_CHECK_EVERY seconds. Nothing else runs while the engine doesn't answer."""
+    WORKSPACE_IDLE_CHECK_SECONDS. Nothing else runs while the engine doesn't answer."""
     host = Host.objects.filter(pk=host_id).first()
     if host is None:
         return
@@ -97,7 +97,7 @@ def workspace_host_task(host_id: int) -> None:
     for proxy, network in networks.attach_proxies(host):
         logger.info("joined %s to %s", proxy, network)
     activity.collect_stats(host)
-    if cache.add(f"workspaces:idle-check:{host_id}", 1, IDLE_CHECK_EVERY):
+    if cache.add(f"workspaces:idle-check:{host_id}", 1, settings.WORKSPACE_IDLE_CHECK_SECONDS):
         policy = SitePolicy.current()  # once per check, so admins' changes apply at the next one
         if policy.idle_after is not None:
             activity.idle_check_host(host, policy=policy)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import template
 
 from portal.env import format_size
+from portal.panels import Panel
 
 register = template.Library()
 
@@ -31,3 +32,11 @@ def cpuset_label(cpuset: str) -> str:
         count += int(high or low) - int(low) + 1
     where = f"CPU {cpuset}" if cpuset.isdigit() else cpuset
     return f"{count} core{'' if count == 1 else 's'} ({where})"
+
+
+@register.simple_tag(takes_context=True)
+def panel(context: template.Context, item: Panel) -> str:
+    """Render a contributed card or section (portal/panels.py) with its own context on top
+    of the page's."""
+    with context.push(**item.context):
+        return context.template.engine.get_template(item.template).render(context)  # type: ignore[union-attr]

@@ -4,7 +4,6 @@ member's identity, limits, capabilities and suspension. Every view is for admins
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -23,7 +22,7 @@ from portal.access import AuthedRequest, get_member_for_admin, staff_required
 from portal.forms.members import CapabilitiesForm, InviteForm, MemberFilterForm, QuotaForm, SuspendForm
 from portal.identity import suggest_username
 from portal.models import AccessRequest, AuditEvent, Quota, User
-from workspaces.models import Workspace
+from portal.panels import Column, Panel, member_columns, member_sections
 
 MEMBERS_PER_PAGE = 100
 REQUESTS_SHOWN = 50
@@ -33,8 +32,7 @@ EVENTS_SHOWN = 15
 @dataclass(frozen=True)
 class MemberRow:
     member: User
-    # The member's workspace state; None while the workspaces app has none to report.
-    workspace: Any = None
+    cells: list[Panel]  # one per column the apps contribute (settings.PORTAL_MEMBER_COLUMNS)
 
 
 @require_GET
@@ -43,21 +41,19 @@ def member_list(request: AuthedRequest) -> HttpResponse:
     filters = MemberFilterForm(request.GET or None)
     members = filters.apply(User.objects.select_related("quota").order_by("username"))
     page = Paginator(members, MEMBERS_PER_PAGE).get_page(request.GET.get("page"))
-    workspace_states = _default_workspaces([member.pk for member in page])
+    columns = member_columns(page)
     context = {
         "filters": filters,
         "page": page,
-        "rows": [MemberRow(member, (workspace_states or {}).get(member.pk)) for member in page],
-        "workspace_states": workspace_states,
+        "columns": columns,
+        "rows": [MemberRow(member, [_cell(column, member) for column in columns]) for member in page],
         "access_requests": _pending_requests(),
     }
     return render(request, "portal/member_list.html", context)
 
 
-def _default_workspaces(member_ids: list[int]) -> dict[int, Workspace]:
-    """Each listed member's default workspace, in one query."""
-    rows = Workspace.objects.filter(owner_id__in=member_ids, name="")
-    return {workspace.owner_id: workspace for workspace in rows}
+def _cell(column: Column, member: User) -> Panel:
+    return Panel(column.template, column.cell(member.pk) or {})
 
 
 def _pending_requests() -> list[tuple[AccessRequest, str]]:
@@ -111,6 +107,7 @@ def _render_detail(request: AuthedRequest, member: User, *, status: int = 200, *
         "quota_form": forms.get("quota_form") or QuotaForm(quota=quota),
         "capabilities_form": forms.get("capabilities_form") or CapabilitiesForm(member=member, actor=request.user),
         "suspend_form": forms.get("suspend_form") or SuspendForm(member=member, actor=request.user),
+        "sections": member_sections(request, member),  # settings.PORTAL_MEMBER_SECTIONS
     }
     return render(request, "portal/member_detail.html", context, status=status)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from celery import current_app as celery_app
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
@@ -12,8 +13,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling
 
+from portal import cards
 from portal.access import AuthedRequest, get_operation_for_user
-from portal.celery import app as celery_app
 from portal.models import WorkerHeartbeat
 
 
@@ -71,5 +72,14 @@ def operation_status(request: AuthedRequest, pk: int) -> HttpResponse:
     op = get_operation_for_user(request, pk)
     response = render(request, "portal/_operation.html", {"op": op})
     if op.is_final and request.htmx:
-        return HttpResponseStopPolling(response.content)
+        stopped = HttpResponseStopPolling(response.content)
+        stopped["HX-Trigger"] = "operation-finished"  # the Recent jobs card reloads itself
+        return stopped
     return response
+
+
+@require_GET
+def recent_jobs(request: AuthedRequest) -> HttpResponse:
+    """The dashboard's Recent jobs card alone, for its reload when a job ends."""
+    panel = cards.recent_jobs_card(request)
+    return render(request, panel.template, panel.context)

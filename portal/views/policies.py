@@ -12,7 +12,6 @@ from portal import services
 from portal.access import AuthedRequest, staff_required
 from portal.forms.policies import IdlePolicyForm
 from portal.models import SitePolicy
-from workspaces.tasks import IDLE_CHECK_EVERY
 
 
 @require_http_methods(["GET", "POST"])
@@ -27,7 +26,7 @@ def site_policies(request: AuthedRequest) -> HttpResponse:
     context = {
         "policy": policy,
         "form": form,
-        "check_minutes": IDLE_CHECK_EVERY // 60,
+        "check_minutes": settings.WORKSPACE_IDLE_CHECK_SECONDS // 60,
         "busy_cpu_percent": settings.WORKSPACE_BUSY_CPU_PERCENT,
     }
     return render(request, "portal/site_policies.html", context, status=400 if form.errors else 200)

@@ -57,7 +57,7 @@ def test_screenshot_of_the_members_page(page: Page, sign_in_as: Callable[[User],
     try:
         url = reverse("member-list")
     except NoReverseMatch:
-        pytest.skip("the members page (member-list) is not in portal/urls.py yet")
+        pytest.skip("the members page (member-list) is not in project/urls.py yet")
     sign_in_as(team)
     page.goto(url)
     for username in ("alice", "bob", "carol", "dave"):

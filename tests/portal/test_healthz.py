@@ -11,8 +11,8 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
-from portal.celery import app as celery_app
 from portal.models import WorkerHeartbeat
+from project.celery import app as celery_app
 
 URL = "/healthz"
 

@@ -24,7 +24,7 @@ PRODUCTION_ENV = {
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PORTAL_", "QUOTA_"))}
-    clean.update({"DJANGO_SETTINGS_MODULE": "portal.settings", "PORTAL_VAR_DIR": "/tmp/portal-settings-test"})
+    clean.update({"DJANGO_SETTINGS_MODULE": "project.settings", "PORTAL_VAR_DIR": "/tmp/portal-settings-test"})
     clean.update(env)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120

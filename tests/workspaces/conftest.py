@@ -116,7 +116,7 @@ def engine(
 
 
 def worker_workspace_env(root: Path, port_base: int) -> dict[str, str]:
-    """Workspace settings for a worker process, as environment variables (portal/settings.py
+    """Workspace settings for a worker process, as environment variables (project/settings.py
     reads them): folders under ``root``, the slim image and a port range of its own."""
     return {
         "WORKSPACE_HOME_ROOT": str(root / "homes"),

@@ -266,7 +266,7 @@ def test_a_hundred_workspaces_cost_one_list_call(
 
 
 def test_housekeeping_sends_one_task_to_each_hosts_own_queue(host: Host) -> None:
-    from portal.celery import app as celery_app
+    from project.celery import app as celery_app
 
     queues = list(Host.objects.values_list("queue", flat=True))
     with celery_app.connection_for_write() as conn:

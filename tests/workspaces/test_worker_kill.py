@@ -24,8 +24,8 @@ from django.urls import reverse
 
 from hostops import docker
 from hostops.types import ContainerState
-from portal.celery import app as celery_app
 from portal.models import Host, Operation, User
+from project.celery import app as celery_app
 from tests.conftest import remove_member_leftovers
 from tests.worker import WorkerProcess, wait_for
 from tests.workspaces.conftest import DOCKER_URL, use_worker_settings, worker_workspace_env

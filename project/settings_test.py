@@ -19,8 +19,8 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal
 _redis_db = 15 - (sum(map(ord, os.environ.get("PORTAL_TEST_DB_SUFFIX", ""))) % 12)
 os.environ.setdefault("REDIS_URL", f"redis://127.0.0.1:6379/{_redis_db}")
 
-from portal.settings import *  # noqa: E402,F403
-from portal.settings import SOCIALACCOUNT_PROVIDERS  # noqa: E402
+from project.settings import *  # noqa: E402,F403
+from project.settings import SOCIALACCOUNT_PROVIDERS  # noqa: E402
 
 # Parallel test runs (several checkouts, xdist) each get their own database.
 _suffix = os.environ.get("PORTAL_TEST_DB_SUFFIX", "")

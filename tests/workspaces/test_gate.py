@@ -10,9 +10,9 @@ from django.core import signing
 from django.core.cache import cache
 from django.test import Client
 
-from portal import gate
 from portal.models import AuditEvent, Host, User
 from portal.services import member_suspend
+from workspaces import gate
 from workspaces.models import Workspace, service_hosts
 
 KEY = "gate-test-key"

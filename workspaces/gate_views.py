@@ -1,12 +1,12 @@
-"""Step 2 of the gate (portal/gate.py): the logged-in portal hands out a ticket for one host."""
+"""Step 2 of the gate (workspaces/gate.py): the logged-in portal hands out a ticket for one host."""
 
 from __future__ import annotations
 
 from django.http import HttpResponse, HttpResponseRedirect
 from django.views.decorators.http import require_GET
 
-from portal import gate
 from portal.access import AuthedRequest, refuse
+from workspaces import gate
 
 
 @require_GET

@@ -76,7 +76,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "portal.gate.GateMiddleware",  # first: Traefik's forward-auth must not pay for sessions
+    "workspaces.gate.GateMiddleware",  # first: Traefik's forward-auth must not pay for sessions
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -90,8 +90,8 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
 ]
 
-ROOT_URLCONF = "portal.urls"
-WSGI_APPLICATION = "portal.wsgi.application"
+ROOT_URLCONF = "project.urls"
+WSGI_APPLICATION = "project.wsgi.application"
 AUTH_USER_MODEL = "portal.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
@@ -214,7 +214,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
-# --- the gate in front of members' services (portal/gate.py) -----------------------------
+# --- the gate in front of members' services (workspaces/gate.py) -----------------------------
 # Traefik's forwardAuth address carries this key (?k=...), proving the caller is Traefik.
 GATE_FORWARD_AUTH_KEY = env_str("GATE_FORWARD_AUTH_KEY", secrets.token_urlsafe(32) if DEBUG else None)
 GATE_INDEX_TTL = env_int("GATE_INDEX_TTL", 5, minimum=1)  # seconds until a revocation bites
@@ -311,6 +311,31 @@ def _team_links() -> list[tuple[str, str, str]]:
 
 TEAM_LINKS = _team_links()
 
+# --- what each app adds to the shared pages (portal/panels.py; ARCHITECTURE.md) ------------
+# The name in the header and the window title.
+PORTAL_SITE_NAME = env_str("PORTAL_SITE_NAME", "Team GPU server")
+# Dashboard cards in order: each function takes the request and returns a Panel or None.
+PORTAL_DASHBOARD_CARDS = [
+    "workspaces.cards.dashboard_card",
+    "portal.cards.gpu_card",
+    "portal.cards.recent_jobs_card",
+    "portal.cards.storage_card",
+    "portal.cards.limits_card",
+    "portal.cards.team_services_card",
+]
+# Columns of the members list: each function takes the page's members, one query for all.
+PORTAL_MEMBER_COLUMNS = ["workspaces.cards.member_column"]
+# Sections of a member's page (below the core's own): function(request, member) -> Panel.
+PORTAL_MEMBER_SECTIONS = ["workspaces.cards.member_section"]
+# Main menu: (label, URL name, "member" or "staff", prefix of the view names it covers).
+PORTAL_NAVIGATION = [
+    ("Dashboard", "dashboard", "member", "dashboard"),
+    ("Members", "member-list", "staff", "member-"),
+    ("Workspaces", "workspaces:admin-list", "staff", "workspaces:"),
+    ("Audit log", "audit-list", "staff", "audit-"),
+    ("Policies", "site-policies", "staff", "site-policies"),
+]
+
 # --- workspaces (workspaces/) -------------------------------------------------------------
 WORKSPACE_IMAGE = env_str("WORKSPACE_IMAGE", "portal/workspace:latest")
 WORKSPACE_SSH_PORT_BASE = env_int("WORKSPACE_SSH_PORT_BASE", 2222, minimum=1024)
@@ -341,6 +366,7 @@ WORKSPACE_PIDS_LIMIT = env_int("WORKSPACE_PIDS_LIMIT", 4096, minimum=64)
 WORKSPACE_SHM_SIZE = env_size("WORKSPACE_SHM_SIZE", "8G")
 WORKSPACE_START_TIMEOUT = env_int("WORKSPACE_START_TIMEOUT", 120, minimum=10)
 WORKSPACE_IDLE_HOURS = env_int("WORKSPACE_IDLE_HOURS", 0, minimum=0)  # initial value of the idle policy
+WORKSPACE_IDLE_CHECK_SECONDS = 300  # between two idle checks of a host (the Policies page says so)
 # A workspace using at least this much CPU (percent of one core) is busy, not idle.
 WORKSPACE_BUSY_CPU_PERCENT = env_int("WORKSPACE_BUSY_CPU_PERCENT", 10, minimum=1)
 TRAEFIK_AUTH_MIDDLEWARE = env_str("TRAEFIK_AUTH_MIDDLEWARE", "portal-auth@file")

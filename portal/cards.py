@@ -1,0 +1,41 @@
+"""The core's own dashboard cards (listed in settings.PORTAL_DASHBOARD_CARDS)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from portal.access import AuthedRequest
+from portal.models import Operation, Quota
+from portal.panels import Panel
+
+RECENT_JOBS = 5
+
+
+def _quota(request: AuthedRequest) -> Quota | None:
+    """The member's quota, read once per request however many cards show it."""
+    if not hasattr(request, "_portal_quota"):
+        request._portal_quota = Quota.objects.filter(user=request.user).first()  # type: ignore[attr-defined]
+    return request._portal_quota  # type: ignore[attr-defined,no-any-return]
+
+
+def gpu_card(request: AuthedRequest) -> Panel:
+    return Panel("portal/_gpu_card.html", {"quota": _quota(request)})
+
+
+def recent_jobs_card(request: AuthedRequest) -> Panel:
+    """The member's last finished jobs; a job still under way is shown (and polled) by the
+    card of what it works on, and lands here when it ends (operation-finished event)."""
+    recent = Operation.objects.filter(owner=request.user, state__in=Operation.FINAL_STATES)
+    return Panel("portal/_recent_jobs.html", {"recent_ops": list(recent.order_by("-created")[:RECENT_JOBS])})
+
+
+def storage_card(request: AuthedRequest) -> Panel:
+    return Panel("portal/_storage_card.html", {"quota": _quota(request)}, column="side")
+
+
+def limits_card(request: AuthedRequest) -> Panel:
+    return Panel("portal/_quota_card.html", {"quota": _quota(request)}, column="side")
+
+
+def team_services_card(request: AuthedRequest) -> Panel:
+    return Panel("portal/_team_services.html", {"team_links": settings.TEAM_LINKS}, column="side")
