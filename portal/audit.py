@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
 
 from portal.models import AuditEvent, User
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """Where a change came from, as the audit log records it. Services take this (with the
+    actor) instead of the HttpRequest, so the worker, the reconciler and beat call the same
+    actions as the views: with ``SYSTEM`` and no actor."""
+
+    ip: str | None = None
+
+    @classmethod
+    def of(cls, request: HttpRequest) -> AuditContext:
+        return cls(ip=client_ip(request))
+
+
+SYSTEM = AuditContext()
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
@@ -52,10 +69,12 @@ def audit_record(
     actor: User | None = None,
     target: Any = None,
     request: HttpRequest | None = None,
+    context: AuditContext | None = None,
     refused: bool = False,
     **detail: Any,
 ) -> AuditEvent:
-    """Write one audit row. ``target`` may be any model instance (its type, pk and str are kept)."""
+    """Write one audit row. ``target`` may be any model instance (its type, pk and str are
+    kept). Services pass ``context``; views recording a refusal pass their ``request``."""
     if actor is None and request is not None and request.user.is_authenticated:
         actor = request.user  # type: ignore[assignment]
     target_type = target_id = target_label = ""
@@ -71,6 +90,6 @@ def audit_record(
         target_type=target_type,
         target_id=target_id,
         target_label=target_label,
-        ip=client_ip(request),
+        ip=context.ip if context is not None else client_ip(request),
         detail=detail,
     )

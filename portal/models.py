@@ -3,6 +3,7 @@ log, notifications and the generic Operation that every long job reports progres
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -252,6 +253,20 @@ class AccessRequest(models.Model):
         return self.email
 
 
+class OperationQuerySet(models.QuerySet["Operation"]):
+    def for_target(self, target: models.Model) -> OperationQuerySet:
+        """The operations on one model instance (any app's)."""
+        return self.filter(target_type=target._meta.model_name, target_id=str(target.pk))
+
+    def for_targets(self, model: type[models.Model], ids: Iterable[Any] | None = None) -> OperationQuerySet:
+        """The operations on instances of ``model`` (those with ``ids``, if given)."""
+        rows = self.filter(target_type=model._meta.model_name)
+        return rows if ids is None else rows.filter(target_id__in=[str(pk) for pk in ids])
+
+    def in_progress(self) -> OperationQuerySet:
+        return self.exclude(state__in=Operation.FINAL_STATES)
+
+
 class Operation(models.Model):
     """Progress of one user-visible long job. The UI reads only this row."""
 
@@ -278,11 +293,15 @@ class Operation(models.Model):
     target_type = models.CharField(max_length=32, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
     target_label = models.CharField(max_length=254, blank=True)
+    # The task's keyword arguments, so a job whose worker died can be sent again.
+    params = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     created = models.DateTimeField(default=timezone.now)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     updated = models.DateTimeField(auto_now=True, db_index=True)
+
+    objects = OperationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created"]

@@ -7,23 +7,40 @@ any process while a page polls the row.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models.functions import Concat, Right
 from django.utils import timezone
 
 from portal.models import Operation, User
 
+logger = logging.getLogger(__name__)
+
+QUEUE_DOWN = "The job queue is not answering, so this did not start and nothing changed. Try again in a minute."
+# Sending waits at most about a second for the broker: a member's click must not hang.
+SEND_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
+
 
 def operation_create(
-    *, kind: str, actor: User | None, owner: User | None = None, target: Any = None, message: str = ""
+    *,
+    kind: str,
+    actor: User | None,
+    owner: User | None = None,
+    target: Any = None,
+    message: str = "",
+    params: dict[str, Any] | None = None,
 ) -> Operation:
-    """A queued Operation for ``target`` (any model instance)."""
+    """A queued Operation for ``target`` (any model instance). ``params`` are the task's
+    keyword arguments, kept so the job can be sent again (see operation_resend)."""
     return Operation.objects.create(
         kind=kind,
+        params=params or {},
         actor=actor,
         owner=owner if owner is not None else actor,
         target_type=target._meta.model_name if target is not None else "",
@@ -31,6 +48,45 @@ def operation_create(
         target_label=str(target)[:254] if target is not None else "",
         message=message or "Waiting for a worker",
     )
+
+
+def operation_enqueue(
+    operation: Operation, *, task: str, queue: str, on_unsent: Callable[[], object] | None = None
+) -> None:
+    """Send the operation's task once the transaction commits. If the broker can't take it,
+    the operation fails at once with QUEUE_DOWN (the in-memory row too, so the caller can tell
+    the member) and ``on_unsent`` undoes what the service recorded: nothing is left waiting
+    for a job nobody will run."""
+
+    def send() -> None:
+        problem = _send(operation, task=task, queue=queue)
+        if problem:
+            with transaction.atomic():
+                operation_fail(operation.pk, message=QUEUE_DOWN, error=f"{task} could not be sent: {problem}")
+                if on_unsent is not None:
+                    on_unsent()
+            operation.state, operation.message = Operation.State.FAILED, QUEUE_DOWN
+
+    transaction.on_commit(send)
+
+
+def operation_resend(operation: Operation, *, task: str, queue: str, note: str) -> bool:
+    """Send a running operation's task again (its worker died): the next worker takes the
+    row over and finishes the job, so the history shows what really happened."""
+    operation_progress(operation.pk, log=note)
+    return not _send(operation, task=task, queue=queue)
+
+
+def _send(operation: Operation, *, task: str, queue: str) -> str:
+    """Publish the task; what went wrong, or "" once the broker has it."""
+    try:
+        current_app.send_task(  # by name: the web process never imports the apps' task modules
+            task, args=[operation.pk], kwargs=operation.params, queue=queue, retry=True, retry_policy=SEND_RETRY
+        )
+    except Exception as exc:  # kombu's OperationalError, or whatever the transport raises
+        logger.warning("could not send %s for operation %s: %s", task, operation.pk, exc)
+        return f"{type(exc).__name__}: {exc}"
+    return ""
 
 
 def operation_claim(operation_id: int) -> bool:
@@ -43,6 +99,15 @@ def operation_claim(operation_id: int) -> bool:
         message="Started",
         updated=now,  # QuerySet.update() skips auto_now; the reaper judges by this column
     )
+    return claimed == 1
+
+
+def operation_takeover(operation_id: int) -> bool:
+    """A running row whose worker is gone (the caller holds its lock) becomes this worker's;
+    counted as an attempt, so a job that kills its workers is not resumed forever."""
+    claimed = Operation.objects.filter(
+        pk=operation_id, state=Operation.State.RUNNING, attempts__lt=settings.OPERATION_MAX_ATTEMPTS
+    ).update(attempts=models.F("attempts") + 1, updated=timezone.now())
     return claimed == 1
 
 

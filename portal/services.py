@@ -3,24 +3,25 @@ Each owns its transaction and writes its audit row."""
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from typing import Any
 
 from allauth.account.models import EmailAddress
+from celery import current_app
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
-from portal.audit import audit_record
+from portal.audit import AuditContext, audit_record
 from portal.models import AccessRequest, Notification, Quota, SitePolicy, SSHKey, User
 from portal.sshkeys import ParsedKey
 
 
 @transaction.atomic
 def member_invite(
-    *, email: str, username: str, actor: User, request: HttpRequest | None = None, is_staff: bool = False
+    *, email: str, username: str, actor: User, context: AuditContext | None = None, is_staff: bool = False
 ) -> User:
     """Create an invited member with team-default quota; their first Google login attaches here."""
     email = email.strip().lower()
@@ -32,7 +33,7 @@ def member_invite(
     EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
     Quota.objects.create(user=user, **Quota.team_defaults())
     AccessRequest.objects.filter(email=email, handled_at=None).update(handled_at=timezone.now(), handled_by=actor)
-    audit_record(action="member.invite", actor=actor, target=user, request=request, email=email)
+    audit_record(action="member.invite", actor=actor, target=user, context=context, email=email)
     return user
 
 
@@ -43,6 +44,9 @@ def member_activate(*, user: User) -> None:
         user.status = User.Status.ACTIVE
         user.save(update_fields=["status"])
         audit_record(action="member.first_login", actor=user, target=user)
+
+
+logger = logging.getLogger(__name__)
 
 
 def _end_sessions(user: User) -> None:
@@ -57,21 +61,21 @@ def _end_sessions(user: User) -> None:
 
 
 @transaction.atomic
-def member_suspend(*, user: User, actor: User, reason: str = "", request: HttpRequest | None = None) -> None:
+def member_suspend(*, user: User, actor: User, reason: str = "", context: AuditContext | None = None) -> None:
     """Block login and end every session of the member at once."""
     user.status = User.Status.SUSPENDED
     user.is_active = False
     user.save(update_fields=["status", "is_active"])
     _end_sessions(user)
-    audit_record(action="member.suspend", actor=actor, target=user, request=request, reason=reason)
+    audit_record(action="member.suspend", actor=actor, target=user, context=context, reason=reason)
 
 
 @transaction.atomic
-def member_reactivate(*, user: User, actor: User, request: HttpRequest | None = None) -> None:
+def member_reactivate(*, user: User, actor: User, context: AuditContext | None = None) -> None:
     user.is_active = True
     user.status = User.Status.ACTIVE if user.last_login else User.Status.INVITED
     user.save(update_fields=["status", "is_active"])
-    audit_record(action="member.reactivate", actor=actor, target=user, request=request)
+    audit_record(action="member.reactivate", actor=actor, target=user, context=context)
 
 
 @transaction.atomic
@@ -82,7 +86,7 @@ def member_set_capabilities(
     can_sudo: bool,
     can_docker: bool,
     is_staff: bool,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> None:
     """Grant or revoke sudo / Docker inside the workspace and the admin role."""
     changes = {
@@ -95,11 +99,11 @@ def member_set_capabilities(
     for field, value in changes.items():
         setattr(user, field, value)
     user.save(update_fields=list(changes))
-    audit_record(action="member.capabilities", actor=actor, target=user, request=request, **changes)
+    audit_record(action="member.capabilities", actor=actor, target=user, context=context, **changes)  # type: ignore[arg-type]
 
 
 @transaction.atomic
-def quota_update(*, quota: Quota, actor: User, values: dict[str, Any], request: HttpRequest | None = None) -> None:
+def quota_update(*, quota: Quota, actor: User, values: dict[str, Any], context: AuditContext | None = None) -> None:
     """Save new limits (already validated by QuotaForm); the audit row keeps old and new."""
     changed = _apply_changes(quota, values)
     # A member created outside the portal may have no quota row yet: save even if unchanged.
@@ -107,11 +111,11 @@ def quota_update(*, quota: Quota, actor: User, values: dict[str, Any], request: 
         return
     quota.full_clean()
     quota.save()
-    audit_record(action="quota.update", actor=actor, target=quota.user, request=request, changes=changed)
+    audit_record(action="quota.update", actor=actor, target=quota.user, context=context, changes=changed)
 
 
 @transaction.atomic
-def sshkey_add(*, user: User, name: str, parsed: ParsedKey, request: HttpRequest | None = None) -> SSHKey:
+def sshkey_add(*, user: User, name: str, parsed: ParsedKey, context: AuditContext | None = None) -> SSHKey:
     key = SSHKey.objects.create(
         user=user,
         name=name,
@@ -120,13 +124,13 @@ def sshkey_add(*, user: User, name: str, parsed: ParsedKey, request: HttpRequest
         fingerprint=parsed.fingerprint,
         public_key=parsed.canonical,
     )
-    audit_record(action="sshkey.add", target=key, request=request, actor=user, fingerprint=parsed.fingerprint)
+    audit_record(action="sshkey.add", target=key, context=context, actor=user, fingerprint=parsed.fingerprint)
     return key
 
 
 @transaction.atomic
-def sshkey_remove(*, key: SSHKey, actor: User, request: HttpRequest | None = None) -> None:
-    audit_record(action="sshkey.remove", actor=actor, target=key, request=request, fingerprint=key.fingerprint)
+def sshkey_remove(*, key: SSHKey, actor: User, context: AuditContext | None = None) -> None:
+    audit_record(action="sshkey.remove", actor=actor, target=key, context=context, fingerprint=key.fingerprint)
     key.delete()
 
 
@@ -150,19 +154,31 @@ def notify_admins(*, title: str, body: str = "", url: str = "", level: str = Not
     Notification.objects.bulk_create(
         [Notification(user=admin, title=title, body=body, url=url, level=level) for admin in admins]
     )
-    from portal.tasks import slack_post_task
+    slack_post_later(f"{title}\n{body}".strip())
 
-    transaction.on_commit(lambda: slack_post_task.delay(f"{title}\n{body}".strip()))
+
+def slack_post_later(text: str) -> None:
+    """Post to the team's Slack channel from the worker once the transaction commits (sent by
+    name: services never import tasks). A broker outage loses the Slack copy, never the
+    portal's own notification."""
+
+    def send() -> None:
+        try:
+            current_app.send_task("portal.tasks.slack_post_task", args=[text])
+        except Exception:  # kombu's OperationalError; the notification row is already saved
+            logger.warning("Slack notice not sent: the job queue is down")
+
+    transaction.on_commit(send)
 
 
 @transaction.atomic
-def access_request_dismiss(*, access: AccessRequest, actor: User, request: HttpRequest | None = None) -> None:
+def access_request_dismiss(*, access: AccessRequest, actor: User, context: AuditContext | None = None) -> None:
     """Close a request to join without inviting. The row stays, so a later sign-in with the same
     address does not notify the admins again; inviting the address later still works."""
     access.handled_at = timezone.now()
     access.handled_by = actor
     access.save(update_fields=["handled_at", "handled_by"])
-    audit_record(action="access_request.dismiss", actor=actor, target=access, request=request, email=access.email)
+    audit_record(action="access_request.dismiss", actor=actor, target=access, context=context, email=access.email)
 
 
 def notifications_mark_read(*, user: User) -> int:
@@ -182,7 +198,7 @@ def _apply_changes(instance: Any, values: dict[str, Any]) -> dict[str, list[Any]
 
 
 @transaction.atomic
-def site_policy_update(*, actor: User, values: dict[str, Any], request: HttpRequest | None = None) -> SitePolicy:
+def site_policy_update(*, actor: User, values: dict[str, Any], context: AuditContext | None = None) -> SitePolicy:
     """Save team-wide policies (already validated by IdlePolicyForm); the audit row keeps old
     and new. The row is locked so two admins saving at once can't lose each other's change."""
     SitePolicy.current()  # make sure the row exists before locking it
@@ -193,5 +209,5 @@ def site_policy_update(*, actor: User, values: dict[str, Any], request: HttpRequ
     policy.updated_by = actor
     policy.full_clean()
     policy.save()
-    audit_record(action="policy.update", actor=actor, target=policy, request=request, changes=changed)
+    audit_record(action="policy.update", actor=actor, target=policy, context=context, changes=changed)
     return policy

@@ -11,3 +11,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Every thread's current_app (gunicorn's threads, a test's threads): the core sends tasks
+# through celery.current_app, by name, since it may not import this package.
+app.set_default()

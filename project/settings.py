@@ -285,6 +285,8 @@ if QUOTA_DEFAULTS["mem_guarantee"] > QUOTA_DEFAULTS["mem_limit"]:  # type: ignor
 UID_START = env_int("PORTAL_UID_START", 1000, minimum=1000)
 SSH_HOST = env_str("SSH_HOST", PORTAL_DOMAIN)
 OPERATION_STUCK_SECONDS = env_int("OPERATION_STUCK_SECONDS", 1800, minimum=60)
+# A job whose workers keep dying (OOM, a crash) is given up after this many tries.
+OPERATION_MAX_ATTEMPTS = 3
 WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 120, minimum=30)
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365, minimum=30)
 SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL", "")

@@ -27,8 +27,10 @@ from django.utils import timezone
 from hostops import docker
 from hostops.errors import HostOpsError
 from portal.models import Host, Notification, SitePolicy
+from portal.services import slack_post_later
 from workspaces.admission import WorkspaceError
 from workspaces.models import Workspace
+from workspaces.records import workspace_idle_warned, workspace_mark_active
 from workspaces.services import workspace_stop
 
 logger = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ def idle_check_host(host: Host, *, now: datetime | None = None, policy: SitePoli
     for workspace in running:
         in_use = busy_computing(workspace) or workspace_in_use(workspace)
         if in_use:
-            Workspace.objects.filter(pk=workspace.pk).update(last_activity_at=now, idle_warned_at=None)
+            workspace_mark_active(workspace, now=now)
         elif in_use is False:
             done += idle_step(workspace, now=now, policy=policy)
     return done
@@ -141,8 +143,6 @@ def idle_step(workspace: Workspace, *, now: datetime, policy: SitePolicy | None 
 @transaction.atomic
 def idle_warn(workspace: Workspace, *, now: datetime, policy: SitePolicy) -> None:
     """Tell the member (in the portal and on Slack) that the workspace stops soon."""
-    from portal.tasks import slack_post_task
-
     stop_at = timezone.localtime(now + policy.idle_grace).strftime("%H:%M")
     hours = policy.idle_stop_hours
     title = f"Your workspace {workspace} stops at {stop_at}"
@@ -150,9 +150,9 @@ def idle_warn(workspace: Workspace, *, now: datetime, policy: SitePolicy) -> Non
         f"Nobody has used it over SSH, the desktop, Jupyter or code-server for {hours} hour{pluralize(hours)}, "
         "and its memory is reserved for you alone. Click “Keep running” on the dashboard if you still need it."
     )
-    Workspace.objects.filter(pk=workspace.pk).update(idle_warned_at=now)
+    workspace_idle_warned(workspace, now=now, stop_at=stop_at)
     Notification.objects.create(
         user=workspace.owner, level=Notification.Level.WARNING, title=title, body=body, url=reverse("dashboard")
     )
     text = f"{workspace.owner.username}: {title}. {body}"
-    transaction.on_commit(lambda: slack_post_task.delay(text))
+    slack_post_later(text)

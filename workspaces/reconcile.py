@@ -24,12 +24,12 @@ from hostops import docker
 from hostops.errors import EngineUnreachable, HostOpsError, HostOpsTransient
 from hostops.types import ContainerState
 from portal.models import Host, Notification, Operation
-from portal.operations import operation_fail
 from portal.services import notify_admins
 from workspaces.admission import WorkspaceError
 from workspaces.locks import operation_abandoned
 from workspaces.models import OrphanContainer, Workspace
-from workspaces.services import ABANDONED, workspace_remove, workspace_start
+from workspaces.records import workspace_observed, workspace_removed
+from workspaces.services import workspace_remove, workspace_resume, workspace_start
 
 logger = logging.getLogger(__name__)
 
@@ -125,27 +125,23 @@ def host_online(host: Host) -> None:
 
 
 def _operations(workspaces: list[Workspace]) -> tuple[set[int], Counter[int]]:
-    """Workspaces an operation is working on now (abandoned ones are failed and don't
-    count), and how many operations each had in the auto-start window. One query."""
-    ids = {str(w.pk): w.pk for w in workspaces}
+    """Workspaces an operation is working on now (an abandoned one is sent to a live worker
+    again), and how many operations each had in the auto-start window. One query."""
+    by_id = {str(w.pk): w for w in workspaces}
     since = timezone.now() - AUTO_START_WINDOW
-    ops = Operation.objects.filter(target_type="workspace", target_id__in=list(ids)).filter(
-        created__gte=since
-    ) | Operation.objects.filter(target_type="workspace", target_id__in=list(ids)).exclude(
-        state__in=Operation.FINAL_STATES
-    )
+    mine = Operation.objects.for_targets(Workspace, by_id)
+    ops = mine.filter(created__gte=since) | mine.in_progress()
     busy: set[int] = set()
     recent: Counter[int] = Counter()
-    for op in ops.only("pk", "state", "created", "updated", "target_id"):
-        workspace_id = ids[op.target_id]
+    for op in ops.only("pk", "kind", "state", "created", "updated", "target_id", "params"):
+        workspace = by_id[op.target_id]
         if op.created >= since:
-            recent[workspace_id] += 1
+            recent[workspace.pk] += 1
         if op.state in Operation.FINAL_STATES:
             continue
-        if operation_abandoned(op, workspace_id):
-            operation_fail(op.pk, error=ABANDONED)
-        else:
-            busy.add(workspace_id)
+        if operation_abandoned(op, workspace.pk):
+            workspace_resume(op, workspace)  # its worker died: the next one finishes it
+        busy.add(workspace.pk)
     return busy, recent
 
 
@@ -169,13 +165,7 @@ def _observe(workspace: Workspace, container: ContainerState | None, report: Rec
     if state == workspace.state or not workspace.can_move_to(state):
         return
     report.changed.append(f"{workspace}: {workspace.state} -> {state}")
-    fields = workspace.move_to(state, reason=reason)
-    workspace.container_id = container.id if container else ""
-    if state != Workspace.State.RUNNING:
-        workspace.started_at, workspace.cpu_percent, workspace.mem_usage = None, None, None
-    elif workspace.started_at is None:
-        workspace.started_at = timezone.now()
-    workspace.save(update_fields=[*fields, "container_id", "started_at", "cpu_percent", "mem_usage"])
+    workspace_observed(workspace, state=state, reason=reason, container_id=container.id if container else "")
 
 
 def _repair(
@@ -184,7 +174,7 @@ def _repair(
     """Finish removals and start what should run, at most AUTO_START_LIMIT times per window
     (an operation that fails every time must not be retried every minute)."""
     if workspace.desired_state == Workspace.Desired.ABSENT and container is None:
-        workspace.delete()  # the container is gone: the removal is complete (data stays)
+        workspace_removed(workspace, reason="its container is gone; the removal is complete")
         report.removed.append(str(workspace))
         return
     if recent[workspace.pk] >= AUTO_START_LIMIT:

@@ -1,26 +1,32 @@
-"""Every request to change a workspace goes through one function here. Each runs in a
+"""Every request to change a workspace goes through one function here, whoever asks (a
+member's click, an admin, the reconciler or the idle policy with no actor). Each runs in a
 transaction with the workspace row locked, refuses a second concurrent operation, writes its
-audit row and enqueues its task on the host's queue after commit. The work itself runs in
-the worker (workspaces/lifecycle.py)."""
+audit row and sends its task on the host's queue after commit (portal.operations). The work
+itself runs in the worker (workspaces/lifecycle.py); this module never imports the tasks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
-from portal.audit import audit_record
+from portal.audit import AuditContext, audit_record
 from portal.models import Host, Operation, Quota, User
-from portal.operations import operation_create, operation_fail
+from portal.operations import QUEUE_DOWN, operation_create, operation_enqueue, operation_fail, operation_resend
 from workspaces.admission import WorkspaceError, admission_check
 from workspaces.desktop import desktop_url
+from workspaces.kinds import KINDS, WorkspaceOp
 from workspaces.locks import operation_abandoned
 from workspaces.models import WORKSPACE_NAME_RE, Workspace, workspace_slug
+from workspaces.records import workspace_mark_active
 
-ABANDONED = "The worker stopped while working on this; it was given up so you can try again."
+RESUMING = (
+    "{workspace}'s \u201c{kind}\u201d was interrupted when its worker stopped; it is being finished now. "
+    "Watch its progress on the card."
+)
 
 
 class WorkspaceBusy(WorkspaceError):
@@ -38,27 +44,29 @@ def _quota_of(owner: User) -> Quota:
         raise WorkspaceError(f"{owner} has no quota yet; an admin must set one first.") from None
 
 
-def _refuse_if_busy(workspace: Workspace) -> None:
-    """One operation per workspace at a time. A running one whose worker died is failed here
-    (see workspaces/locks.py) rather than blocking the member until the reaper runs."""
-    pending = Operation.objects.filter(target_type="workspace", target_id=str(workspace.pk)).exclude(
-        state__in=Operation.FINAL_STATES
-    )
-    for op in pending:
+def _resume_abandoned(workspace: Workspace) -> None:
+    """A running operation whose worker died (see workspaces/locks.py) is sent again, so it
+    finishes instead of blocking the member, whose request waits for it. Called outside the
+    request's transaction, so the resend stands although the request is refused."""
+    for op in Operation.objects.for_target(workspace).in_progress():
         if operation_abandoned(op, workspace.pk):
-            operation_fail(op.pk, error=ABANDONED)
-            continue
+            workspace_resume(op, workspace)
+            raise WorkspaceBusy(RESUMING.format(workspace=workspace, kind=op.kind))
+
+
+def _refuse_if_busy(workspace: Workspace) -> None:
+    """One operation per workspace at a time."""
+    for op in Operation.objects.for_target(workspace).in_progress():
         raise WorkspaceBusy(
             f"{workspace} is busy: \u201c{op.kind}\u201d has not finished yet. Wait for it, then try again."
         )
 
 
-def _enqueue(kind: str, operation: Operation, workspace: Workspace, **kwargs: Any) -> None:
-    from workspaces.tasks import LIFECYCLE_TASKS  # the tasks module imports the worker side
-
-    task = LIFECYCLE_TASKS[kind]
-    queue = workspace.host.queue
-    transaction.on_commit(lambda: task.apply_async(args=[operation.pk], kwargs=kwargs, queue=queue))
+def workspace_resume(op: Operation, workspace: Workspace) -> None:
+    """Send an abandoned operation's task again; the next worker takes it over."""
+    note = "The worker stopped mid-job; sent to another worker to finish it."
+    if not operation_resend(op, task=KINDS[op.kind].task, queue=workspace.host.queue, note=note):
+        operation_fail(op.pk, message=QUEUE_DOWN, error="abandoned, and the job queue is down")
 
 
 def _begin(
@@ -66,21 +74,37 @@ def _begin(
     workspace: Workspace,
     kind: str,
     actor: User | None,
-    desired: str,
-    request: HttpRequest | None,
+    context: AuditContext | None,
     reason: str = "",
+    params: dict[str, Any] | None = None,
+    undo: Callable[[], object] | None = None,
     **detail: Any,
 ) -> Operation:
-    """Refuse if busy, record what is wanted, create the Operation and audit (row locked)."""
+    """Refuse if busy, record what is wanted, create the Operation, audit, and send its task
+    after commit (row locked). If the job queue can't take it, the previous wish is restored."""
     _refuse_if_busy(workspace)
-    workspace.desired_state = desired
+    previous = workspace.desired_state
+    workspace.desired_state = KINDS[kind].desired
     workspace.save(update_fields=["desired_state"])
-    op = operation_create(kind=kind, actor=actor, owner=workspace.owner, target=workspace)
+    op = operation_create(kind=kind, actor=actor, owner=workspace.owner, target=workspace, params=params)
     if actor is not None and actor.pk != workspace.owner_id:
         detail["owner"] = workspace.owner.username
     if reason:
         detail["reason"] = reason
-    audit_record(action=f"workspace.{kind}", actor=actor, target=workspace, request=request, operation=op.pk, **detail)
+    audit_record(
+        action=f"workspace.{kind}",
+        actor=actor,
+        target=workspace,
+        context=context,
+        operation=op.pk,
+        **detail,
+        **(params or {}),
+    )
+
+    def restore() -> None:
+        Workspace.objects.filter(pk=workspace.pk).update(desired_state=previous)
+
+    operation_enqueue(op, task=KINDS[kind].task, queue=workspace.host.queue, on_unsent=undo or restore)
     return op
 
 
@@ -148,7 +172,7 @@ def _insert_workspace(*, owner: User, name: str, slug: str, host: Host) -> Works
 
 @transaction.atomic
 def workspace_create(
-    *, owner: User, actor: User, name: str = "", host: Host | None = None, request: HttpRequest | None = None
+    *, owner: User, actor: User, name: str = "", host: Host | None = None, context: AuditContext | None = None
 ) -> Operation:
     """Create the member's workspace row (default when ``name`` is empty) and start it."""
     if name and not WORKSPACE_NAME_RE.fullmatch(name):
@@ -161,77 +185,69 @@ def workspace_create(
     workspace = Workspace(owner=owner, name=name, host=host or Host.local())
     _check_owner_may_run(workspace)
     workspace = _insert_workspace(owner=owner, name=name, slug=slug, host=workspace.host)
-    op = _begin(workspace=workspace, kind="create", actor=actor, desired=Workspace.Desired.RUNNING, request=request)
-    _enqueue("create", op, workspace)
-    return op
+    # If the job can't be sent, the new row goes again: nothing is left half-made.
+    undo = Workspace.objects.filter(pk=workspace.pk).delete
+    return _begin(workspace=workspace, kind=WorkspaceOp.CREATE, actor=actor, context=context, undo=undo)
 
 
-@transaction.atomic
-def workspace_start(
-    *, workspace: Workspace, actor: User | None, request: HttpRequest | None = None, reason: str = ""
+def workspace_act(
+    *, workspace: Workspace, kind: str, actor: User | None, context: AuditContext | None = None, reason: str = ""
 ) -> Operation:
-    """Start (creating the container if needed). ``actor`` None means the reconciler."""
+    """Start, stop, restart or rebuild (``kind``, see workspaces/kinds.py). ``actor`` None
+    means the system (the reconciler, the idle policy): audited the same way."""
+    _resume_abandoned(workspace)
+    with transaction.atomic():
+        return _act(workspace=workspace, kind=kind, actor=actor, context=context, reason=reason)
+
+
+def _act(
+    *, workspace: Workspace, kind: str, actor: User | None, context: AuditContext | None, reason: str
+) -> Operation:
     _lock(workspace)
-    _check_owner_may_run(workspace)
-    op = _begin(
-        workspace=workspace,
-        kind="start",
-        actor=actor,
-        desired=Workspace.Desired.RUNNING,
-        request=request,
-        reason=reason,
-    )
-    _enqueue("start", op, workspace)
-    return op
+    detail: dict[str, Any] = {}
+    if KINDS[kind].brings_up:
+        _check_owner_may_run(workspace)
+    if kind == WorkspaceOp.REBUILD:
+        detail["image"] = settings.WORKSPACE_IMAGE
+    return _begin(workspace=workspace, kind=kind, actor=actor, context=context, reason=reason, **detail)
 
 
-@transaction.atomic
+def workspace_start(
+    *, workspace: Workspace, actor: User | None, context: AuditContext | None = None, reason: str = ""
+) -> Operation:
+    """Start (creating the container if needed)."""
+    return workspace_act(workspace=workspace, kind=WorkspaceOp.START, actor=actor, context=context, reason=reason)
+
+
 def workspace_stop(
-    *, workspace: Workspace, actor: User | None, request: HttpRequest | None = None, reason: str = ""
+    *, workspace: Workspace, actor: User | None, context: AuditContext | None = None, reason: str = ""
 ) -> Operation:
     """Stop the container; the home and the container itself are kept."""
-    _lock(workspace)
-    op = _begin(
-        workspace=workspace, kind="stop", actor=actor, desired=Workspace.Desired.STOPPED, request=request, reason=reason
-    )
-    _enqueue("stop", op, workspace)
-    return op
+    return workspace_act(workspace=workspace, kind=WorkspaceOp.STOP, actor=actor, context=context, reason=reason)
 
 
-@transaction.atomic
-def workspace_restart(*, workspace: Workspace, actor: User, request: HttpRequest | None = None) -> Operation:
+def workspace_restart(*, workspace: Workspace, actor: User, context: AuditContext | None = None) -> Operation:
     """Stop and start again; new SSH keys or quota limits are applied on the way."""
-    _lock(workspace)
-    _check_owner_may_run(workspace)
-    op = _begin(workspace=workspace, kind="restart", actor=actor, desired=Workspace.Desired.RUNNING, request=request)
-    _enqueue("restart", op, workspace)
-    return op
+    return workspace_act(workspace=workspace, kind=WorkspaceOp.RESTART, actor=actor, context=context)
 
 
-@transaction.atomic
-def workspace_rebuild(*, workspace: Workspace, actor: User, request: HttpRequest | None = None) -> Operation:
+def workspace_rebuild(*, workspace: Workspace, actor: User, context: AuditContext | None = None) -> Operation:
     """Recreate the container from the current image; home, scratch and SSH host keys stay."""
-    _lock(workspace)
-    _check_owner_may_run(workspace)
-    op = _begin(
-        workspace=workspace,
-        kind="rebuild",
-        actor=actor,
-        desired=Workspace.Desired.RUNNING,
-        request=request,
-        image=settings.WORKSPACE_IMAGE,
-    )
-    _enqueue("rebuild", op, workspace)
-    return op
+    return workspace_act(workspace=workspace, kind=WorkspaceOp.REBUILD, actor=actor, context=context)
 
 
-@transaction.atomic
 def workspace_remove(
-    *, workspace: Workspace, actor: User | None, request: HttpRequest | None = None, delete_data: bool = False
+    *, workspace: Workspace, actor: User | None, context: AuditContext | None = None, delete_data: bool = False
 ) -> Operation:
     """Remove the container (and the row once it is gone). The member's home and scratch
     stay unless an admin asks to delete them, which needs this to be their last workspace
     (the home is shared by all of a member's workspaces)."""
+    _resume_abandoned(workspace)
+    with transaction.atomic():
+        return _remove(workspace=workspace, actor=actor, context=context, delete_data=delete_data)
+
+
+def _remove(*, workspace: Workspace, actor: User | None, context: AuditContext | None, delete_data: bool) -> Operation:
     _lock(workspace)
     if delete_data:
         if actor is None or not actor.is_staff:
@@ -242,28 +258,18 @@ def workspace_remove(
             raise WorkspaceError(
                 f"{workspace.owner}'s home is shared with {names}; remove those first or keep the data."
             )
-    op = _begin(
-        workspace=workspace,
-        kind="remove",
-        actor=actor,
-        desired=Workspace.Desired.ABSENT,
-        request=request,
-        delete_data=delete_data,
-    )
-    _enqueue("remove", op, workspace, delete_data=delete_data)
-    return op
+    params = {"delete_data": True} if delete_data else None
+    return _begin(workspace=workspace, kind=WorkspaceOp.REMOVE, actor=actor, context=context, params=params)
 
 
 @transaction.atomic
-def workspace_keep_running(*, workspace: Workspace, actor: User, request: HttpRequest | None = None) -> None:
+def workspace_keep_running(*, workspace: Workspace, actor: User, context: AuditContext | None = None) -> None:
     """The member's answer to an idle warning: count now as activity."""
-    workspace.last_activity_at = timezone.now()
-    workspace.idle_warned_at = None
-    workspace.save(update_fields=["last_activity_at", "idle_warned_at"])
-    audit_record(action="workspace.keep_running", actor=actor, target=workspace, request=request)
+    workspace_mark_active(workspace, now=timezone.now())
+    audit_record(action="workspace.keep_running", actor=actor, target=workspace, context=context)
 
 
-def workspace_desktop_open(*, workspace: Workspace, actor: User, request: HttpRequest | None = None) -> str:
+def workspace_desktop_open(*, workspace: Workspace, actor: User, context: AuditContext | None = None) -> str:
     """A one-click Guacamole link into the running workspace's desktop (single-use, valid for
     a minute), with an audit row naming who opened whose desktop."""
     if not workspace.is_running:
@@ -273,5 +279,5 @@ def workspace_desktop_open(*, workspace: Workspace, actor: User, request: HttpRe
             "One-click sign-in to the desktop isn't configured on this portal; sign in to Guacamole yourself."
         )
     url = desktop_url(workspace, now=timezone.now())
-    audit_record(action="workspace.desktop_open", actor=actor, target=workspace, request=request)
+    audit_record(action="workspace.desktop_open", actor=actor, target=workspace, context=context)
     return url

@@ -22,10 +22,10 @@ logger = logging.getLogger(__name__)
 MAX_RETRIES = 5
 
 
-def _run(task: Task, kind: str, operation_id: int, **kwargs: Any) -> None:
+def _run(task: Task, operation_id: int) -> None:
     """Run the operation; retry only transient host errors, with exponential backoff."""
     try:
-        lifecycle.workspace_execute(kind, operation_id, **kwargs)
+        lifecycle.workspace_execute(operation_id)
     except HostOpsTransient as exc:
         if task.request.retries >= MAX_RETRIES:
             lifecycle.workspace_give_up(operation_id, exc)
@@ -38,44 +38,39 @@ def _run(task: Task, kind: str, operation_id: int, **kwargs: Any) -> None:
         raise task.retry(exc=exc, countdown=countdown) from exc
 
 
-@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
-def workspace_create_task(self: Task, operation_id: int) -> None:
-    _run(self, "create", operation_id)
+# One task per kind (named in workspaces/kinds.py), so queues and logs say what runs. The
+# kind's parameters travel on the Operation row (Operation.params); keyword arguments of a
+# message are accepted but not needed.
 
 
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
-def workspace_start_task(self: Task, operation_id: int) -> None:
-    _run(self, "start", operation_id)
+def workspace_create_task(self: Task, operation_id: int, **_params: Any) -> None:
+    _run(self, operation_id)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
-def workspace_stop_task(self: Task, operation_id: int) -> None:
-    _run(self, "stop", operation_id)
+def workspace_start_task(self: Task, operation_id: int, **_params: Any) -> None:
+    _run(self, operation_id)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
-def workspace_restart_task(self: Task, operation_id: int) -> None:
-    _run(self, "restart", operation_id)
+def workspace_stop_task(self: Task, operation_id: int, **_params: Any) -> None:
+    _run(self, operation_id)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
-def workspace_rebuild_task(self: Task, operation_id: int) -> None:
-    _run(self, "rebuild", operation_id)
+def workspace_restart_task(self: Task, operation_id: int, **_params: Any) -> None:
+    _run(self, operation_id)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
-def workspace_remove_task(self: Task, operation_id: int, delete_data: bool = False) -> None:
-    _run(self, "remove", operation_id, delete_data=delete_data)
+def workspace_rebuild_task(self: Task, operation_id: int, **_params: Any) -> None:
+    _run(self, operation_id)
 
 
-LIFECYCLE_TASKS: dict[str, Task] = {
-    "create": workspace_create_task,
-    "start": workspace_start_task,
-    "stop": workspace_stop_task,
-    "restart": workspace_restart_task,
-    "rebuild": workspace_rebuild_task,
-    "remove": workspace_remove_task,
-}
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
+def workspace_remove_task(self: Task, operation_id: int, **_params: Any) -> None:
+    _run(self, operation_id)
 
 
 @shared_task(ignore_result=True)

@@ -4,8 +4,6 @@ stats task writes)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpResponse
@@ -18,19 +16,19 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from portal.access import AuthedRequest, staff_required
+from portal.audit import AuditContext
 from portal.models import Operation
 from workspaces import services
 from workspaces.access import get_workspace_for_desktop, get_workspace_for_user
 from workspaces.admission import WorkspaceError, hosts_with_promised_memory
 from workspaces.forms import WorkspaceCreateForm, WorkspaceRemoveForm
+from workspaces.kinds import KINDS
 from workspaces.models import OrphanContainer, Workspace
 
-ACTIONS: dict[str, Callable[..., Operation]] = {
-    "start": services.workspace_start,
-    "stop": services.workspace_stop,
-    "restart": services.workspace_restart,
-    "rebuild": services.workspace_rebuild,
-}
+
+def _unsent(op: Operation) -> str:
+    """The member's words when the job queue could not take the job (portal.operations)."""
+    return op.message if op.state == Operation.State.FAILED else ""
 
 
 def _card(request: AuthedRequest, workspace: Workspace, *, error: str = "") -> HttpResponse:
@@ -62,12 +60,16 @@ def workspace_create(request: AuthedRequest) -> HttpResponse:
     form back with the message next to the name; plain posts go back to the dashboard."""
     form = WorkspaceCreateForm(request.POST)
     if form.is_valid():
+        name = form.cleaned_data["name"]
         try:
-            services.workspace_create(
-                owner=request.user, actor=request.user, name=form.cleaned_data["name"], request=request
+            op = services.workspace_create(
+                owner=request.user, actor=request.user, name=name, context=AuditContext.of(request)
             )
         except WorkspaceError as exc:
-            form.add_error("name" if form.cleaned_data["name"] else None, str(exc))
+            form.add_error("name" if name else None, str(exc))
+        else:
+            if _unsent(op):
+                form.add_error(None, _unsent(op))
     if form.is_valid():
         return HttpResponseClientRedirect(reverse("dashboard")) if request.htmx else redirect("dashboard")
     if request.htmx:
@@ -80,20 +82,22 @@ def workspace_create(request: AuthedRequest) -> HttpResponse:
 @require_POST
 def workspace_act(request: AuthedRequest, pk: int, action: str) -> HttpResponse:
     """Start, stop, restart or rebuild."""
-    if action not in ACTIONS:
+    if action not in KINDS or not KINDS[action].on_card:
         raise Http404
     workspace = get_workspace_for_user(request, pk, write=True)
     try:
-        ACTIONS[action](workspace=workspace, actor=request.user, request=request)
+        op = services.workspace_act(
+            workspace=workspace, kind=action, actor=request.user, context=AuditContext.of(request)
+        )
     except WorkspaceError as exc:
         return _done(request, workspace, str(exc))
-    return _done(request, workspace)
+    return _done(request, workspace, _unsent(op))
 
 
 @require_POST
 def workspace_keep_running(request: AuthedRequest, pk: int) -> HttpResponse:
     workspace = get_workspace_for_user(request, pk, write=True)
-    services.workspace_keep_running(workspace=workspace, actor=request.user, request=request)
+    services.workspace_keep_running(workspace=workspace, actor=request.user, context=AuditContext.of(request))
     return _done(request, workspace)
 
 
@@ -104,13 +108,17 @@ def workspace_remove(request: AuthedRequest, pk: int) -> HttpResponse:
     workspace = get_workspace_for_user(request, pk, write=True)
     form = WorkspaceRemoveForm(request.POST or None, workspace=workspace)
     if request.method == "POST" and form.is_valid():
+        delete_data = form.cleaned_data["delete_data"]
         try:
-            services.workspace_remove(
-                workspace=workspace, actor=request.user, request=request, delete_data=form.cleaned_data["delete_data"]
+            op = services.workspace_remove(
+                workspace=workspace, actor=request.user, context=AuditContext.of(request), delete_data=delete_data
             )
         except WorkspaceError as exc:
             form.add_error(None, str(exc))
         else:
+            if _unsent(op):
+                form.add_error(None, _unsent(op))
+        if not form.errors:
             messages.success(request, f"{workspace} is being removed.")
             return redirect("workspaces:admin-list")
     return render(
@@ -143,7 +151,7 @@ def workspace_desktop(request: AuthedRequest, pk: int) -> HttpResponse:
     single-use sign-in token. Without the shared key, Guacamole's own login page."""
     workspace = get_workspace_for_desktop(request, pk)
     try:
-        url = services.workspace_desktop_open(workspace=workspace, actor=request.user, request=request)
+        url = services.workspace_desktop_open(workspace=workspace, actor=request.user, context=AuditContext.of(request))
     except services.DesktopSignInOff as exc:
         messages.warning(request, str(exc))
         return redirect(settings.GUACAMOLE_URL)

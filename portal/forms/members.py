@@ -143,6 +143,7 @@ class QuotaForm(forms.Form):
     )
     max_gpus = forms.IntegerField(
         label="Max GPUs at a time",
+        help_text="Recorded for GPU booking, which is not installed yet: nothing enforces it today.",
         min_value=0,
         max_value=MAX_GPUS,
         error_messages={
@@ -151,8 +152,15 @@ class QuotaForm(forms.Form):
             "invalid": "Use a whole number from 0 to 16.",
         },
     )
-    storage_soft = SizeField(label="Storage soft limit", help_text="They are warned above it.")
-    storage_hard = SizeField(label="Storage hard limit", required=False, help_text="Writes fail above it. Blank: none.")
+    storage_soft = SizeField(
+        label="Storage soft limit",
+        help_text="Recorded for the storage pool, which is not set up yet: no usage is measured and nobody is warned.",
+    )
+    storage_hard = SizeField(
+        label="Storage hard limit",
+        required=False,
+        help_text="Recorded for the storage pool, which is not set up yet: nothing enforces it today. Blank: none.",
+    )
 
     def __init__(self, data: Any = None, *, quota: Quota) -> None:
         initial = {name: getattr(quota, name) for name in self.base_fields}

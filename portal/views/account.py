@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from portal.access import AuthedRequest, get_sshkey_for_user
+from portal.audit import AuditContext
 from portal.forms.account import KEY_TAKEN_MESSAGE, SSHKeyAddForm
 from portal.models import Quota, SSHKey
 from portal.services import notifications_mark_read as mark_all_read
@@ -32,7 +33,9 @@ def _keys_response(request: AuthedRequest, form: SSHKeyAddForm) -> HttpResponse:
 
 def _add_key(request: AuthedRequest, form: SSHKeyAddForm) -> SSHKey | None:
     try:
-        return sshkey_add(user=request.user, name=form.cleaned_data["name"], parsed=form.parsed_key, request=request)
+        return sshkey_add(
+            user=request.user, name=form.cleaned_data["name"], parsed=form.parsed_key, context=AuditContext.of(request)
+        )
     except IntegrityError:
         # Someone registered the same key between the form's check and the insert.
         form.add_error("public_key", KEY_TAKEN_MESSAGE)
@@ -56,7 +59,7 @@ def account_page(request: AuthedRequest) -> HttpResponse:
 @require_POST
 def sshkey_delete(request: AuthedRequest, pk: int) -> HttpResponse:
     key = get_sshkey_for_user(request, pk)
-    sshkey_remove(key=key, actor=request.user, request=request)
+    sshkey_remove(key=key, actor=request.user, context=AuditContext.of(request))
     messages.success(request, f"Removed the key “{key.name}”.")
     if request.htmx:
         return _keys_response(request, SSHKeyAddForm(user=request.user))

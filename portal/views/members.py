@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from portal import services
 from portal.access import AuthedRequest, get_member_for_admin, staff_required
+from portal.audit import AuditContext
 from portal.forms.members import CapabilitiesForm, InviteForm, MemberFilterForm, QuotaForm, SuspendForm
 from portal.identity import suggest_username
 from portal.models import AccessRequest, AuditEvent, Quota, User
@@ -72,7 +73,7 @@ def member_invite(request: AuthedRequest) -> HttpResponse:
     form = InviteForm(request.POST or None, initial=_invite_initial(request))
     if form.is_valid():
         try:
-            user = services.member_invite(actor=request.user, request=request, **form.cleaned_data)
+            user = services.member_invite(actor=request.user, context=AuditContext.of(request), **form.cleaned_data)
         except ValidationError as exc:  # another admin took the name or address a moment ago
             form.add_model_errors(exc)
         else:
@@ -134,7 +135,7 @@ def member_quota(request: AuthedRequest, pk: int) -> HttpResponse:
     form = QuotaForm(request.POST, quota=quota)
     if not form.is_valid():
         return _form_failed(request, member, "quota_form", form)
-    services.quota_update(quota=quota, actor=request.user, values=form.values(), request=request)
+    services.quota_update(quota=quota, actor=request.user, values=form.values(), context=AuditContext.of(request))
     if request.htmx:
         context = {"member": member, "quota": quota, "quota_form": QuotaForm(quota=quota), "saved": True}
         return render(request, "portal/_member_quota.html", context)
@@ -148,7 +149,9 @@ def member_capabilities(request: AuthedRequest, pk: int) -> HttpResponse:
     form = CapabilitiesForm(request.POST, member=member, actor=request.user)
     if not form.is_valid():
         return _form_failed(request, member, "capabilities_form", form)
-    services.member_set_capabilities(user=member, actor=request.user, request=request, **form.cleaned_data)
+    services.member_set_capabilities(
+        user=member, actor=request.user, context=AuditContext.of(request), **form.cleaned_data
+    )
     if request.htmx:
         fresh = CapabilitiesForm(member=member, actor=request.user)
         return render(
@@ -175,7 +178,9 @@ def member_suspend(request: AuthedRequest, pk: int) -> HttpResponse:
     form = SuspendForm(request.POST, member=member, actor=request.user)
     if not form.is_valid():
         return _render_detail(request, member, status=400, suspend_form=form)
-    services.member_suspend(user=member, actor=request.user, reason=form.cleaned_data["reason"], request=request)
+    services.member_suspend(
+        user=member, actor=request.user, reason=form.cleaned_data["reason"], context=AuditContext.of(request)
+    )
     messages.success(request, f"Suspended {member.username}: their sessions have ended and they can't sign in.")
     return redirect("member-detail", pk=member.pk)
 
@@ -186,7 +191,7 @@ def member_reactivate(request: AuthedRequest, pk: int) -> HttpResponse:
     if member.status != User.Status.SUSPENDED:
         messages.info(request, f"{member.username} is not suspended.")
     else:
-        services.member_reactivate(user=member, actor=request.user, request=request)
+        services.member_reactivate(user=member, actor=request.user, context=AuditContext.of(request))
         messages.success(request, f"Reactivated {member.username}: they can sign in again.")
     return redirect("member-detail", pk=member.pk)
 
@@ -195,6 +200,6 @@ def member_reactivate(request: AuthedRequest, pk: int) -> HttpResponse:
 @staff_required
 def access_request_dismiss(request: AuthedRequest, pk: int) -> HttpResponse:
     access = get_object_or_404(AccessRequest, pk=pk, handled_at=None)
-    services.access_request_dismiss(access=access, actor=request.user, request=request)
+    services.access_request_dismiss(access=access, actor=request.user, context=AuditContext.of(request))
     messages.success(request, f"Dismissed the request from {access.email}.")
     return redirect("member-list")

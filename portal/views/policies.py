@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from portal import services
 from portal.access import AuthedRequest, staff_required
+from portal.audit import AuditContext
 from portal.forms.policies import IdlePolicyForm
 from portal.models import SitePolicy
 
@@ -20,7 +21,7 @@ def site_policies(request: AuthedRequest) -> HttpResponse:
     policy = SitePolicy.current()
     form = IdlePolicyForm(request.POST if request.method == "POST" else None, policy=policy)
     if form.is_valid():
-        services.site_policy_update(actor=request.user, values=form.cleaned_data, request=request)
+        services.site_policy_update(actor=request.user, values=form.cleaned_data, context=AuditContext.of(request))
         messages.success(request, "Saved the idle policy. The next idle check applies it to running workspaces.")
         return redirect("site-policies")
     context = {

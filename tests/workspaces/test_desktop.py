@@ -22,8 +22,8 @@ from django.utils import timezone
 from portal.models import AuditEvent, Host, Operation, SSHKey, User
 from tests.workspaces.conftest import make_workspace, small_quota
 from workspaces.desktop import client_id, desktop_password, desktop_url, guacamole_seal, guacamole_token
-from workspaces.lifecycle import Run, _spec
 from workspaces.models import Workspace
+from workspaces.steps import Run, _spec
 
 KEY = "4C0B569E4C96DF157EEE1B65DD0E4D41"  # the key of the guacamole-auth-json manual's example
 OTHER_KEY = "00112233445566778899aabbccddeeff"

@@ -330,7 +330,7 @@ def test_a_redelivered_create_takes_over_from_a_killed_worker(
     from hostops import docker as hd
     from portal.operations import operation_claim
     from workspaces.folders import prepare_folders
-    from workspaces.lifecycle import Run, _spec
+    from workspaces.steps import Run, _spec
 
     with django_capture_on_commit_callbacks():
         op = services.workspace_create(owner=member, actor=member, host=host)

@@ -200,18 +200,20 @@ def test_the_reconciler_leaves_a_workspace_alone_while_its_operation_runs(
 
 
 @pytest.mark.docker
-def test_a_create_whose_worker_died_is_finished_by_the_reconciler(
+def test_a_create_whose_worker_died_is_sent_again_and_finished_by_the_next_worker(
     engine: docker_sdk.DockerClient,
     member: User,
     host: Host,
     ws_settings,
+    monkeypatch,
     django_capture_on_commit_callbacks,  # type: ignore[no-untyped-def]
 ) -> None:
     """The worker was killed after creating the container and before starting it: its
     Operation is still "running", but nobody holds the workspace's lock."""
+    from project.celery import app as celery_app
     from workspaces import services
     from workspaces.folders import prepare_folders
-    from workspaces.lifecycle import Run, _spec
+    from workspaces.steps import Run, _spec
 
     with django_capture_on_commit_callbacks():
         op = services.workspace_create(owner=member, actor=member, host=host)
@@ -223,16 +225,20 @@ def test_a_create_whose_worker_died_is_finished_by_the_reconciler(
     prepare_folders(spec=spec, uid=member.uid)
     hostops_docker.ensure_container(spec, docker_url=host.docker_url, start=False)
 
+    sent: list[tuple[str, list[int]]] = []
+    monkeypatch.setattr(celery_app, "send_task", lambda name, **kwargs: sent.append((name, kwargs["args"])))
     with django_capture_on_commit_callbacks():
         report = reconcile.reconcile_host(host)
 
     op.refresh_from_db()
-    assert op.state == Operation.State.FAILED
-    assert "worker stopped" in op.error
-    assert report.changed == [f"{workspace}: creating -> stopped"]
-    assert report.started == [str(workspace)]
-    restart = Operation.objects.get(kind="start")
-    tasks.workspace_start_task(restart.pk)
+    assert op.state == Operation.State.RUNNING  # not failed: sent to a live worker to finish
+    assert sent == [("workspaces.tasks.workspace_create_task", [op.pk])]
+    assert (report.changed, report.started) == ([], [])
+    tasks.workspace_create_task(op.pk)  # the next worker takes the row over
+    op.refresh_from_db()
+    assert op.state == Operation.State.SUCCEEDED, op.log
+    assert "resuming" in op.log
+    assert not Operation.objects.filter(kind="start").exists()
     workspace.refresh_from_db()
     assert workspace.state == Workspace.State.RUNNING
     named = engine.containers.list(all=True, filters={"name": f"^/{workspace.container_name}$"})

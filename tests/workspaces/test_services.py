@@ -10,6 +10,7 @@ from django.db import connection
 
 from portal.models import AuditEvent, Host, Operation, User
 from portal.operations import operation_claim
+from project.celery import app as celery_app
 from tests.factories import UserFactory
 from tests.workspaces.conftest import G, make_workspace, small_quota
 from workspaces import services
@@ -38,6 +39,14 @@ def test_creating_a_workspace_records_it_and_enqueues_one_task_after_commit(
     assert AuditEvent.objects.filter(action="workspace.create", actor=member, target_id=str(workspace.pk)).exists()
 
 
+def _message(name: str, kwargs: dict) -> dict:  # type: ignore[type-arg]
+    """What a task message carries (its task's name checked), without the retry settings."""
+    from workspaces import tasks
+
+    assert getattr(tasks, name.rsplit(".", 1)[1]).name == name  # the worker has the task it names
+    return {key: kwargs[key] for key in ("args", "kwargs", "queue")}
+
+
 def test_the_task_goes_to_the_hosts_queue(
     member: User,
     host: Host,
@@ -45,10 +54,8 @@ def test_the_task_goes_to_the_hosts_queue(
     monkeypatch,  # type: ignore[no-untyped-def]
     django_capture_on_commit_callbacks,
 ) -> None:
-    from workspaces import tasks
-
     sent: list[dict] = []  # type: ignore[type-arg]
-    monkeypatch.setattr(tasks.workspace_create_task, "apply_async", lambda **kwargs: sent.append(kwargs))
+    monkeypatch.setattr(celery_app, "send_task", lambda name, **kwargs: sent.append(_message(name, kwargs)))
     with django_capture_on_commit_callbacks(execute=True):
         op = services.workspace_create(owner=member, actor=member, host=host)
     assert sent == [{"args": [op.pk], "kwargs": {}, "queue": host.queue}]
@@ -243,23 +250,28 @@ def test_a_second_operation_is_refused_while_one_is_pending(
     assert Operation.objects.count() == 1
 
 
-def test_a_running_operation_whose_worker_died_no_longer_blocks(
+def test_a_running_operation_whose_worker_died_is_sent_again_not_failed(
     member: User,
     host: Host,
     ws_settings,  # type: ignore[no-untyped-def]
+    monkeypatch,
     django_capture_on_commit_callbacks,
 ) -> None:
     workspace = Workspace.objects.with_related().get(pk=make_workspace(member, host, port=2460).pk)
     with django_capture_on_commit_callbacks():
         first = services.workspace_start(workspace=workspace, actor=member)
     assert operation_claim(first.pk)  # claimed, then the worker vanished: nobody holds the lock
+    sent: list[dict] = []  # type: ignore[type-arg]
+    monkeypatch.setattr(celery_app, "send_task", lambda name, **kwargs: sent.append(_message(name, kwargs)))
 
-    with django_capture_on_commit_callbacks():
+    with django_capture_on_commit_callbacks(), pytest.raises(WorkspaceBusy, match="being finished now"):
         services.workspace_stop(workspace=workspace, actor=member)
 
     first.refresh_from_db()
-    assert first.state == Operation.State.FAILED
-    assert "worker stopped" in first.error
+    assert first.state == Operation.State.RUNNING  # the next worker takes it over and finishes it
+    assert "sent to another worker" in first.log
+    assert sent == [{"args": [first.pk], "kwargs": {}, "queue": host.queue}]
+    assert not Operation.objects.filter(kind="stop").exists()
 
 
 def test_an_admin_acting_on_a_members_workspace_is_audited_with_the_owner(
@@ -306,10 +318,8 @@ def test_remove_passes_delete_data_to_its_task(
     monkeypatch,
     django_capture_on_commit_callbacks,
 ) -> None:
-    from workspaces import tasks
-
     sent: list[dict] = []  # type: ignore[type-arg]
-    monkeypatch.setattr(tasks.workspace_remove_task, "apply_async", lambda **kwargs: sent.append(kwargs))
+    monkeypatch.setattr(celery_app, "send_task", lambda name, **kwargs: sent.append(_message(name, kwargs)))
     workspace = Workspace.objects.with_related().get(pk=make_workspace(member, host, port=2495).pk)
     with django_capture_on_commit_callbacks(execute=True):
         op = services.workspace_remove(workspace=workspace, actor=admin_user, delete_data=True)
