@@ -194,10 +194,18 @@ class CapabilitiesForm(forms.Form):
         self.member, self.actor = member, actor
         super().__init__(data, initial={name: getattr(member, name) for name in self.base_fields})
         if not settings.WORKSPACE_DOCKER_RUNTIME:
-            self.fields["can_docker"].help_text = (
-                f"{DOCKER_WARNING} Not available on this server: it needs the Sysbox runtime "
-                "(WORKSPACE_DOCKER_RUNTIME)."
-            )
+            self._docker_unavailable()
+
+    def _docker_unavailable(self) -> None:
+        field = self.fields["can_docker"]
+        field.help_text = (
+            f"{DOCKER_WARNING} Not available on this server: it needs the Sysbox runtime (WORKSPACE_DOCKER_RUNTIME)."
+        )
+        if self.member.can_docker:
+            field.help_text += " An earlier grant can still be taken back."
+        else:
+            # Only the widget: a posted grant still reaches clean_can_docker and is refused in words.
+            field.widget.attrs["disabled"] = True
 
     def clean_can_docker(self) -> bool:
         can_docker: bool = self.cleaned_data["can_docker"]

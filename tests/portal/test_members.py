@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import html
+import re
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -341,6 +342,42 @@ def test_docker_is_refused_in_words_where_the_server_has_no_runtime_for_it(
     bob.refresh_from_db()
     assert (bob.can_sudo, bob.can_docker) == (False, False)  # nothing half-done
     assert not AuditEvent.objects.filter(action="member.capabilities").exists()
+
+
+def _docker_checkbox(body: str) -> str:
+    match = re.search(r'<input[^>]*name="can_docker"[^>]*>', body)
+    assert match is not None
+    return match.group(0)
+
+
+def test_the_docker_checkbox_is_disabled_with_the_reason_where_the_server_has_no_runtime(
+    admin_client: Client, bob: User, settings
+) -> None:
+    settings.WORKSPACE_DOCKER_RUNTIME = ""
+    body = admin_client.get(reverse("member-detail", args=[bob.pk])).content.decode()
+    checkbox = _docker_checkbox(body)
+    assert " disabled" in checkbox
+    assert 'aria-describedby="id_can_docker_helptext"' in checkbox
+    assert "Not available on this server: it needs the Sysbox runtime" in body
+
+
+def test_the_docker_checkbox_can_be_ticked_where_the_runtime_is_set(admin_client: Client, bob: User, settings) -> None:
+    settings.WORKSPACE_DOCKER_RUNTIME = "sysbox-runc"
+    body = admin_client.get(reverse("member-detail", args=[bob.pk])).content.decode()
+    assert " disabled" not in _docker_checkbox(body)
+    assert "Not available on this server" not in body
+
+
+def test_an_earlier_docker_grant_stays_revocable_without_the_runtime(admin_client: Client, bob: User, settings) -> None:
+    settings.WORKSPACE_DOCKER_RUNTIME = ""
+    bob.can_docker = True
+    bob.save()
+    body = admin_client.get(reverse("member-detail", args=[bob.pk])).content.decode()
+    assert " disabled" not in _docker_checkbox(body)
+    response = admin_client.post(reverse("member-capabilities", args=[bob.pk]), {})
+    assert response.status_code == 302
+    bob.refresh_from_db()
+    assert bob.can_docker is False
 
 
 def test_a_docker_grant_made_earlier_does_not_block_other_changes(admin_client: Client, bob: User, settings) -> None:
