@@ -195,6 +195,11 @@ class CapabilitiesForm(forms.Form):
         super().__init__(data, initial={name: getattr(member, name) for name in self.base_fields})
         if not settings.WORKSPACE_DOCKER_RUNTIME:
             self._docker_unavailable()
+        self.is_self = member.pk == actor.pk
+        if self.is_self:
+            # Not offered: the template sends the role along in a hidden field instead.
+            self.fields["is_staff"].widget.attrs["disabled"] = True
+            self.fields["is_staff"].help_text = "You can't remove your own admin role. Another admin can."
 
     def _docker_unavailable(self) -> None:
         field = self.fields["can_docker"]
@@ -244,11 +249,16 @@ class SuspendForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        # code="refused": the action itself is refused, not a value; the view redirects back.
         if self.member.pk == self.actor.pk:
-            raise ValidationError("You can't suspend yourself. Ask another admin.")
+            raise ValidationError("You can't suspend yourself. Ask another admin.", code="refused")
         if self.member.status == User.Status.SUSPENDED:
-            raise ValidationError(f"{self.member} is already suspended.")
+            raise ValidationError(f"{self.member} is already suspended.", code="refused")
         return data
+
+    @property
+    def refused(self) -> bool:
+        return self.has_error(NON_FIELD_ERRORS, code="refused")
 
 
 class MemberFilterForm(forms.Form):

@@ -284,11 +284,36 @@ def test_suspending_ends_the_members_sessions(
 
 def test_an_admin_cannot_suspend_themselves(admin_client: Client, admin_user: User) -> None:
     response = admin_client.post(reverse("member-suspend", args=[admin_user.pk]), {"confirm": "on"})
-    assert response.status_code == 400
-    assert "You can&#x27;t suspend yourself. Ask another admin." in response.content.decode()
+    # A refused action redirects back (POST/redirect/GET): reloading the page resubmits nothing.
+    assert response.status_code == 302
+    assert response["Location"] == reverse("member-detail", args=[admin_user.pk]) + "#member-access"
+    page = admin_client.get(response["Location"])
+    assert "You can&#x27;t suspend yourself. Ask another admin." in page.content.decode()
     admin_user.refresh_from_db()
     assert admin_user.status == User.Status.ACTIVE
     assert admin_client.get(reverse("member-list")).status_code == 200  # still signed in
+    assert not AuditEvent.objects.filter(action="member.suspend").exists()
+
+
+def test_suspending_a_suspended_member_again_redirects_back_with_the_reason(admin_client: Client, bob: User) -> None:
+    bob.status, bob.is_active = User.Status.SUSPENDED, False
+    bob.save()
+    response = admin_client.post(reverse("member-suspend", args=[bob.pk]), {"confirm": "on"}, follow=True)
+    assert response.redirect_chain == [(reverse("member-detail", args=[bob.pk]) + "#member-access", 302)]
+    assert "bob is already suspended." in response.content.decode()
+    assert not AuditEvent.objects.filter(action="member.suspend").exists()
+
+
+def test_an_admins_own_page_offers_no_suspension_and_says_why(admin_client: Client, admin_user: User) -> None:
+    body = html.unescape(admin_client.get(reverse("member-detail", args=[admin_user.pk])).content.decode())
+    assert reverse("member-suspend", args=[admin_user.pk]) not in body
+    assert "This is you: you can't suspend yourself. Another admin can." in body
+
+
+def test_another_members_page_offers_the_suspension(admin_client: Client, bob: User) -> None:
+    body = admin_client.get(reverse("member-detail", args=[bob.pk])).content.decode()
+    assert f'action="{reverse("member-suspend", args=[bob.pk])}"' in body
+    assert "This is you" not in body
 
 
 def test_suspending_needs_the_confirmation(admin_client: Client, bob: User) -> None:
@@ -410,6 +435,37 @@ def test_an_admin_cannot_drop_their_own_admin_role(admin_client: Client, admin_u
     admin_user.refresh_from_db()
     assert (admin_user.is_staff, admin_user.can_sudo) == (True, False)
     assert not AuditEvent.objects.filter(action="member.capabilities").exists()
+
+
+def _admin_checkbox(body: str) -> str:
+    match = re.search(r'<input type="checkbox" name="is_staff"[^>]*>', body)
+    assert match is not None
+    return match.group(0)
+
+
+def test_an_admins_own_page_does_not_offer_dropping_the_admin_role(admin_client: Client, admin_user: User) -> None:
+    body = admin_client.get(reverse("member-detail", args=[admin_user.pk])).content.decode()
+    checkbox = _admin_checkbox(body)
+    assert " disabled" in checkbox
+    assert " checked" in checkbox
+    assert "You can&#x27;t remove your own admin role. Another admin can." in body
+
+
+def test_saving_capabilities_on_ones_own_page_keeps_the_admin_role(admin_client: Client, admin_user: User) -> None:
+    body = admin_client.get(reverse("member-detail", args=[admin_user.pk])).content.decode()
+    # What the browser posts: the disabled checkbox is left out, the hidden field is sent.
+    assert '<input type="hidden" name="is_staff" value="on">' in body
+    url = reverse("member-capabilities", args=[admin_user.pk])
+    response = admin_client.post(url, {"can_sudo": "on", "is_staff": "on"})
+    assert response.status_code == 302
+    admin_user.refresh_from_db()
+    assert (admin_user.is_staff, admin_user.can_sudo) == (True, True)
+
+
+def test_another_members_admin_role_can_be_changed(admin_client: Client, bob: User) -> None:
+    body = admin_client.get(reverse("member-detail", args=[bob.pk])).content.decode()
+    assert " disabled" not in _admin_checkbox(body)
+    assert 'type="hidden" name="is_staff"' not in body
 
 
 def test_the_list_shows_each_members_workspace_state(admin_client: Client, alice: User) -> None:
