@@ -263,6 +263,39 @@ def test_the_detail_page_lists_recent_events_about_the_member(admin_client: Clie
     assert [event.action for event in events] == ["member.capabilities"]
 
 
+def _activity(body: str) -> list[str]:
+    timeline = body.split('<ol class="timeline">', 1)[1].split("</ol>", 1)[0]
+    items = re.findall(r"<li[^>]*>(.*?)</li>", timeline, re.S)
+    return [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", item)).split()) for item in items]
+
+
+def test_recent_activity_says_who_did_what_to_whom(admin_client: Client, admin_user: User, bob: User) -> None:
+    from portal.audit import audit_record
+
+    admin_client.post(reverse("member-capabilities", args=[bob.pk]), {"can_sudo": "on"})
+    key = SSHKeyFactory(user=bob, name="desk")
+    audit_record(action="sshkey.add", actor=bob, target=key)
+    audit_record(action="member.denied", actor=bob, refused=True)
+    audit_record(action="member.first_login", actor=bob, target=bob)
+    audit_record(action="member.reactivate", target=bob)
+    lines = _activity(admin_client.get(reverse("member-detail", args=[bob.pk])).content.decode())
+    assert [line.split(" · ")[0] for line in lines] == [
+        "member.reactivate done to bob by the system",
+        "member.first_login bob did",
+        "member.denied Refused bob tried",
+        "sshkey.add bob did",
+        "member.capabilities done to bob by ada",
+    ]
+    assert "on desk (SHA256:" in lines[3]
+
+
+def test_recent_activity_names_the_member_an_admin_acted_on(admin_client: Client, admin_user: User, bob: User) -> None:
+    admin_client.post(reverse("member-capabilities", args=[bob.pk]), {"can_sudo": "on"})
+    lines = _activity(admin_client.get(reverse("member-detail", args=[admin_user.pk])).content.decode())
+    assert len(lines) == 1
+    assert lines[0].startswith("member.capabilities ada did · on bob ·")
+
+
 def test_an_unknown_member_is_not_found(admin_client: Client) -> None:
     assert admin_client.get(reverse("member-detail", args=[999_999])).status_code == 404
 
