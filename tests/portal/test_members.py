@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from urllib.parse import parse_qs, urlparse
@@ -294,6 +295,37 @@ def test_recent_activity_names_the_member_an_admin_acted_on(admin_client: Client
     lines = _activity(admin_client.get(reverse("member-detail", args=[admin_user.pk])).content.decode())
     assert len(lines) == 1
     assert lines[0].startswith("member.capabilities ada did · on bob ·")
+
+
+def _invited_jane(admin_user: User) -> User:
+    jane = UserFactory(username="jane", status=User.Status.INVITED, invited_by=admin_user)
+    jane.date_joined = dt.datetime(2025, 3, 4, 10, 0, tzinfo=dt.UTC)
+    jane.save()
+    return jane
+
+
+def test_an_invited_member_who_never_signed_in_reads_as_invited_not_joined(
+    admin_client: Client, admin_user: User
+) -> None:
+    jane = _invited_jane(admin_user)
+    body = admin_client.get(reverse("member-detail", args=[jane.pk])).content.decode()
+    identity = body.split('id="identity-h"', 1)[1].split("</section>", 1)[0]
+    assert "Joined" not in identity
+    assert re.search(r"<dt>Invited</dt><dd><time[^>]*>4 Mar 2025</time>, not signed in yet</dd>", identity)
+
+
+def test_the_list_shows_when_an_invited_member_was_invited(admin_client: Client, admin_user: User) -> None:
+    _invited_jane(admin_user)
+    body = admin_client.get(reverse("member-list")).content.decode()
+    row = body.split(">jane<", 1)[1].split("</tr>", 1)[0]
+    assert re.search(r"Invited <time[^>]*>4 Mar 2025</time>, not signed in yet", row)
+    assert "never" not in row
+
+
+def test_a_member_who_signed_in_still_reads_as_joined(admin_client: Client, bob: User) -> None:
+    body = admin_client.get(reverse("member-detail", args=[bob.pk])).content.decode()
+    assert "<dt>Joined</dt>" in body
+    assert "not signed in yet" not in body
 
 
 def test_an_unknown_member_is_not_found(admin_client: Client) -> None:
