@@ -108,6 +108,16 @@ def host_cpu_count() -> int:
     return measured or os.cpu_count() or 1
 
 
+def largest_host() -> Host | None:
+    """The host with the most memory, or None while any host's memory is unknown (it may be
+    the largest). Which host a member's workspace lives on is the workspaces app's business;
+    a guarantee no host can hold is wrong wherever the workspace goes."""
+    hosts = list(Host.objects.only("name", "memory_bytes"))
+    if not hosts or any(host.memory_bytes is None for host in hosts):
+        return None
+    return max(hosts, key=lambda host: host.memory_bytes or 0)
+
+
 def parse_cpuset(text: str, cpu_count: int) -> str:
     """Validate "0-3,8-11" against the host; return it without spaces ("" = every CPU)."""
     compact = "".join(text.split())
@@ -169,6 +179,8 @@ class QuotaForm(forms.Form):
                 "mem_guarantee",
                 f"The guarantee ({format_size(guarantee)}) can't be more than the limit ({format_size(limit)}).",
             )
+        if guarantee is not None:
+            self._check_guarantee_fits(guarantee)
         soft, hard = data.get("storage_soft"), data.get("storage_hard")
         if soft is not None and hard is not None and hard < soft:
             self.add_error(
@@ -176,6 +188,15 @@ class QuotaForm(forms.Form):
                 f"The hard limit ({format_size(hard)}) must be at least the soft limit ({format_size(soft)}).",
             )
         return data
+
+    def _check_guarantee_fits(self, guarantee: int) -> None:
+        host = largest_host()
+        if host is not None and host.memory_bytes is not None and guarantee > host.memory_bytes:
+            self.add_error(
+                "mem_guarantee",
+                f"No server can guarantee {format_size(guarantee)}: the largest, {host.name}, "
+                f"has {format_size(host.memory_bytes)} of memory in all.",
+            )
 
     def values(self) -> dict[str, Any]:
         """The cleaned values in model units (bytes), for portal.services.quota_update."""
