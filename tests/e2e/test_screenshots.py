@@ -117,3 +117,21 @@ def test_screenshot_of_the_audit_page_with_long_values(
     # Nor does the table hide its overflow in a scrolling box at this width.
     assert page.evaluate("(wrap => wrap.scrollWidth <= wrap.clientWidth)(document.querySelector('.table-wrap'))")
     expect(page.locator("table.audit td.detail [title]")).to_have_count(1)  # the long path, cut
+
+
+def test_screenshot_of_a_members_page_and_ones_own(
+    page: Page, sign_in_as: Callable[[User], None], team: User, settings
+) -> None:
+    settings.WORKSPACE_DOCKER_RUNTIME = ""
+    sign_in_as(team)
+    carol = User.objects.get(username="carol")
+    page.goto(reverse("member-detail", args=[carol.pk]))
+    expect(page.locator("#identity-h + dl, .kv").first).to_contain_text("not signed in yet")
+    expect(page.get_by_label("Docker inside the workspace")).to_be_disabled()
+    expect(page.locator(".timeline")).to_contain_text("done to carol by ada")
+    _shoot(page, "member-invited.png")
+    page.goto(reverse("member-detail", args=[team.pk]))
+    expect(page.get_by_label("Admin of the portal")).to_be_disabled()
+    expect(page.locator("#member-access")).to_contain_text("you can't suspend yourself")
+    expect(page.locator(".timeline")).to_contain_text("ada did")
+    _shoot(page, "member-own.png")
