@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.http import HttpRequest
 
 from portal.models import AccessRequest, AuditEvent, Host, Notification, Operation, Quota, SSHKey, User
 from portal.views.auth import admin_login
@@ -29,8 +30,18 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_filter = ("outcome", "action")
     search_fields = ("actor_label", "target_label", "action")
 
-    def has_change_permission(self, request: object, obj: object = None) -> bool:
-        return False  # the audit log is append-only
+    # The audit log is append-only: rows come from portal.audit only. Viewing stays (the
+    # permission checks below override even a superuser's); the bulk delete action goes with
+    # the delete permission.
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
+        return False
 
 
 @admin.register(Operation)

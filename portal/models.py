@@ -15,6 +15,7 @@ from django.db import models
 from django.utils import timezone
 
 from portal.identity import validate_linux_username
+from portal.validators import validate_docker_url
 
 
 class User(AbstractUser):
@@ -167,7 +168,12 @@ class Host(models.Model):
         UNREACHABLE = "unreachable", "Unreachable"
 
     name = models.CharField(max_length=63, unique=True, validators=[RegexValidator(r"^[a-z][a-z0-9-]{0,62}$")])
-    docker_url = models.CharField(max_length=255, default="unix:///var/run/docker.sock")
+    docker_url = models.CharField(
+        max_length=255,
+        default="unix:///var/run/docker.sock",
+        validators=[validate_docker_url],
+        help_text="unix:///path/of/docker.sock, tcp://host:port or ssh://[user@]host[:port].",
+    )
     queue = models.CharField(max_length=100, unique=True)
     cpu_count = models.PositiveIntegerField(null=True, blank=True)
     memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)

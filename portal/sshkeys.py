@@ -30,6 +30,14 @@ class SSHKeyError(ValueError):
     """The text is not an acceptable public key; the message says why, for the member."""
 
 
+class PrivateKeyError(SSHKeyError):
+    """The text holds a private key: a secret that must not be stored or shown again."""
+
+
+def looks_private(text: str) -> bool:
+    return "PRIVATE KEY" in text or text.lstrip().startswith("PuTTY-User-Key-File")
+
+
 @dataclass(frozen=True)
 class ParsedKey:
     key_type: str
@@ -72,10 +80,11 @@ def _single_line(text: str) -> str:
     text = (text or "").strip()
     if not text:
         raise SSHKeyError("Paste a public key, the one line from your ~/.ssh/id_ed25519.pub.")
+    # Before the length check: a private key inside a long paste still gets its own message.
+    if looks_private(text):
+        raise PrivateKeyError("This is a PRIVATE key. Never share it; paste the .pub file instead.")
     if len(text) > MAX_KEY_TEXT:
         raise SSHKeyError("That is far too long for a public key.")
-    if "PRIVATE KEY" in text or text.startswith("PuTTY-User-Key-File"):
-        raise SSHKeyError("This is a PRIVATE key. Never share it; paste the .pub file instead.")
     lines = [line for line in text.splitlines() if line.strip()]
     if len(lines) != 1:
         raise SSHKeyError("Paste exactly one key, on one line.")

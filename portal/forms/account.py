@@ -8,13 +8,14 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from portal.models import SSHKey, User
-from portal.sshkeys import ParsedKey, SSHKeyError, parse_public_key
+from portal.sshkeys import ParsedKey, PrivateKeyError, SSHKeyError, parse_public_key
 
 # One message whoever holds the key: saying whose it is would tell a member who else has it.
 KEY_TAKEN_MESSAGE = (
     "This key is already registered on the portal, and a key can belong to one account only. "
     "Create a new one with: ssh-keygen -t ed25519"
 )
+_PRIVATE_CLEARED = "It was not saved, and the box has been emptied so that the key does not stay on this page."
 _EMPTY_KEY_MESSAGE = "Paste a public key, the one line from your ~/.ssh/id_ed25519.pub."
 
 
@@ -52,9 +53,17 @@ class SSHKeyAddForm(forms.Form):
             raise RuntimeError("the form has no valid key; call is_valid() first")
         return self.parsed
 
+    def full_clean(self) -> None:
+        super().full_clean()
+        if self.has_error("public_key", code="private_key"):
+            # The refusal re-renders the form: never with the secret in the box.
+            self.data = {**self.data, "public_key": ""}
+
     def clean_public_key(self) -> str:
         try:
             parsed = parse_public_key(self.cleaned_data["public_key"])
+        except PrivateKeyError as exc:
+            raise ValidationError(f"{exc} {_PRIVATE_CLEARED}", code="private_key") from exc
         except SSHKeyError as exc:
             raise ValidationError(str(exc), code="invalid_key") from exc
         if SSHKey.objects.filter(fingerprint=parsed.fingerprint).exists():

@@ -108,6 +108,16 @@ def host_cpu_count() -> int:
     return measured or os.cpu_count() or 1
 
 
+def largest_host() -> Host | None:
+    """The host with the most memory, or None while any host's memory is unknown (it may be
+    the largest). Which host a member's workspace lives on is the workspaces app's business;
+    a guarantee no host can hold is wrong wherever the workspace goes."""
+    hosts = list(Host.objects.only("name", "memory_bytes"))
+    if not hosts or any(host.memory_bytes is None for host in hosts):
+        return None
+    return max(hosts, key=lambda host: host.memory_bytes or 0)
+
+
 def parse_cpuset(text: str, cpu_count: int) -> str:
     """Validate "0-3,8-11" against the host; return it without spaces ("" = every CPU)."""
     compact = "".join(text.split())
@@ -177,6 +187,8 @@ class QuotaForm(forms.Form):
                 "mem_guarantee",
                 f"The guarantee ({format_size(guarantee)}) can't be more than the limit ({format_size(limit)}).",
             )
+        if guarantee is not None:
+            self._check_guarantee_fits(guarantee)
         soft, hard = data.get("storage_soft"), data.get("storage_hard")
         if soft is not None and hard is not None and hard < soft:
             self.add_error(
@@ -184,6 +196,15 @@ class QuotaForm(forms.Form):
                 f"The hard limit ({format_size(hard)}) must be at least the soft limit ({format_size(soft)}).",
             )
         return data
+
+    def _check_guarantee_fits(self, guarantee: int) -> None:
+        host = largest_host()
+        if host is not None and host.memory_bytes is not None and guarantee > host.memory_bytes:
+            self.add_error(
+                "mem_guarantee",
+                f"No server can guarantee {format_size(guarantee)}: the largest, {host.name}, "
+                f"has {format_size(host.memory_bytes)} of memory in all.",
+            )
 
     def values(self) -> dict[str, Any]:
         """The cleaned values in model units (bytes), for portal.services.quota_update."""
@@ -202,10 +223,23 @@ class CapabilitiesForm(forms.Form):
         self.member, self.actor = member, actor
         super().__init__(data, initial={name: getattr(member, name) for name in self.base_fields})
         if not settings.WORKSPACE_DOCKER_RUNTIME:
-            self.fields["can_docker"].help_text = (
-                f"{DOCKER_WARNING} Not available on this server: it needs the Sysbox runtime "
-                "(WORKSPACE_DOCKER_RUNTIME)."
-            )
+            self._docker_unavailable()
+        self.is_self = member.pk == actor.pk
+        if self.is_self:
+            # Not offered: the template sends the role along in a hidden field instead.
+            self.fields["is_staff"].widget.attrs["disabled"] = True
+            self.fields["is_staff"].help_text = "You can't remove your own admin role. Another admin can."
+
+    def _docker_unavailable(self) -> None:
+        field = self.fields["can_docker"]
+        field.help_text = (
+            f"{DOCKER_WARNING} Not available on this server: it needs the Sysbox runtime (WORKSPACE_DOCKER_RUNTIME)."
+        )
+        if self.member.can_docker:
+            field.help_text += " An earlier grant can still be taken back."
+        else:
+            # Only the widget: a posted grant still reaches clean_can_docker and is refused in words.
+            field.widget.attrs["disabled"] = True
 
     def clean_can_docker(self) -> bool:
         can_docker: bool = self.cleaned_data["can_docker"]
@@ -244,11 +278,16 @@ class SuspendForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        # code="refused": the action itself is refused, not a value; the view redirects back.
         if self.member.pk == self.actor.pk:
-            raise ValidationError("You can't suspend yourself. Ask another admin.")
+            raise ValidationError("You can't suspend yourself. Ask another admin.", code="refused")
         if self.member.status == User.Status.SUSPENDED:
-            raise ValidationError(f"{self.member} is already suspended.")
+            raise ValidationError(f"{self.member} is already suspended.", code="refused")
         return data
+
+    @property
+    def refused(self) -> bool:
+        return self.has_error(NON_FIELD_ERRORS, code="refused")
 
 
 class MemberFilterForm(forms.Form):

@@ -176,6 +176,10 @@ def _form_failed(request: AuthedRequest, member: User, name: str, form: Form) ->
 def member_suspend(request: AuthedRequest, pk: int) -> HttpResponse:
     member = get_member_for_admin(request, pk)
     form = SuspendForm(request.POST, member=member, actor=request.user)
+    if not form.is_valid() and form.refused:
+        # POST/redirect/GET: reloading the page shows the message and posts nothing again.
+        messages.error(request, " ".join(str(error) for error in form.non_field_errors()))
+        return redirect(reverse("member-detail", args=[member.pk]) + "#member-access")
     if not form.is_valid():
         return _render_detail(request, member, status=400, suspend_form=form)
     services.member_suspend(

@@ -124,6 +124,40 @@ def test_it_refuses_a_bad_key_next_to_the_field_and_saves_nothing(
     assert not AuditEvent.objects.filter(action="sshkey.add").exists()
 
 
+def _textarea_content(body: str) -> str:
+    match = re.search(r'<textarea[^>]*id="id_public_key"[^>]*>(.*?)</textarea>', body, re.S)
+    assert match is not None
+    return match.group(1).strip()
+
+
+@pytest.mark.parametrize("headers", [{}, {"HTTP_HX_REQUEST": "true"}], ids=["page", "htmx"])
+def test_a_pasted_private_key_is_refused_and_never_echoed_back_into_the_page(
+    alice_client: Client, headers: dict[str, str]
+) -> None:
+    secret = private_text(serialization.PrivateFormat.OpenSSH)
+    body = _add(alice_client, secret, name="mine", **headers)
+    assert "This is a PRIVATE key" in body
+    assert "the box has been emptied" in body
+    assert _textarea_content(body) == ""
+    for line in secret.splitlines()[1:-1]:  # the key material between BEGIN and END
+        assert line not in body
+    assert "BEGIN OPENSSH PRIVATE KEY" not in body
+    assert SSHKey.objects.count() == 0
+
+
+def test_a_private_key_inside_a_far_too_long_paste_is_not_echoed_back_either(alice_client: Client) -> None:
+    secret = private_text(serialization.PrivateFormat.PKCS8)
+    body = _add(alice_client, "x" * 20_000 + "\n" + secret, name="mine")
+    assert "This is a PRIVATE key" in body
+    assert _textarea_content(body) == ""
+    assert secret.splitlines()[1] not in body
+
+
+def test_a_rejected_public_key_stays_in_the_box_to_be_corrected(alice_client: Client) -> None:
+    body = _add(alice_client, "ssh-ed25519 !!!", name="mine")
+    assert _textarea_content(body) == "ssh-ed25519 !!!"
+
+
 def test_it_refuses_a_key_someone_else_registered_without_naming_them(alice_client: Client, bob: User) -> None:
     line = public_line("ecdsa", 256)
     _register(bob, line, name="bobs-box")

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import datetime as dt
 import html
+import re
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -262,6 +264,70 @@ def test_the_detail_page_lists_recent_events_about_the_member(admin_client: Clie
     assert [event.action for event in events] == ["member.capabilities"]
 
 
+def _activity(body: str) -> list[str]:
+    timeline = body.split('<ol class="timeline">', 1)[1].split("</ol>", 1)[0]
+    items = re.findall(r"<li[^>]*>(.*?)</li>", timeline, re.S)
+    return [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", item)).split()) for item in items]
+
+
+def test_recent_activity_says_who_did_what_to_whom(admin_client: Client, admin_user: User, bob: User) -> None:
+    from portal.audit import audit_record
+
+    admin_client.post(reverse("member-capabilities", args=[bob.pk]), {"can_sudo": "on"})
+    key = SSHKeyFactory(user=bob, name="desk")
+    audit_record(action="sshkey.add", actor=bob, target=key)
+    audit_record(action="member.denied", actor=bob, refused=True)
+    audit_record(action="member.first_login", actor=bob, target=bob)
+    audit_record(action="member.reactivate", target=bob)
+    lines = _activity(admin_client.get(reverse("member-detail", args=[bob.pk])).content.decode())
+    assert [line.split(" · ")[0] for line in lines] == [
+        "member.reactivate done to bob by the system",
+        "member.first_login bob did",
+        "member.denied Refused bob tried",
+        "sshkey.add bob did",
+        "member.capabilities done to bob by ada",
+    ]
+    assert "on desk (SHA256:" in lines[3]
+
+
+def test_recent_activity_names_the_member_an_admin_acted_on(admin_client: Client, admin_user: User, bob: User) -> None:
+    admin_client.post(reverse("member-capabilities", args=[bob.pk]), {"can_sudo": "on"})
+    lines = _activity(admin_client.get(reverse("member-detail", args=[admin_user.pk])).content.decode())
+    assert len(lines) == 1
+    assert lines[0].startswith("member.capabilities ada did · on bob ·")
+
+
+def _invited_jane(admin_user: User) -> User:
+    jane = UserFactory(username="jane", status=User.Status.INVITED, invited_by=admin_user)
+    jane.date_joined = dt.datetime(2025, 3, 4, 10, 0, tzinfo=dt.UTC)
+    jane.save()
+    return jane
+
+
+def test_an_invited_member_who_never_signed_in_reads_as_invited_not_joined(
+    admin_client: Client, admin_user: User
+) -> None:
+    jane = _invited_jane(admin_user)
+    body = admin_client.get(reverse("member-detail", args=[jane.pk])).content.decode()
+    identity = body.split('id="identity-h"', 1)[1].split("</section>", 1)[0]
+    assert "Joined" not in identity
+    assert re.search(r"<dt>Invited</dt><dd><time[^>]*>4 Mar 2025</time>, not signed in yet</dd>", identity)
+
+
+def test_the_list_shows_when_an_invited_member_was_invited(admin_client: Client, admin_user: User) -> None:
+    _invited_jane(admin_user)
+    body = admin_client.get(reverse("member-list")).content.decode()
+    row = body.split(">jane<", 1)[1].split("</tr>", 1)[0]
+    assert re.search(r"Invited <time[^>]*>4 Mar 2025</time>, not signed in yet", row)
+    assert "never" not in row
+
+
+def test_a_member_who_signed_in_still_reads_as_joined(admin_client: Client, bob: User) -> None:
+    body = admin_client.get(reverse("member-detail", args=[bob.pk])).content.decode()
+    assert "<dt>Joined</dt>" in body
+    assert "not signed in yet" not in body
+
+
 def test_an_unknown_member_is_not_found(admin_client: Client) -> None:
     assert admin_client.get(reverse("member-detail", args=[999_999])).status_code == 404
 
@@ -283,11 +349,36 @@ def test_suspending_ends_the_members_sessions(
 
 def test_an_admin_cannot_suspend_themselves(admin_client: Client, admin_user: User) -> None:
     response = admin_client.post(reverse("member-suspend", args=[admin_user.pk]), {"confirm": "on"})
-    assert response.status_code == 400
-    assert "You can&#x27;t suspend yourself. Ask another admin." in response.content.decode()
+    # A refused action redirects back (POST/redirect/GET): reloading the page resubmits nothing.
+    assert response.status_code == 302
+    assert response["Location"] == reverse("member-detail", args=[admin_user.pk]) + "#member-access"
+    page = admin_client.get(response["Location"])
+    assert "You can&#x27;t suspend yourself. Ask another admin." in page.content.decode()
     admin_user.refresh_from_db()
     assert admin_user.status == User.Status.ACTIVE
     assert admin_client.get(reverse("member-list")).status_code == 200  # still signed in
+    assert not AuditEvent.objects.filter(action="member.suspend").exists()
+
+
+def test_suspending_a_suspended_member_again_redirects_back_with_the_reason(admin_client: Client, bob: User) -> None:
+    bob.status, bob.is_active = User.Status.SUSPENDED, False
+    bob.save()
+    response = admin_client.post(reverse("member-suspend", args=[bob.pk]), {"confirm": "on"}, follow=True)
+    assert response.redirect_chain == [(reverse("member-detail", args=[bob.pk]) + "#member-access", 302)]
+    assert "bob is already suspended." in response.content.decode()
+    assert not AuditEvent.objects.filter(action="member.suspend").exists()
+
+
+def test_an_admins_own_page_offers_no_suspension_and_says_why(admin_client: Client, admin_user: User) -> None:
+    body = html.unescape(admin_client.get(reverse("member-detail", args=[admin_user.pk])).content.decode())
+    assert reverse("member-suspend", args=[admin_user.pk]) not in body
+    assert "This is you: you can't suspend yourself. Another admin can." in body
+
+
+def test_another_members_page_offers_the_suspension(admin_client: Client, bob: User) -> None:
+    body = admin_client.get(reverse("member-detail", args=[bob.pk])).content.decode()
+    assert f'action="{reverse("member-suspend", args=[bob.pk])}"' in body
+    assert "This is you" not in body
 
 
 def test_suspending_needs_the_confirmation(admin_client: Client, bob: User) -> None:
@@ -343,6 +434,42 @@ def test_docker_is_refused_in_words_where_the_server_has_no_runtime_for_it(
     assert not AuditEvent.objects.filter(action="member.capabilities").exists()
 
 
+def _docker_checkbox(body: str) -> str:
+    match = re.search(r'<input[^>]*name="can_docker"[^>]*>', body)
+    assert match is not None
+    return match.group(0)
+
+
+def test_the_docker_checkbox_is_disabled_with_the_reason_where_the_server_has_no_runtime(
+    admin_client: Client, bob: User, settings
+) -> None:
+    settings.WORKSPACE_DOCKER_RUNTIME = ""
+    body = admin_client.get(reverse("member-detail", args=[bob.pk])).content.decode()
+    checkbox = _docker_checkbox(body)
+    assert " disabled" in checkbox
+    assert 'aria-describedby="id_can_docker_helptext"' in checkbox
+    assert "Not available on this server: it needs the Sysbox runtime" in body
+
+
+def test_the_docker_checkbox_can_be_ticked_where_the_runtime_is_set(admin_client: Client, bob: User, settings) -> None:
+    settings.WORKSPACE_DOCKER_RUNTIME = "sysbox-runc"
+    body = admin_client.get(reverse("member-detail", args=[bob.pk])).content.decode()
+    assert " disabled" not in _docker_checkbox(body)
+    assert "Not available on this server" not in body
+
+
+def test_an_earlier_docker_grant_stays_revocable_without_the_runtime(admin_client: Client, bob: User, settings) -> None:
+    settings.WORKSPACE_DOCKER_RUNTIME = ""
+    bob.can_docker = True
+    bob.save()
+    body = admin_client.get(reverse("member-detail", args=[bob.pk])).content.decode()
+    assert " disabled" not in _docker_checkbox(body)
+    response = admin_client.post(reverse("member-capabilities", args=[bob.pk]), {})
+    assert response.status_code == 302
+    bob.refresh_from_db()
+    assert bob.can_docker is False
+
+
 def test_a_docker_grant_made_earlier_does_not_block_other_changes(admin_client: Client, bob: User, settings) -> None:
     settings.WORKSPACE_DOCKER_RUNTIME = ""
     bob.can_docker = True
@@ -373,6 +500,37 @@ def test_an_admin_cannot_drop_their_own_admin_role(admin_client: Client, admin_u
     admin_user.refresh_from_db()
     assert (admin_user.is_staff, admin_user.can_sudo) == (True, False)
     assert not AuditEvent.objects.filter(action="member.capabilities").exists()
+
+
+def _admin_checkbox(body: str) -> str:
+    match = re.search(r'<input type="checkbox" name="is_staff"[^>]*>', body)
+    assert match is not None
+    return match.group(0)
+
+
+def test_an_admins_own_page_does_not_offer_dropping_the_admin_role(admin_client: Client, admin_user: User) -> None:
+    body = admin_client.get(reverse("member-detail", args=[admin_user.pk])).content.decode()
+    checkbox = _admin_checkbox(body)
+    assert " disabled" in checkbox
+    assert " checked" in checkbox
+    assert "You can&#x27;t remove your own admin role. Another admin can." in body
+
+
+def test_saving_capabilities_on_ones_own_page_keeps_the_admin_role(admin_client: Client, admin_user: User) -> None:
+    body = admin_client.get(reverse("member-detail", args=[admin_user.pk])).content.decode()
+    # What the browser posts: the disabled checkbox is left out, the hidden field is sent.
+    assert '<input type="hidden" name="is_staff" value="on">' in body
+    url = reverse("member-capabilities", args=[admin_user.pk])
+    response = admin_client.post(url, {"can_sudo": "on", "is_staff": "on"})
+    assert response.status_code == 302
+    admin_user.refresh_from_db()
+    assert (admin_user.is_staff, admin_user.can_sudo) == (True, True)
+
+
+def test_another_members_admin_role_can_be_changed(admin_client: Client, bob: User) -> None:
+    body = admin_client.get(reverse("member-detail", args=[bob.pk])).content.decode()
+    assert " disabled" not in _admin_checkbox(body)
+    assert 'type="hidden" name="is_staff"' not in body
 
 
 def test_the_list_shows_each_members_workspace_state(admin_client: Client, alice: User) -> None:

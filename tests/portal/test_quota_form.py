@@ -213,3 +213,48 @@ def test_a_member_without_a_quota_row_gets_one_on_the_first_save(admin_client: C
     response = admin_client.post(reverse("member-quota", args=[bob.pk]), VALID)
     assert response.status_code == 302
     assert Quota.objects.get(user=bob).mem_limit == 100 * G
+
+
+# --- the guarantee against the servers' memory ------------------------------------------
+
+
+def _host_memory(name: str, memory: int | None) -> None:
+    Host.objects.update_or_create(name=name, defaults={"queue": f"host.{name}", "memory_bytes": memory})
+
+
+def test_a_guarantee_larger_than_the_server_is_refused_naming_the_server_and_its_memory(bob: User) -> None:
+    _host_memory("local", int(23.5 * G))
+    assert _errors(bob.quota, mem_guarantee="30G")["mem_guarantee"] == [
+        "No server can guarantee 30G: the largest, local, has 23.5G of memory in all."
+    ]
+
+
+def test_a_guarantee_as_large_as_the_server_is_accepted(bob: User) -> None:
+    _host_memory("local", 64 * G)
+    assert QuotaForm({**VALID, "mem_guarantee": "64G"}, quota=bob.quota).is_valid()
+
+
+def test_a_guarantee_only_a_larger_second_server_can_hold_is_accepted(bob: User) -> None:
+    _host_memory("local", int(23.5 * G))
+    _host_memory("gpu2", 256 * G)
+    assert QuotaForm({**VALID, "mem_guarantee": "30G"}, quota=bob.quota).is_valid()
+    assert _errors(bob.quota, mem_guarantee="300G", mem_limit="300G")["mem_guarantee"] == [
+        "No server can guarantee 300G: the largest, gpu2, has 256G of memory in all."
+    ]
+
+
+def test_the_guarantee_is_not_checked_while_a_servers_memory_is_unknown(bob: User) -> None:
+    _host_memory("local", int(23.5 * G))
+    _host_memory("gpu2", None)  # not measured yet: it may well be the larger one
+    assert QuotaForm({**VALID, "mem_guarantee": "30G"}, quota=bob.quota).is_valid()
+
+
+def test_saving_a_guarantee_larger_than_the_server_says_why_and_saves_nothing(admin_client: Client, bob: User) -> None:
+    _host_memory("local", int(23.5 * G))
+    before = model_to_dict(bob.quota)
+    data = {**VALID, "mem_guarantee": "30G", "swap": "1G"}  # swap changes too, so a partial save would show
+    response = admin_client.post(reverse("member-quota", args=[bob.pk]), data)
+    assert response.status_code == 400
+    assert "No server can guarantee 30G: the largest, local, has 23.5G of memory in all." in response.content.decode()
+    assert model_to_dict(Quota.objects.get(user=bob)) == before
+    assert not AuditEvent.objects.filter(action="quota.update").exists()
