@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('portal', '0005_sitepolicy'),
+        ('portal', '0006_host_docker_url_validator'),
     ]
 
     operations = [
