@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from hostops import docker as hd
-from hostops.docker_parse import state_from_summary
+from hostops.docker.parse import state_from_summary
 from hostops.errors import (
     CommandTimeout,
     EngineUnreachable,
