@@ -23,13 +23,11 @@ from hostops.docker.containers import (
     list_by_label,
     logs,
     remove,
-    restart,
     spec_hash,
-    start,
     stats,
     stop,
 )
-from hostops.docker.images import image_build, image_inspect
+from hostops.docker.images import image_inspect
 from hostops.docker.networks import connect_labelled, ensure_network, list_networks, remove_network
 from hostops.docker.readiness import wait_healthy
 from hostops.types import ContainerSpec, ContainerState, EngineInfo, ImageInfo, Mount, NetworkState
@@ -48,7 +46,6 @@ __all__ = [
     "ensure_container",
     "ensure_network",
     "exec_run",
-    "image_build",
     "image_inspect",
     "inspect",
     "list_by_label",
@@ -56,9 +53,7 @@ __all__ = [
     "logs",
     "remove",
     "remove_network",
-    "restart",
     "spec_hash",
-    "start",
     "stats",
     "stop",
     "wait_healthy",

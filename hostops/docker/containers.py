@@ -142,22 +142,10 @@ def _mount(mount: Mount) -> docker.types.Mount:
     return docker.types.Mount(target=mount.target, source=mount.source, type=mount.kind, read_only=mount.read_only)
 
 
-def start(name: str, *, docker_url: str) -> None:
-    """Start the container (a running one is left as it is)."""
-    with _errors(f"starting {name}"):
-        _client(docker_url).api.start(name)
-
-
 def stop(name: str, *, docker_url: str, timeout: int = 10) -> None:
     """SIGTERM the container, SIGKILL it after ``timeout`` seconds (a stopped one is left)."""
     with _errors(f"stopping {name}"):
         _client(docker_url).api.stop(name, timeout=timeout)
-
-
-def restart(name: str, *, docker_url: str, timeout: int = 10) -> None:
-    """Stop (as stop() does) and start the container again."""
-    with _errors(f"restarting {name}"):
-        _client(docker_url).api.restart(name, timeout=timeout)
 
 
 def remove(name: str, *, docker_url: str, force: bool = False, missing_ok: bool = False) -> None:

@@ -118,6 +118,6 @@ def test_removing_a_network_detaches_the_proxies_but_spares_a_network_someone_st
     names = {n.name for n in hd.list_networks("portal.test-net=yes", docker_url=docker_url)}
     assert used in names
     assert spare not in names
-    hd.start(member.name, docker_url=docker_url)
+    hd.ensure_container(member, docker_url=docker_url)  # starts it again, on its network
     assert hd.inspect(member.name, docker_url=docker_url).running
     assert hd.remove_network(spare, detach_label=PROXY, docker_url=docker_url) is True  # gone already
