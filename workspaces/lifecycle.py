@@ -23,9 +23,11 @@ from hostops.errors import (
     HostOpsError,
     HostOpsTransient,
     ImageMissing,
+    NetworkBusy,
     NotFound,
     OutOfMemory,
     PortTaken,
+    SubnetPoolFull,
 )
 from hostops.types import ContainerSpec
 from portal.env import format_size
@@ -155,6 +157,13 @@ def explain(exc: Exception, workspace: Workspace) -> str:
         return "The server ran out of memory while starting your workspace. Try again in a few minutes."
     if isinstance(exc, EngineUnreachable):
         return f"Server {host}'s container engine does not answer. Admins have been told; try again later."
+    if isinstance(exc, NetworkBusy):
+        return (
+            f"Your private network on server {host} could not be set up: many workspaces were starting at once. "
+            "Try again in a minute; if it persists an admin must check the server's Docker networks."
+        )
+    if isinstance(exc, SubnetPoolFull):
+        return f"Server {host} has no addresses left for your network; an admin must widen WORKSPACE_SUBNET_POOL."
     if isinstance(exc, HostOpsTransient):
         return f"Your workspace did not become ready in time: {exc}"
     if isinstance(exc, ValueError):
