@@ -1,2 +1,2 @@
-"""The only code that touches the host: subprocesses (argv lists, timeouts, dry-run) and thin
-typed wrappers over docker, btrfs, restic, rclone, NVML and accounts. No Django imports."""
+"""The only code that touches the host: subprocesses (argv lists, timeouts) and thin typed
+wrappers over docker, files, btrfs, restic, rclone and accounts. No Django imports."""

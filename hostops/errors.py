@@ -27,6 +27,14 @@ class OutOfMemory(HostOpsTransient):
     """The kernel or engine could not provide the memory asked for."""
 
 
+class NetworkBusy(HostOpsTransient):
+    """A network could not be made for now: concurrent creations kept taking its subnet."""
+
+
+class SubnetPoolFull(HostOpsError):
+    """No free subnet is left in the pool networks are carved from; an admin must widen it."""
+
+
 class NotFound(HostOpsError):
     """The container (or other object) does not exist."""
 

@@ -1,5 +1,5 @@
 """The one way hostops runs a program: an argv list (never a shell), a timeout that kills the
-whole process group, domain errors, and a dry-run mode that records instead of executing."""
+whole process group, and domain errors."""
 
 from __future__ import annotations
 
@@ -8,16 +8,13 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hostops.errors import CommandFailed, CommandTimeout
 
 # After a kill, how long to wait for the pipes to close before giving up on the output.
 _DRAIN_SECONDS = 5.0
-
-_recorder: ContextVar[list[list[str]] | None] = ContextVar("hostops_dry_run", default=None)
 
 
 @dataclass(frozen=True)
@@ -29,20 +26,6 @@ class RunResult:
     stdout: str
     stderr: str
     duration: float
-
-
-@contextlib.contextmanager
-def dry_run() -> Iterator[list[list[str]]]:
-    """Inside this block, run() records each argv into the yielded list and executes nothing.
-
-    The switch is a ContextVar, so it affects only the current thread or asyncio task.
-    """
-    recorded: list[list[str]] = []
-    token = _recorder.set(recorded)
-    try:
-        yield recorded
-    finally:
-        _recorder.reset(token)
 
 
 def run(
@@ -61,10 +44,6 @@ def run(
     ``check`` is true; a program that does not exist always raises CommandFailed (status 127).
     """
     args = _checked_argv(argv)
-    recorded = _recorder.get()
-    if recorded is not None:
-        recorded.append(args)
-        return RunResult(argv=args, returncode=0, stdout="", stderr="", duration=0.0)
     started = time.monotonic()
     returncode, stdout, stderr = _execute(args, timeout=timeout, input=input, env=env)
     result = RunResult(args, returncode, stdout, stderr, time.monotonic() - started)

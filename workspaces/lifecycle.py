@@ -15,8 +15,10 @@ from hostops.errors import (
     HostOpsError,
     HostOpsTransient,
     ImageMissing,
+    NetworkBusy,
     OutOfMemory,
     PortTaken,
+    SubnetPoolFull,
 )
 from portal.models import Operation
 from portal.operations import operation_claim, operation_fail, operation_progress, operation_takeover
@@ -122,6 +124,13 @@ def explain(exc: Exception, workspace: Workspace) -> str:
         return "The server ran out of memory while starting your workspace. Try again in a few minutes."
     if isinstance(exc, EngineUnreachable):
         return f"Server {host}'s container engine does not answer. Admins have been told; try again later."
+    if isinstance(exc, NetworkBusy):
+        return (
+            f"Your private network on server {host} could not be set up: many workspaces were starting at once. "
+            "Try again in a minute; if it persists an admin must check the server's Docker networks."
+        )
+    if isinstance(exc, SubnetPoolFull):
+        return f"Server {host} has no addresses left for your network; an admin must widen WORKSPACE_SUBNET_POOL."
     if isinstance(exc, HostOpsTransient):
         return f"Your workspace did not become ready in time: {exc}"
     if isinstance(exc, ValueError):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 
@@ -239,15 +238,3 @@ def _under(root: str, child: str) -> str:
     if child and posixpath.dirname(path) != posixpath.normpath(root):
         raise ValueError(f"refusing mount path {path!r}")
     return path
-
-
-def spec_summary(spec: ContainerSpec) -> dict[str, Any]:
-    """The parts of a spec worth a log line (no keys, no labels)."""
-    return {
-        "name": spec.name,
-        "image": spec.image,
-        "memory": [spec.mem_reservation, spec.mem_limit, spec.memswap_limit],
-        "cpuset": spec.cpuset_cpus or "all",
-        "gpus": list(spec.gpus.device_ids),
-        "ssh_port": spec.ports[SSH_CONTAINER_PORT],
-    }

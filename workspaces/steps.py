@@ -24,7 +24,7 @@ from workspaces.folders import delete_member_data, prepare_folders
 from workspaces.models import Workspace
 from workspaces.networks import ensure_member_network, release_member_network
 from workspaces.records import workspace_removed
-from workspaces.spec import SpecConfig, build_spec
+from workspaces.spec import SpecConfig, build_spec, host_keys_volume
 
 STOP_TIMEOUT = 30  # seconds sshd, Jupyter and the desktop get to exit before SIGKILL
 
@@ -176,8 +176,12 @@ def remove(run: Run) -> None:
         run.note("Removed the network, which no other workspace of theirs used")
     if run.delete_data:
         run.step(50, "Deleting the member's files", "Deleting home and scratch folders")
-        for path in delete_member_data(spec=_spec(run)):
+        spec = _spec(run)
+        for path in delete_member_data(spec=spec):
             run.note(f"deleted {path}")
+        volume = host_keys_volume(spec.name)
+        if docker.remove_volume(volume, docker_url=run.docker_url):
+            run.note(f"deleted volume {volume} (the SSH host keys)")
     run.set_state(Workspace.State.ABSENT, container_id="")
     workspace_removed(workspace, reason="removed by its operation" + (" with its data" if run.delete_data else ""))
     operation_succeed(run.op.pk, message="Removed" + (" with its data" if run.delete_data else "; the data is kept"))

@@ -4,14 +4,19 @@ networks, proxies joined and detached."""
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import random
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import docker as docker_sdk
 import pytest
 
 from hostops import docker as hd
-from hostops.errors import HostOpsError
+from hostops.docker import networks as hd_networks
+from hostops.errors import SubnetPoolFull
 from tests.hostops.conftest import SpecFactory
 
 PROXY = "portal.proxy=true"
@@ -29,6 +34,30 @@ def net_name(docker_url: str) -> Iterator[Callable[[str], str]]:
         for container in network.containers:
             network.disconnect(container, force=True)
         network.remove()
+
+
+@pytest.fixture
+def eight_subnet_pool() -> str:
+    """A /25 (eight /28s) that other tests' pools and other runs on this engine seldom share."""
+    return f"10.215.{random.randrange(256)}.{random.choice((0, 128))}/25"
+
+
+def _at_once(ensure: Callable[[int], hd.NetworkState]) -> list[hd.NetworkState]:
+    """Run ``ensure(0..7)`` in eight threads released at the same moment; any error is raised."""
+    start = threading.Barrier(8)
+
+    def released(i: int) -> hd.NetworkState:
+        start.wait(timeout=30)
+        return ensure(i)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(released, range(8)))
+
+
+def _engine_networks(docker_url: str, prefix: str) -> list[docker_sdk.models.networks.Network]:
+    """The engine's own list of networks whose name starts with ``prefix``."""
+    engine = docker_sdk.DockerClient(base_url=docker_url)
+    return [n for n in engine.networks.list(filters={"name": prefix}) if n.name.startswith(prefix)]
 
 
 def _ensure(name: str, docker_url: str, pool: str = POOL, prefix_length: int = 28) -> hd.NetworkState:
@@ -56,7 +85,7 @@ _SERVE = "$s = IO::Socket::INET->new(LocalPort => 8888, Listen => 5) or die; clo
 LISTEN = ("perl", "-MIO::Socket::INET", "-e", _SERVE)
 
 
-def test_a_network_gets_the_first_free_subnet_of_the_pool_and_its_labels(docker_url: str, net_name) -> None:  # type: ignore[no-untyped-def]
+def test_a_network_gets_a_free_subnet_of_the_pool_and_its_labels(docker_url: str, net_name) -> None:  # type: ignore[no-untyped-def]
     first = _ensure(net_name("a"), docker_url)
     second = _ensure(net_name("b"), docker_url)
     assert ipaddress.ip_network(first.subnet).subnet_of(ipaddress.ip_network(POOL))
@@ -74,8 +103,46 @@ def test_ensuring_an_existing_network_changes_nothing(docker_url: str, net_name)
 
 def test_a_full_pool_is_refused_in_words(docker_url: str, net_name) -> None:  # type: ignore[no-untyped-def]
     _ensure(net_name("only"), docker_url, pool="10.214.9.0/28")
-    with pytest.raises(HostOpsError, match=r"no free /28 subnet is left in 10\.214\.9\.0/28"):
+    with pytest.raises(SubnetPoolFull, match=r"no free /28 subnet is left in 10\.214\.9\.0/28"):
         _ensure(net_name("more"), docker_url, pool="10.214.9.0/28")
+
+
+def test_eight_networks_made_at_the_same_moment_get_eight_subnets_that_do_not_overlap(
+    docker_url: str, net_name, eight_subnet_pool: str
+) -> None:  # type: ignore[no-untyped-def]
+    # The pool holds exactly eight /28s, so creators must collide and move on until it is full.
+    names = [net_name(f"m{i}") for i in range(8)]
+    made = _at_once(lambda i: _ensure(names[i], docker_url, pool=eight_subnet_pool))
+    assert sorted(n.name for n in made) == sorted(names)
+    assert len({n.id for n in made}) == 8
+    subnets = [ipaddress.ip_network(n.subnet) for n in made]
+    assert all(s.subnet_of(ipaddress.ip_network(eight_subnet_pool)) for s in subnets)
+    assert not any(a.overlaps(b) for i, a in enumerate(subnets) for b in subnets[i + 1 :])
+    assert sorted(n.id for n in _engine_networks(docker_url, names[0].rsplit("-", 1)[0])) == sorted(n.id for n in made)
+
+
+def test_eight_ensures_of_one_network_at_the_same_moment_all_get_that_one_network(
+    docker_url: str, net_name, eight_subnet_pool: str
+) -> None:  # type: ignore[no-untyped-def]
+    name = net_name("same")
+    made = _at_once(lambda _i: _ensure(name, docker_url, pool=eight_subnet_pool))
+    assert len({n.id for n in made}) == 1
+    assert len({n.subnet for n in made}) == 1
+    assert [n.id for n in _engine_networks(docker_url, name)] == [made[0].id]
+
+
+def test_same_moment_creates_of_one_network_on_different_subnets_still_end_with_one_network(
+    docker_url: str, net_name, eight_subnet_pool: str, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    # Each creator starts at another subnet, so the engine's subnet check cannot pick the
+    # winner: engines before Docker 25 then let every create of the name succeed, and the
+    # creators must settle on one network among themselves.
+    starts = itertools.count()
+    monkeypatch.setattr(hd_networks, "_slot", lambda _name: next(starts))
+    name = net_name("split")
+    made = _at_once(lambda _i: _ensure(name, docker_url, pool=eight_subnet_pool))
+    assert len({n.id for n in made}) == 1
+    assert [n.id for n in _engine_networks(docker_url, name)] == [made[0].id]
 
 
 def test_containers_on_different_networks_cannot_reach_each_other_and_a_proxy_reaches_both(
@@ -118,6 +185,6 @@ def test_removing_a_network_detaches_the_proxies_but_spares_a_network_someone_st
     names = {n.name for n in hd.list_networks("portal.test-net=yes", docker_url=docker_url)}
     assert used in names
     assert spare not in names
-    hd.start(member.name, docker_url=docker_url)
+    hd.ensure_container(member, docker_url=docker_url)  # starts it again, on its network
     assert hd.inspect(member.name, docker_url=docker_url).running
     assert hd.remove_network(spare, detach_label=PROXY, docker_url=docker_url) is True  # gone already

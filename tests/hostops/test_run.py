@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from hostops.errors import CommandFailed, CommandTimeout
-from hostops.run import dry_run, run
+from hostops.run import run
 
 
 def test_it_returns_the_output_and_status_of_a_successful_command() -> None:
@@ -87,37 +86,6 @@ def test_a_missing_program_raises_command_failed_127() -> None:
     with pytest.raises(CommandFailed) as excinfo:
         run(["h4-no-such-program"], timeout=5, check=False)
     assert excinfo.value.returncode == 127
-
-
-def test_dry_run_records_the_argv_and_executes_nothing(tmp_path: Path) -> None:
-    marker = tmp_path / "ran"
-    with dry_run() as recorded:
-        result = run(["touch", str(marker)], timeout=5)
-        run(["false"], timeout=5)
-    assert recorded == [["touch", str(marker)], ["false"]]
-    assert result.returncode == 0
-    assert result.stdout == ""
-    assert not marker.exists()
-    assert run(["sh", "-c", "echo real"], timeout=5).stdout == "real\n"
-
-
-def test_dry_run_in_one_thread_does_not_affect_another(tmp_path: Path) -> None:
-    marker = tmp_path / "other-thread"
-    inside, finished = threading.Event(), threading.Event()
-
-    def other() -> None:
-        inside.wait(5)
-        run(["touch", str(marker)], timeout=5)
-        finished.set()
-
-    thread = threading.Thread(target=other)
-    thread.start()
-    with dry_run() as recorded:
-        inside.set()
-        finished.wait(5)
-    thread.join()
-    assert marker.exists()
-    assert recorded == []
 
 
 def _gone_or_zombie(pid: int) -> bool:

@@ -3,14 +3,20 @@ on a network of their own, and only the proxies (Traefik, guacd) are joined to e
 
 from __future__ import annotations
 
+import ipaddress
+import random
+import threading
 import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import docker as docker_sdk
 import pytest
 
+from hostops.types import NetworkState
 from portal.models import Host, Operation, User
 from tests.factories import UserFactory
-from tests.workspaces.conftest import small_quota
+from tests.workspaces.conftest import make_workspace, small_quota
 from tests.workspaces.test_lifecycle_docker import create_and_run
 from workspaces import networks, services, tasks
 from workspaces.models import Workspace
@@ -38,6 +44,34 @@ def other_member(db: None) -> User:
     user = UserFactory(username=f"o{uuid.uuid4().hex[:8]}")
     small_quota(user)
     return User.objects.select_related("quota").get(pk=user.pk)
+
+
+@pytest.fixture
+def network_prefix(settings, docker_client: docker_sdk.DockerClient) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """Member networks of this test alone: a name prefix and a pool of eight /28s of its own
+    (so other runs on this engine don't meet them); every one is removed afterwards."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    settings.WORKSPACE_NETWORK_PREFIX = prefix
+    settings.WORKSPACE_SUBNET_POOL = f"10.216.{random.randrange(256)}.{random.choice((0, 128))}/25"
+    settings.WORKSPACE_SUBNET_PREFIX = 28
+    yield prefix
+    for network in docker_client.networks.list(filters={"name": prefix}):
+        network.reload()
+        for container in network.containers:  # proxies of other tests' runs, joined meanwhile
+            network.disconnect(container, force=True)
+        network.remove()
+
+
+def at_once(count: int, ensure: Callable[[int], NetworkState]) -> list[NetworkState]:
+    """Run ``ensure(i)`` for each i in ``count`` threads released at the same moment."""
+    start = threading.Barrier(count)
+
+    def released(i: int) -> NetworkState:
+        start.wait(timeout=30)
+        return ensure(i)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(released, range(count)))
 
 
 def networks_of(engine: docker_sdk.DockerClient, name: str) -> dict[str, dict]:  # type: ignore[type-arg]
@@ -119,3 +153,38 @@ def test_a_members_network_goes_with_their_last_workspace_on_the_host(
         assert op.state == Operation.State.SUCCEEDED, op.error
         assert (my_net in {n.name for n in engine.networks.list(names=[my_net])}) is network_stays
     assert my_net not in networks_of(engine, proxy)
+
+
+def test_eight_members_first_networks_made_at_the_same_moment_are_eight_networks_that_do_not_overlap(
+    docker_client: docker_sdk.DockerClient, host: Host, network_prefix: str, settings
+) -> None:  # type: ignore[no-untyped-def]
+    members = [UserFactory(username=f"n{uuid.uuid4().hex[:8]}") for _ in range(8)]
+    port = random.randrange(20000, 30000, 10)
+    firsts = [
+        Workspace.objects.with_related().get(pk=make_workspace(m, host, port=port + i).pk)
+        for i, m in enumerate(members)
+    ]
+
+    made = at_once(8, lambda i: networks.ensure_member_network(firsts[i]))
+
+    assert sorted(n.name for n in made) == sorted(f"{network_prefix}-{m.username}" for m in members)
+    assert len({n.id for n in made}) == 8
+    assert [n.labels["portal.network-owner"] for n in made] == [m.username for m in members]
+    subnets = [ipaddress.ip_network(n.subnet) for n in made]
+    assert all(s.subnet_of(ipaddress.ip_network(settings.WORKSPACE_SUBNET_POOL)) for s in subnets)
+    assert not any(a.overlaps(b) for i, a in enumerate(subnets) for b in subnets[i + 1 :])
+    assert sorted(n.id for n in docker_client.networks.list(filters={"name": network_prefix})) == sorted(
+        n.id for n in made
+    )
+
+
+def test_eight_ensures_of_one_members_network_at_the_same_moment_all_get_that_one_network(
+    docker_client: docker_sdk.DockerClient, member: User, host: Host, network_prefix: str
+) -> None:
+    workspace = Workspace.objects.with_related().get(pk=make_workspace(member, host, port=2301).pk)
+
+    made = at_once(8, lambda _i: networks.ensure_member_network(workspace))
+
+    assert len({n.id for n in made}) == 1
+    assert made[0].name == f"{network_prefix}-{member.username}"
+    assert [n.id for n in docker_client.networks.list(filters={"name": network_prefix})] == [made[0].id]

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from hostops.errors import EngineUnreachable, HostOpsError, ImageMissing, OutOfMemory, PortTaken
+from hostops.errors import (
+    EngineUnreachable,
+    HostOpsError,
+    ImageMissing,
+    NetworkBusy,
+    OutOfMemory,
+    PortTaken,
+    SubnetPoolFull,
+)
 from portal.models import Host, Operation, User
 from portal.operations import operation_claim, operation_succeed
 from tests.factories import UserFactory
@@ -129,6 +137,8 @@ def test_an_operation_on_a_deleted_workspace_fails(
         (OutOfMemory("x"), "ran out of memory"),
         (EngineUnreachable("x"), "container engine does not answer"),
         (HostOpsError("no such network"), "Docker refused: no such network"),
+        (NetworkBusy("x"), "could not be set up: many workspaces were starting at once. Try again in a minute; if it"),
+        (SubnetPoolFull("x"), "Server gpu1 has no addresses left for your network; an admin must widen"),
         (ValueError("bad cpuset"), "settings are not valid: bad cpuset"),
     ],
 )

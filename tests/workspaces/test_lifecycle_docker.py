@@ -222,7 +222,7 @@ def test_remove_deletes_the_container_and_the_row_but_keeps_the_home(
     assert home.is_dir()
 
 
-def test_remove_with_delete_data_deletes_home_and_scratch(
+def test_remove_with_delete_data_deletes_home_scratch_and_the_ssh_host_keys(
     engine: docker_sdk.DockerClient,
     member: User,
     host: Host,
@@ -243,6 +243,8 @@ def test_remove_with_delete_data_deletes_home_and_scratch(
     assert not Path(scratch).exists()
     datasets = next(s for s in sources if not s.endswith(member.username))
     assert Path(datasets).is_dir()
+    assert engine.volumes.list(filters={"name": f"{workspace.container_name}-sshkeys"}) == []
+    assert "deleted volume" in Operation.objects.get(pk=op.pk).log
 
 
 def test_a_missing_image_fails_in_words_and_changes_nothing(

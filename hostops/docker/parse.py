@@ -41,7 +41,7 @@ def state_from_inspect(attrs: Mapping[str, Any]) -> ContainerState:
         name=attrs["Name"].lstrip("/"),
         status=status,
         running=bool(state["Running"]),
-        started_at=_parse_time(state.get("StartedAt")),
+        started_at=parse_time(state.get("StartedAt")),
         exit_code=int(state.get("ExitCode", 0)) if status in EXITED else None,
         health=(state.get("Health") or {}).get("Status"),
         labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
@@ -86,7 +86,7 @@ def state_from_summary(summary: Mapping[str, Any]) -> ContainerState:
     )
 
 
-def _parse_time(value: str | None) -> datetime | None:
+def parse_time(value: str | None) -> datetime | None:
     """The engine's RFC 3339 timestamp as an aware datetime (3.11 parses "Z" and nanoseconds,
     dropping digits past microseconds); the zero time means "never" -> None."""
     if not value or value.startswith("0001-"):
