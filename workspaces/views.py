@@ -33,8 +33,13 @@ def _unsent(op: Operation) -> str:
 
 def _card(request: AuthedRequest, workspace: Workspace, *, error: str = "") -> HttpResponse:
     """The workspace's card, fresh from the database (htmx swaps it in place)."""
+    return render(request, "workspaces/_workspace_card.html", {"ws": _fresh(workspace), "error": error})
+
+
+def _fresh(workspace: Workspace) -> Workspace:
+    """The row again with its latest operation (two queries)."""
     (fresh,) = Workspace.objects.filter(pk=workspace.pk).for_cards() or [workspace]
-    return render(request, "workspaces/_workspace_card.html", {"ws": fresh, "error": error})
+    return fresh
 
 
 def _done(request: AuthedRequest, workspace: Workspace | None, error: str = "") -> HttpResponse:
@@ -51,7 +56,13 @@ def _done(request: AuthedRequest, workspace: Workspace | None, error: str = "") 
 
 @require_GET
 def workspace_card(request: AuthedRequest, pk: int) -> HttpResponse:
-    return _card(request, get_workspace_for_user(request, pk))
+    """The card alone; htmx polls it while a job runs. The poll that finds the job over tells
+    the page (the dashboard's Recent jobs card reloads on ``operation-finished``)."""
+    fresh = _fresh(get_workspace_for_user(request, pk))
+    response = render(request, "workspaces/_workspace_card.html", {"ws": fresh})
+    if request.htmx and not fresh.busy:
+        response["HX-Trigger"] = "operation-finished"
+    return response
 
 
 @require_POST

@@ -373,3 +373,17 @@ def test_without_htmx_a_bad_name_comes_back_as_a_message_on_the_dashboard(
     response = alice_client.post(reverse("workspaces:create"), {"name": "Bad Name", "extra": "1"}, follow=True)
     assert "Use 1 to 20 lowercase letters and digits" in response.content.decode()
     assert Workspace.objects.count() == 1
+
+
+def test_the_card_poll_that_finds_the_job_over_tells_the_page_so_recent_jobs_reload(
+    alice_client: Client, alice_ws: Workspace
+) -> None:
+    op = Operation.objects.create(
+        kind="start", owner=alice_ws.owner, actor=alice_ws.owner, target_type="workspace", target_id=str(alice_ws.pk)
+    )
+    url = reverse("workspaces:card", args=[alice_ws.pk])
+    assert "HX-Trigger" not in alice_client.get(url, HTTP_HX_REQUEST="true")  # still running: no event
+    Operation.objects.filter(pk=op.pk).update(state=Operation.State.SUCCEEDED)
+    assert alice_client.get(url, HTTP_HX_REQUEST="true")["HX-Trigger"] == "operation-finished"
+    recent = alice_client.get(reverse("recent-jobs")).content.decode()
+    assert f'id="op-{op.pk}"' in recent
