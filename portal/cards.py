@@ -38,4 +38,12 @@ def limits_card(request: AuthedRequest) -> Panel:
 
 
 def team_services_card(request: AuthedRequest) -> Panel:
-    return Panel("portal/_team_services.html", {"team_links": settings.TEAM_LINKS}, column="side")
+    """The team's services. Without web routes (``make run``) their default addresses lead
+    nowhere: only links set with LINK_<NAME> are shown, and the others are named as not set up."""
+    links = list(settings.TEAM_LINKS)
+    not_here: list[str] = []
+    if not settings.PORTAL_WEB_ROUTES:
+        not_here = [name for name, _url, _purpose in links if name not in settings.TEAM_LINKS_SET]
+        links = [link for link in links if link[0] in settings.TEAM_LINKS_SET]
+    context = {"team_links": links, "team_links_not_here": not_here}
+    return Panel("portal/_team_services.html", context, column="side")

@@ -13,12 +13,18 @@ from portal.models import AuditEvent, Operation, WorkerHeartbeat
 from portal.operations import operation_reap
 
 
-@shared_task(ignore_result=True)
-def worker_heartbeat_task(queue: str = "portal") -> None:
-    """Proves that beat, the broker and a worker of ``queue`` all work; /healthz reads it."""
+def heartbeat_record(queue: str) -> None:
+    """A worker of ``queue`` is alive now: the row /healthz reads."""
     WorkerHeartbeat.objects.update_or_create(
         queue=queue, defaults={"worker": socket.gethostname(), "seen_at": timezone.now()}
     )
+
+
+@shared_task(ignore_result=True)
+def worker_heartbeat_task(queue: str = "portal") -> None:
+    """Proves that beat, the broker and a worker of ``queue`` all work; /healthz reads it.
+    A worker also records one as it starts (portal.signals), before beat's first tick."""
+    heartbeat_record(queue)
 
 
 @shared_task(ignore_result=True)

@@ -39,6 +39,12 @@ SECRET_KEY = _secret_key()
 
 # --- where the portal lives ------------------------------------------------------------
 PORTAL_DOMAIN = env_str("PORTAL_DOMAIN", "localhost")
+# `make run`: DEBUG and no domain, so no Traefik in front and nothing on <name>.<domain>.
+_LOCAL_DEVELOPMENT = DEBUG and not (os.environ.get("PORTAL_DOMAIN") or os.environ.get("PORTAL_DOMAIN_FILE"))
+# Are members' web addresses (code-server, Jupyter, the Guacamole desktop) and the team
+# services routed, by Traefik under PORTAL_DOMAIN? Off: the cards say they can't be reached
+# here and show how to get in over SSH instead of links that end in "connection refused".
+PORTAL_WEB_ROUTES = env_bool("PORTAL_WEB_ROUTES", not _LOCAL_DEVELOPMENT)
 PORTAL_HOST = env_str("PORTAL_HOST", "127.0.0.1" if DEBUG else f"portal.{PORTAL_DOMAIN}")
 # HTTPS everywhere in production; off for `make run` on http://127.0.0.1:8000.
 PORTAL_SECURE = env_bool("PORTAL_SECURE", not DEBUG)
@@ -283,7 +289,7 @@ if QUOTA_DEFAULTS["cpuset"] == "-":
 if QUOTA_DEFAULTS["mem_guarantee"] > QUOTA_DEFAULTS["mem_limit"]:  # type: ignore[operator]
     raise ImproperlyConfigured("QUOTA_MEM_GUARANTEE must not exceed QUOTA_MEM_LIMIT")
 UID_START = env_int("PORTAL_UID_START", 1000, minimum=1000)
-SSH_HOST = env_str("SSH_HOST", PORTAL_DOMAIN)
+SSH_HOST = env_str("SSH_HOST", "127.0.0.1" if _LOCAL_DEVELOPMENT else PORTAL_DOMAIN)
 OPERATION_STUCK_SECONDS = env_int("OPERATION_STUCK_SECONDS", 1800, minimum=60)
 # A job whose workers keep dying (OOM, a crash) is given up after this many tries.
 OPERATION_MAX_ATTEMPTS = 3
@@ -293,7 +299,8 @@ SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL", "")
 
 
 def _team_links() -> list[tuple[str, str, str]]:
-    """(name, url, what it is for). Each may be set or blanked with LINK_<NAME>."""
+    """(name, url, what it is for). Each may be set or blanked with LINK_<NAME>; without web
+    routes (PORTAL_WEB_ROUTES off) the dashboard shows only those set (TEAM_LINKS_SET)."""
     links = [
         ("Grafana", f"https://metrics.{PORTAL_DOMAIN}", "Dashboards of CPU, GPU, memory and disks"),
         ("Netdata", f"https://health.{PORTAL_DOMAIN}", "Live health of the server, SMART data"),
@@ -312,6 +319,7 @@ def _team_links() -> list[tuple[str, str, str]]:
 
 
 TEAM_LINKS = _team_links()
+TEAM_LINKS_SET = frozenset(name for name, _url, _purpose in TEAM_LINKS if os.environ.get(f"LINK_{name.upper()}"))
 
 # --- what each app adds to the shared pages (portal/panels.py; ARCHITECTURE.md) ------------
 # The name in the header and the window title.
@@ -340,6 +348,9 @@ PORTAL_NAVIGATION = [
 
 # --- workspaces (workspaces/) -------------------------------------------------------------
 WORKSPACE_IMAGE = env_str("WORKSPACE_IMAGE", "portal/workspace:latest")
+# Set by scripts/run-dev.sh when WORKSPACE_IMAGE is not on this machine's Docker engine and it
+# could not build it: the command that does. The workspace card shows it (views never ask Docker).
+WORKSPACE_IMAGE_BUILD_HINT = env_str("WORKSPACE_IMAGE_BUILD_HINT", "")
 WORKSPACE_SSH_PORT_BASE = env_int("WORKSPACE_SSH_PORT_BASE", 2222, minimum=1024)
 WORKSPACE_SSH_PORT_MAX = env_int("WORKSPACE_SSH_PORT_MAX", 2999, minimum=1024)
 # Host paths mounted into containers; members' names are appended, nothing else ever is.

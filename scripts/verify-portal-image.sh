@@ -55,9 +55,9 @@ docker run -d --name pv-web --network host "${env[@]}" "$tag" \
     gunicorn project.wsgi:application --bind "127.0.0.1:$port" --workers 2 --worker-class gthread >/dev/null
 docker run -d --name pv-worker --user root --network host "${env[@]}" \
     -v /var/run/docker.sock:/var/run/docker.sock "$tag" \
-    celery -A portal worker -Q portal,host.local --hostname local@verify --concurrency 2 >/dev/null
+    celery -A project worker -Q portal,host.local --hostname local@verify --concurrency 2 >/dev/null
 docker run -d --name pv-beat --network host "${env[@]}" "$tag" \
-    celery -A portal beat --scheduler django_celery_beat.schedulers:DatabaseScheduler >/dev/null
+    celery -A project beat --scheduler django_celery_beat.schedulers:DatabaseScheduler >/dev/null
 
 get() { curl -s -H "Host: portal.verify.example" "http://127.0.0.1:$port$1"; }
 failed=0

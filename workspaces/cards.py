@@ -3,12 +3,48 @@ PORTAL_MEMBER_COLUMNS, PORTAL_MEMBER_SECTIONS)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+from django.conf import settings
 
 from portal.access import AuthedRequest
 from portal.models import Quota
 from portal.panels import Column, Panel
 from workspaces.models import Workspace
+from workspaces.spec import CODE_SERVER_PORT, JUPYTER_PORT
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What a member can reach on this portal, from settings alone: the cards never ask a
+    host. ``web_routes`` off (``make run``): code-server, Jupyter and the desktop have no
+    address that answers, so the cards say how to get in over SSH instead of linking them."""
+
+    web_routes: bool
+    desktop_signs_in: bool  # the Desktop link signs the member in (Guacamole's JSON key is set)
+    image: str
+    image_build_hint: str  # the image is missing here and this command builds it (run-dev.sh)
+    code_port: int = CODE_SERVER_PORT
+    jupyter_port: int = JUPYTER_PORT
+
+
+def reach() -> Reach:
+    return Reach(
+        web_routes=settings.PORTAL_WEB_ROUTES,
+        desktop_signs_in=bool(settings.GUACAMOLE_JSON_SECRET_KEY),
+        image=settings.WORKSPACE_IMAGE,
+        image_build_hint=settings.WORKSPACE_IMAGE_BUILD_HINT,
+    )
+
+
+def stats_current(workspace: Workspace) -> bool:
+    """Whether the card may show the CPU and memory figures: fresh, and measured since the
+    container (re)started, not left over from before a restart."""
+    measured = workspace.stats_at
+    if not workspace.stats_fresh or measured is None or workspace.cpu_percent is None or workspace.mem_usage is None:
+        return False
+    return workspace.started_at is None or measured >= workspace.started_at
 
 
 def dashboard_card(request: AuthedRequest) -> Panel:

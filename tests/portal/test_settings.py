@@ -83,3 +83,30 @@ def test_secrets_can_come_from_files(tmp_path: Path) -> None:
     code = "from django.conf import settings; print(settings.SECRET_KEY)"
     result = _manage("shell", "--no-imports", "-c", code, env=env)
     assert result.stdout.strip() == "from-a-file-" + "z" * 50
+
+
+# `make run` sets DEBUG and no domain: nothing routes <name>.<domain>, so the cards show no web
+# links (PORTAL_WEB_ROUTES off) and SSH goes to 127.0.0.1. A domain, or production, routes them.
+DEVELOPMENT_ENV = {"DEBUG": "true", "SECRET_KEY": "", "REDIS_URL": "", "DATABASE_URL": "sqlite:///:memory:"}
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        pytest.param(
+            {**DEVELOPMENT_ENV, "LINK_TENSORBOARD": "http://127.0.0.1:6006"},
+            "False 127.0.0.1 TensorBoard",
+            id="make run",
+        ),
+        pytest.param({**DEVELOPMENT_ENV, "PORTAL_DOMAIN": "corp.example"}, "True corp.example -", id="debug+domain"),
+        pytest.param({**DEVELOPMENT_ENV, "PORTAL_WEB_ROUTES": "true"}, "True 127.0.0.1 -", id="debug+routes"),
+        pytest.param(PRODUCTION_ENV, "True corp.example -", id="production"),
+    ],
+)
+def test_web_routes_are_off_by_default_only_under_make_run(env: dict[str, str], expected: str) -> None:
+    code = (
+        "from django.conf import settings as s;"
+        "print(s.PORTAL_WEB_ROUTES, s.SSH_HOST, ','.join(sorted(s.TEAM_LINKS_SET)) or '-')"
+    )
+    result = _manage("shell", "--no-imports", "-c", code, env=env)
+    assert result.stdout.strip() == expected, result.stderr

@@ -8,7 +8,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -84,9 +84,23 @@ def _clean_slack(slack: SlackStandIn) -> None:
     slack.reset()
 
 
+def test_a_worker_reports_its_heartbeat_as_it_starts_without_waiting_for_beat(
+    celery_worker_factory: Callable[[], WorkerProcess], client: Client
+) -> None:
+    WorkerHeartbeat.objects.all().delete()
+    assert client.get("/healthz").json()["problems"] == ["worker: no heartbeat yet"]
+    celery_worker_factory()  # returns once the worker is ready and answers a ping; no task ran
+    response = client.get("/healthz")
+    assert response.status_code == 200, response.json()
+    assert response.json()["worker"] == "ok"
+    beat = WorkerHeartbeat.objects.get(queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+    assert beat.worker == socket.gethostname()
+
+
 def test_the_worker_writes_its_heartbeat_and_healthz_turns_ok(
     celery_worker_process: WorkerProcess, client: Client
 ) -> None:
+    WorkerHeartbeat.objects.all().delete()  # the one the worker wrote as it started
     assert client.get("/healthz").status_code == 503
     worker_heartbeat_task.delay()
     beat = wait_for(

@@ -15,11 +15,22 @@ slim_inputs=(Dockerfile.slim entrypoint.sh healthcheck.sh supervise-slim.sh sshd
 
 log() { echo "build-test-image: $*" >&2; }
 
-build_base() {
-    local root
-    root=$(mktemp -d /var/tmp/portal-debootstrap.XXXXXX)
+# The debootstrap folder, removed however the script ends: a failure (set -e), Ctrl-C, or
+# SIGTERM (make run's stop), which without a trap of its own would skip the EXIT trap.
+root=""
+cleanup() {
+    [[ -n $root ]] || return 0
     # --one-file-system: should debootstrap die with /proc mounted inside, never descend into it.
-    trap 'umount -R "$root/proc" "$root/sys" 2>/dev/null || true; rm -rf --one-file-system "$root"' EXIT
+    umount -R "$root/proc" "$root/sys" 2>/dev/null || true
+    rm -rf --one-file-system "$root"
+    root=""
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+build_base() {
+    root=$(mktemp -d /var/tmp/portal-debootstrap.XXXXXX)
     log "debootstrapping Debian bookworm (minbase) from $mirror"
     debootstrap --variant=minbase bookworm "$root" "$mirror" >/dev/null
     cat >"$root/etc/apt/sources.list" <<SOURCES
@@ -30,8 +41,7 @@ SOURCES
     rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
     tar -C "$root" --numeric-owner -c . | docker import \
         --change 'ENV LANG=C.UTF-8' --change 'CMD ["/bin/bash"]' - "$base_tag" >/dev/null
-    rm -rf --one-file-system "$root"
-    trap - EXIT
+    cleanup
 }
 
 inputs_hash() {
