@@ -11,7 +11,7 @@ from portal.panels import Panel
 RECENT_JOBS = 5
 
 
-def _quota(request: AuthedRequest) -> Quota | None:
+def request_quota(request: AuthedRequest) -> Quota | None:
     """The member's quota, read once per request however many cards show it."""
     if not hasattr(request, "_portal_quota"):
         request._portal_quota = Quota.objects.filter(user=request.user).first()  # type: ignore[attr-defined]
@@ -19,7 +19,7 @@ def _quota(request: AuthedRequest) -> Quota | None:
 
 
 def gpu_card(request: AuthedRequest) -> Panel:
-    return Panel("portal/_gpu_card.html", {"quota": _quota(request)})
+    return Panel("portal/_gpu_card.html", {"quota": request_quota(request)})
 
 
 def recent_jobs_card(request: AuthedRequest) -> Panel:
@@ -30,11 +30,11 @@ def recent_jobs_card(request: AuthedRequest) -> Panel:
 
 
 def storage_card(request: AuthedRequest) -> Panel:
-    return Panel("portal/_storage_card.html", {"quota": _quota(request)}, column="side")
+    return Panel("portal/_storage_card.html", {"quota": request_quota(request)}, column="side")
 
 
 def limits_card(request: AuthedRequest) -> Panel:
-    return Panel("portal/_quota_card.html", {"quota": _quota(request)}, column="side")
+    return Panel("portal/_quota_card.html", {"quota": request_quota(request)}, column="side")
 
 
 def team_services_card(request: AuthedRequest) -> Panel:

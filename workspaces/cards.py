@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 
 from portal.access import AuthedRequest
-from portal.models import Quota
+from portal.cards import request_quota
 from portal.panels import Column, Panel
 from workspaces.models import Workspace
 from workspaces.spec import CODE_SERVER_PORT, JUPYTER_PORT
@@ -38,20 +38,11 @@ def reach() -> Reach:
     )
 
 
-def stats_current(workspace: Workspace) -> bool:
-    """Whether the card may show the CPU and memory figures: fresh, and measured since the
-    container (re)started, not left over from before a restart."""
-    measured = workspace.stats_at
-    if not workspace.stats_fresh or measured is None or workspace.cpu_percent is None or workspace.mem_usage is None:
-        return False
-    return workspace.started_at is None or measured >= workspace.started_at
-
-
 def dashboard_card(request: AuthedRequest) -> Panel:
     """The member's workspaces (or the invitation to create one): two queries, any number."""
     user = request.user
     context = {
-        "quota": Quota.objects.filter(user=user).first(),
+        "quota": request_quota(request),
         "key_count": user.ssh_keys.count(),
         "workspaces": Workspace.objects.filter(owner=user).for_cards(),
     }

@@ -51,7 +51,7 @@ def workspace_execute(operation_id: int) -> None:
             return  # a duplicate delivery while the first one still works: nothing to do
         if not _claim(op):
             return
-        run = Run(op=op, workspace=workspace, delete_data=bool(op.params.get("delete_data")))
+        run = Run(op=op, workspace=workspace)
         try:
             KINDS[op.kind].steps(run)
         except HostOpsTransient:

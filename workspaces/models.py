@@ -193,8 +193,12 @@ class Workspace(models.Model):
 
     @property
     def stats_fresh(self) -> bool:
-        """Whether the CPU and memory figures are recent enough to show."""
-        return self.is_running and self.stats_at is not None and timezone.now() - self.stats_at < STATS_FRESH_FOR
+        """Whether the CPU and memory figures are recent enough to show and to judge idleness
+        by: measured lately, and since the container (re)started, not before a restart."""
+        measured = self.stats_at
+        if not self.is_running or measured is None:
+            return False
+        return timezone.now() - measured < STATS_FRESH_FOR and (self.started_at is None or measured >= self.started_at)
 
     def can_move_to(self, state: str) -> bool:
         return state == self.state or state in self.TRANSITIONS[self.state]

@@ -56,7 +56,8 @@ def _resume_abandoned(workspace: Workspace) -> None:
 
 def _refuse_if_busy(workspace: Workspace) -> None:
     """One operation per workspace at a time."""
-    for op in Operation.objects.for_target(workspace).in_progress():
+    op = Operation.objects.for_target(workspace).in_progress().first()
+    if op is not None:
         raise WorkspaceBusy(
             f"{workspace} is busy: \u201c{op.kind}\u201d has not finished yet. Wait for it, then try again."
         )

@@ -35,8 +35,12 @@ class Run:
 
     op: Operation
     workspace: Workspace
-    delete_data: bool = False
     touched: bool = field(default=False)  # whether a host step changed the container
+
+    @property
+    def delete_data(self) -> bool:
+        """A removal that deletes the member's files too (an admin's choice, on the row)."""
+        return bool(self.op.params.get("delete_data"))
 
     @property
     def docker_url(self) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django import template
 
 from workspaces import cards
-from workspaces.models import Workspace
 
 register = template.Library()
 
@@ -14,8 +13,3 @@ register = template.Library()
 def workspace_reach() -> cards.Reach:
     """``{% workspace_reach as reach %}``: web routes, desktop sign-in, the image's state."""
     return cards.reach()
-
-
-@register.filter
-def stats_current(workspace: Workspace) -> bool:
-    return cards.stats_current(workspace)
