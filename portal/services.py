@@ -157,6 +157,16 @@ def notify_admins(*, title: str, body: str = "", url: str = "", level: str = Not
     slack_post_later(f"{title}\n{body}".strip())
 
 
+def notify_member(
+    *, user: User, title: str, body: str = "", url: str = "", level: str = Notification.Level.INFO, slack: bool = True
+) -> Notification:
+    """Tell one member in the portal and, unless ``slack`` is off, on the team's Slack."""
+    note = Notification.objects.create(user=user, level=level, title=title, body=body, url=url)
+    if slack:
+        slack_post_later(f"{user.username}: {title}. {body}".strip())
+    return note
+
+
 def slack_post_later(text: str) -> None:
     """Post to the team's Slack channel from the worker once the transaction commits (sent by
     name: services never import tasks). A broker outage loses the Slack copy, never the

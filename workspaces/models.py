@@ -138,6 +138,11 @@ class Workspace(models.Model):
     cpu_percent = models.FloatField(null=True, blank=True)
     mem_usage = models.PositiveBigIntegerField(null=True, blank=True)
     stats_at = models.DateTimeField(null=True, blank=True)
+    # GPUs (device ids: UUIDs, or indexes) the workspace may hold, set by the GPU booking
+    # (gpus app) through workspaces.services.workspace_grant_gpus; the container carries
+    # ``applied_gpus``, the grant of its last (re)creation.
+    granted_gpus = models.JSONField(default=list, blank=True)
+    applied_gpus = models.JSONField(default=list, blank=True)
     created = models.DateTimeField(default=timezone.now)
 
     objects = WorkspaceQuerySet.as_manager()
