@@ -13,6 +13,7 @@ urlpatterns = [
     # Step 2 of the gate in front of members' services (workspaces/gate.py redirects here).
     path("gate/start/", gate_views.gate_start, name="gate-start"),
     path("workspaces/", include("workspaces.urls")),
+    path("gpus/", include("gpus.urls")),
     path("django-admin/", admin.site.urls),
     path("", include("portal.urls")),
 ]
