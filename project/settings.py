@@ -180,6 +180,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Fans out to each host's queue: reconcile (one list call), CPU/memory figures, idle policy.
     "workspaces-housekeeping": {"task": "workspaces.tasks.workspace_housekeeping_task", "schedule": 60.0},
+    # Bookings start and end, warnings before boundaries, GPUs granted or taken (gpus/tick.py).
+    "gpu-booking-tick": {"task": "gpus.tasks.booking_tick_task", "schedule": 60.0},
 }
 
 # --- login ----------------------------------------------------------------------------

@@ -31,12 +31,28 @@ if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 fi
 
+# Without an NVIDIA driver, dockerd refuses containers that ask for GPUs. The GPU booking's
+# tests need them started, so the dockerd this script starts finds a stand-in of the driver's
+# hook on its PATH (tests/stand-ins/nvidia-container-runtime-hook), installed outside the
+# checkout so it outlives it. A dockerd we started earlier without it is restarted; one
+# started by anyone else is left alone (those tests then skip, saying why).
+stand_ins=/usr/local/lib/portal-test/bin
+mkdir -p "$stand_ins" /run/portal-test
+install -m 0755 tests/stand-ins/nvidia-container-runtime-hook "$stand_ins/"
+dockerd_pid=$(pgrep -xo dockerd || true)
+if [ -n "$dockerd_pid" ] && [ -f /run/portal-test/dockerd.pid ] && [ "$(cat /run/portal-test/dockerd.pid)" = "$dockerd_pid" ] \
+    && ! tr '\0' '\n' <"/proc/$dockerd_pid/environ" | grep -q "^PATH=.*$stand_ins"; then
+  echo "test-setup: restarting dockerd with the NVIDIA hook stand-in"
+  kill "$dockerd_pid"
+  for _ in $(seq 1 60); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.5; done
+fi
 if ! docker info >/dev/null 2>&1; then
   echo "test-setup: starting dockerd"
   mkdir -p /var/log
-  (setsid dockerd >/var/log/dockerd.log 2>&1 &)
+  (PATH="$stand_ins:$PATH" setsid dockerd >/var/log/dockerd.log 2>&1 &)
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/dockerd.log" >&2; exit 1; }
+  pgrep -xo dockerd >/run/portal-test/dockerd.pid
 fi
 
 if [ -x workspaces/image/build-test-image.sh ]; then

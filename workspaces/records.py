@@ -49,3 +49,15 @@ def workspace_idle_warned(workspace: Workspace, *, now: datetime, stop_at: str) 
     Workspace.objects.filter(pk=workspace.pk).update(idle_warned_at=now)
     workspace.idle_warned_at = now
     audit_record(action="workspace.idle_warn", target=workspace, context=SYSTEM, stop_at=stop_at)
+
+
+@transaction.atomic
+def workspace_gpus_granted(workspace: Workspace, *, gpu_ids: list[str], reason: str) -> None:
+    """The GPU booking changed which GPUs the workspace may hold (applied at its next
+    (re)creation; workspaces.services.workspace_grant_gpus restarts a running one)."""
+    before = list(workspace.granted_gpus)
+    workspace.granted_gpus = list(gpu_ids)
+    workspace.save(update_fields=["granted_gpus"])
+    audit_record(
+        action="workspace.gpus_granted", target=workspace, context=SYSTEM, before=before, after=gpu_ids, reason=reason
+    )

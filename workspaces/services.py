@@ -21,7 +21,7 @@ from workspaces.desktop import desktop_url
 from workspaces.kinds import KINDS, WorkspaceOp
 from workspaces.locks import operation_abandoned
 from workspaces.models import WORKSPACE_NAME_RE, Workspace, workspace_slug
-from workspaces.records import workspace_mark_active
+from workspaces.records import workspace_gpus_granted, workspace_mark_active
 
 RESUMING = (
     "{workspace}'s \u201c{kind}\u201d was interrupted when its worker stopped; it is being finished now. "
@@ -282,3 +282,23 @@ def workspace_desktop_open(*, workspace: Workspace, actor: User, context: AuditC
     url = desktop_url(workspace, now=timezone.now())
     audit_record(action="workspace.desktop_open", actor=actor, target=workspace, context=context)
     return url
+
+
+def workspace_grant_gpus(*, workspace: Workspace, gpu_ids: list[str], reason: str) -> str:
+    """Let the workspace hold exactly ``gpu_ids`` (device ids: UUIDs, or indexes). GPUs
+    can't be added to or taken from a running container, so a running workspace whose
+    container carries other GPUs is restarted (its home and scratch stay; the caller warns
+    the member beforehand). Idempotent: returns "unchanged", "granted" (applied at the next
+    start), "restarting", or "busy" (another operation runs; the next pass tries again)."""
+    outcome = "unchanged"
+    if list(workspace.granted_gpus) != list(gpu_ids):
+        workspace_gpus_granted(workspace, gpu_ids=list(gpu_ids), reason=reason)
+        outcome = "granted"
+    running = workspace.state == Workspace.State.RUNNING and workspace.desired_state == Workspace.Desired.RUNNING
+    if running and list(workspace.applied_gpus) != list(gpu_ids):
+        try:
+            workspace_act(workspace=workspace, kind=WorkspaceOp.RESTART, actor=None, reason=reason)
+        except WorkspaceError:
+            return "busy"
+        return "restarting"
+    return outcome

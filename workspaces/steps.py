@@ -86,7 +86,7 @@ def _spec(run: Run) -> ContainerSpec:
     return build_spec(
         workspace=workspace,
         quota=workspace.owner.quota,
-        gpu_ids=(),  # GPU grants arrive with the booking calendar (gpus app); none before
+        gpu_ids=tuple(workspace.granted_gpus),  # set by the GPU booking (workspace_grant_gpus)
         authorized_keys=keys,
         desktop_password=desktop_password(workspace),
         config=SpecConfig.from_settings(),
@@ -104,6 +104,11 @@ def _launch(run: Run) -> None:
     run.note(f"{network.name}: {network.subnet}")
     run.step(30, "Creating the container", f"Creating {spec.name} (SSH port {run.workspace.ssh_port})")
     run.touched = True
+    if spec.gpus.device_ids:
+        run.note(f"GPUs granted by your booking: {', '.join(spec.gpus.device_ids)}")
+    # The container carries these GPUs from its creation on, even if starting it fails.
+    run.workspace.applied_gpus = list(spec.gpus.device_ids)
+    run.workspace.save(update_fields=["applied_gpus"])
     state = docker.ensure_container(spec, docker_url=run.docker_url, start=True, on_event=run.note)
     run.workspace.container_id = state.id
     run.workspace.save(update_fields=["container_id"])
