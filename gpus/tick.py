@@ -161,7 +161,7 @@ def _send_end_warning(booking: Booking, now: datetime) -> None:
         parts.append("The GPU is booked by someone else right after, so it can't be extended.")
     notify_member(
         user=booking.user,
-        title=f"Your booking of {booking.gpu_labels} ends in {left} minutes, at {timezone.localtime(booking.end):%H:%M}",
+        title=f"Your booking of {booking.gpu_labels} ends in {left} minutes, at {when(booking.end)[-5:]}",
         body=" ".join(parts),
         url=_calendar_url(),
         level=Notification.Level.WARNING,

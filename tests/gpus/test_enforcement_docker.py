@@ -50,9 +50,9 @@ def member_named(prefix: str) -> User:
     return User.objects.select_related("quota").get(pk=user.pk)
 
 
-def gpu_view(engine: docker_sdk.DockerClient, workspace: Workspace) -> tuple[list[str], str]:
+def gpu_view(client: docker_sdk.DockerClient, workspace: Workspace) -> tuple[list[str], str]:
     """The device ids the container asks the engine for, and its NVIDIA_VISIBLE_DEVICES."""
-    attrs = engine.containers.get(workspace.container_name).attrs
+    attrs = client.containers.get(workspace.container_name).attrs
     requests = attrs["HostConfig"].get("DeviceRequests") or []
     ids = [device for request in requests for device in request.get("DeviceIDs") or []]
     env = dict(item.split("=", 1) for item in attrs["Config"]["Env"])
