@@ -235,9 +235,6 @@ class BookingQuerySet(models.QuerySet["Booking"]):
         holder and admins can change a booking (gpus.access)."""
         return self.all()
 
-    def annotate_gpu_count(self) -> BookingQuerySet:
-        return self.annotate(gpu_count=models.Count("gpu_rows"))
-
     def with_gpus(self) -> BookingQuerySet:
         return self.select_related("user", "host").prefetch_related(
             models.Prefetch("gpu_rows", queryset=BookingGPU.objects.select_related("gpu").order_by("gpu__index"))
@@ -264,6 +261,8 @@ class Booking(models.Model):
     end = models.DateTimeField(db_index=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.BOOKED, db_index=True)
     shared = models.BooleanField(default=False, help_text="Time-sliced with other shared bookings of the GPU.")
+    # How many BookingGPU rows it has (fixed at creation), so weekly sums need no join.
+    gpu_count = models.PositiveSmallIntegerField(default=1)
     note = models.CharField(max_length=200, blank=True)
     override = models.BooleanField(default=False, help_text="An admin booked past the policy.")
     created = models.DateTimeField(default=timezone.now)
@@ -278,12 +277,11 @@ class Booking(models.Model):
     idle_warned_at = models.DateTimeField(null=True, blank=True)
 
     objects = BookingQuerySet.as_manager()
-    gpu_count: int  # set by BookingQuerySet.annotate_gpu_count
 
     class Meta:
         ordering = ["start", "pk"]
         constraints = [models.CheckConstraint(condition=Q(end__gt=models.F("start")), name="booking_ends_after_start")]
-        indexes = [models.Index(fields=["user", "start"]), models.Index(fields=["host", "end", "start"])]
+        indexes = [models.Index(fields=["user", "end", "start"]), models.Index(fields=["host", "end", "start"])]
 
     def __str__(self) -> str:
         return f"booking {self.pk} of {self.user_id and self.user}"

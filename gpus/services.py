@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.contrib.postgres.fields import RangeBoundary
+from django.db import IntegrityError, connection, transaction
+from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
+from django.db.models import Q, QuerySet
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
-from gpus.models import GPU, Booking, BookingGPU, BookingPolicy
+from gpus.models import GPU, Booking, BookingGPU, BookingPolicy, TsTzRange
 from portal.audit import AuditContext, audit_record
 from portal.models import Host, Quota, User
 
@@ -44,6 +46,11 @@ class BookingConflict(BookingError):
     def __init__(self, message: str, *, conflicting: Booking | None) -> None:
         super().__init__(message, rule="conflict")
         self.conflicting = conflicting
+
+
+class BookingRaced(BookingConflict):
+    """Another request took the GPUs between this one's check and its insert (the
+    exclusion constraint refused the insert)."""
 
 
 class BookingDenied(BookingError):
@@ -175,7 +182,7 @@ def _check_week(policy: BookingPolicy, user: User, span: Span, gpus: int, *, exc
             Booking.objects.filter(user=user)
             .exclude(state=Booking.State.CANCELLED)
             .overlapping(monday, next_monday)
-            .annotate_gpu_count()
+            .only("start", "end", "gpu_count")
         )
         if excluding is not None:
             theirs = theirs.exclude(pk=excluding.pk)
@@ -194,18 +201,29 @@ def _check_week(policy: BookingPolicy, user: User, span: Span, gpus: int, *, exc
             )
 
 
+def _overlapping(rows: QuerySet[BookingGPU], span: Span) -> QuerySet[BookingGPU]:
+    """Rows overlapping the span. On PostgreSQL as a range overlap, which the exclusion
+    constraints' GiST index answers however many reservations there are."""
+    if connection.vendor == "postgresql":
+        wanted = DateTimeTZRange(span.start, span.end, "[)")
+        return rows.annotate(span=TsTzRange("start", "end", RangeBoundary())).filter(span__overlap=wanted)
+    return rows.filter(start__lt=span.end, end__gt=span.start)
+
+
 def _holders(gpu_ids: Iterable[int], span: Span, *, excluding: Booking | None = None) -> list[BookingGPU]:
-    rows = BookingGPU.objects.filter(gpu_id__in=list(gpu_ids), holds=True, start__lt=span.end, end__gt=span.start)
+    """The holding rows on these GPUs over the span, earliest first (one query)."""
+    rows = _overlapping(BookingGPU.objects.filter(gpu_id__in=list(gpu_ids), holds=True), span)
     if excluding is not None:
         rows = rows.exclude(booking=excluding)
-    return list(rows.select_related("booking__user", "gpu").order_by("start"))
+    # No joins: the planner keeps to the GiST index; a conflict loads its booking (_conflict).
+    return list(rows.order_by("start", "gpu_id"))
 
 
-def _conflict(row: BookingGPU, *, count_text: str = "") -> BookingConflict:
-    other = row.booking
+def _conflict(row: BookingGPU) -> BookingConflict:
+    other = Booking.objects.select_related("user").get(pk=row.booking_id)
     mode = " (shared)" if other.shared else ""
     message = (
-        f"{count_text}{row.gpu.label} is booked{mode} by {other.user.username} for "
+        f"{row.gpu.label} is booked{mode} by {other.user.username} for "
         f"{span_text(other.start, other.end)} (booking {other.pk})."
     )
     return BookingConflict(message, conflicting=other)
@@ -224,43 +242,65 @@ def _shared_peak(rows: Sequence[BookingGPU], span: Span) -> int:
     return peak
 
 
+def _blocker(policy: BookingPolicy, rows: Sequence[BookingGPU], span: Span, *, shared: bool) -> BookingGPU | None:
+    """The holding row that keeps a GPU from being held over the span (given its rows there),
+    or None when it is free: any other hold blocks an exclusive booking; a shared one is
+    blocked by an exclusive hold, or by as many shared holds at once as the policy allows."""
+    for row in rows:
+        if not (shared and row.shared):
+            return row
+    if shared and rows and _shared_peak(rows, span) >= policy.shared_slots:
+        return rows[0]
+    return None
+
+
+def _refusal(policy: BookingPolicy, row: BookingGPU, span: Span, *, shared: bool) -> BookingConflict:
+    if shared and row.shared:
+        return BookingConflict(
+            f"{row.gpu.label} is already shared by {policy.shared_slots} members for part of "
+            f"{span_text(span.start, span.end)}, as many as the policy allows.",
+            conflicting=row.booking,
+        )
+    return _conflict(row)
+
+
+def _rows_by_gpu(gpus: Sequence[GPU], span: Span, *, excluding: Booking | None) -> dict[int, list[BookingGPU]]:
+    by_gpu: dict[int, list[BookingGPU]] = {gpu.pk: [] for gpu in gpus}
+    for row in _holders(by_gpu, span, excluding=excluding):
+        by_gpu[row.gpu_id].append(row)
+    return by_gpu
+
+
 def _check_free(
     policy: BookingPolicy, gpus: Sequence[GPU], span: Span, *, shared: bool, excluding: Booking | None
 ) -> None:
     """Refuse with the first booking in the way (the constraints would refuse it anyway, but
-    this names it even on SQLite)."""
+    this names it, on SQLite too)."""
+    by_gpu = _rows_by_gpu(gpus, span, excluding=excluding)
     for gpu in gpus:
-        rows = _holders([gpu.pk], span, excluding=excluding)
-        blocking = [row for row in rows if not (shared and row.shared)]
-        if blocking:
-            raise _conflict(blocking[0])
-        if shared and rows and _shared_peak(rows, span) >= policy.shared_slots:
-            raise BookingConflict(
-                f"{gpu.label} is already shared by {policy.shared_slots} members for part of "
-                f"{span_text(span.start, span.end)}, as many as the policy allows.",
-                conflicting=rows[0].booking,
-            )
+        row = _blocker(policy, by_gpu[gpu.pk], span, shared=shared)
+        if row is not None:
+            raise _refusal(policy, row, span, shared=shared)
 
 
-def _pick(policy: BookingPolicy, host: Host, span: Span, count: int, *, shared: bool) -> list[GPU]:
-    """The ``count`` lowest-numbered GPUs free over the whole span."""
-    gpus = list(GPU.objects.bookable().filter(host=host).order_by("index"))
+def _pick(policy: BookingPolicy, host_gpus: Sequence[GPU], span: Span, count: int, *, shared: bool) -> list[GPU]:
+    """The ``count`` lowest-numbered GPUs free over the whole span (one query)."""
+    by_gpu = _rows_by_gpu(host_gpus, span, excluding=None)
     free: list[GPU] = []
-    first_blocker: BookingGPU | None = None
-    for gpu in gpus:
-        try:
-            _check_free(policy, [gpu], span, shared=shared, excluding=None)
-        except BookingConflict:
-            if first_blocker is None:
-                first_blocker = next(iter(_holders([gpu.pk], span)), None)
-            continue
-        free.append(gpu)
-        if len(free) == count:
-            return free
-    total = len(gpus)
+    first: BookingGPU | None = None
+    for gpu in host_gpus:
+        row = _blocker(policy, by_gpu[gpu.pk], span, shared=shared)
+        if row is None:
+            free.append(gpu)
+            if len(free) == count:
+                return free
+        elif first is None:
+            first = row
+    total = len(host_gpus)
     count_text = f"Only {len(free)} of {total} GPU{pluralize(total)} {pluralize(len(free), 'is,are')} free then; "
-    if first_blocker is not None:
-        raise _conflict(first_blocker, count_text=count_text)
+    if first is not None:
+        refusal = _refusal(policy, first, span, shared=shared)
+        raise BookingConflict(count_text + str(refusal), conflicting=refusal.conflicting)
     raise BookingConflict(count_text.rstrip("; ") + ".", conflicting=None)
 
 
@@ -340,8 +380,8 @@ def booking_create(
         raise BookingError("The end must be after the start.", rule="order")
     for attempt in range(RACE_RETRIES):
         try:
-            return _create(policy, user, host, span, count, wanted, shared, note, actor, context, override)
-        except BookingConflict:
+            return _create(policy, user, host, host_gpus, span, count, wanted, shared, note, actor, context, override)
+        except BookingRaced:
             if wanted or attempt == RACE_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
@@ -352,6 +392,7 @@ def _create(
     policy: BookingPolicy,
     user: User,
     host: Host,
+    host_gpus: list[GPU],
     span: Span,
     count: int,
     wanted: list[GPU],
@@ -365,18 +406,21 @@ def _create(
     if not override:
         _check_week(policy, user, span, count, excluding=None)
     if shared:
-        _lock_gpus(wanted or GPU.objects.bookable().filter(host=host))
+        _lock_gpus(wanted or host_gpus)
     if wanted:
         _check_free(policy, wanted, span, shared=shared, excluding=None)
         gpus = wanted
     else:
-        gpus = _pick(policy, host, span, count, shared=shared)
+        gpus = _pick(
+            policy, list(GPU.objects.bookable().filter(host=host).order_by("index")), span, count, shared=shared
+        )
     booking = Booking.objects.create(
         user=user,
         host=host,
         start=span.start,
         end=span.end,
         shared=shared,
+        gpu_count=len(gpus),
         note=note[:200],
         override=override,
         created_by=actor,
