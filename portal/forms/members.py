@@ -152,8 +152,8 @@ class QuotaForm(forms.Form):
         help_text="Like 0-7 or 0-3,8-11. Empty means every CPU.",
     )
     max_gpus = forms.IntegerField(
-        label="Max GPUs at a time",
-        help_text="Recorded for GPU booking, which is not installed yet: nothing enforces it today.",
+        label="Max GPUs per booking",
+        help_text="The most GPUs one booking may hold. 0: the member can't book GPUs, and their workspaces get none.",
         min_value=0,
         max_value=MAX_GPUS,
         error_messages={

@@ -37,7 +37,7 @@ def test_the_limits_card_says_how_many_cores_and_gpus_in_words(alice_client: Cli
     alice.quota.save()
     body = alice_client.get("/").content.decode()
     assert "5 cores (0-3,8)" in body
-    assert "up to 2 at a time" in body
+    assert "up to 2 per booking" in body
     assert "You may use up to 2 GPUs at a time" in body
 
 
