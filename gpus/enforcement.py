@@ -14,6 +14,7 @@ from collections import defaultdict
 from datetime import datetime
 
 from django.db.models import Q
+from django.utils import timezone
 
 from gpus.models import GPU, Booking, BookingGPU, GpuHost
 from portal.models import Host
@@ -59,6 +60,12 @@ def desired_grants(host: Host, now: datetime) -> dict[Workspace, list[str]]:
         return {ws: every if _may_use_gpus(ws) else [] for ws in workspaces}
     held = held_gpus(host, now)
     return {ws: [gpu.device_id for gpu in held.get(ws.owner_id, [])] for ws in workspaces}
+
+
+def grant_for(workspace: Workspace) -> list[str]:
+    """The GPUs ``workspace`` may hold now (settings.WORKSPACE_GPU_GRANTS names this: the
+    workspace lifecycle asks it when it builds a container)."""
+    return desired_grants(workspace.host, timezone.now()).get(workspace, [])
 
 
 def _may_use_gpus(workspace: Workspace) -> bool:

@@ -349,6 +349,9 @@ PORTAL_NAVIGATION = [
 ]
 
 # --- workspaces (workspaces/) -------------------------------------------------------------
+# Which GPUs a workspace may hold, asked when its container is built: the GPU booking's
+# answer (gpus/enforcement.py). Empty: workspaces get no GPU.
+WORKSPACE_GPU_GRANTS = "gpus.enforcement.grant_for"
 WORKSPACE_IMAGE = env_str("WORKSPACE_IMAGE", "portal/workspace:latest")
 # Set by scripts/run-dev.sh when WORKSPACE_IMAGE is not on this machine's Docker engine and it
 # could not build it: the command that does. The workspace card shows it (views never ask Docker).

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from hostops import docker
 from hostops.errors import NotFound
@@ -23,7 +24,7 @@ from workspaces.desktop import desktop_password
 from workspaces.folders import delete_member_data, prepare_folders
 from workspaces.models import Workspace
 from workspaces.networks import ensure_member_network, release_member_network
-from workspaces.records import workspace_removed
+from workspaces.records import workspace_gpus_granted, workspace_removed
 from workspaces.spec import SpecConfig, build_spec, host_keys_volume
 
 STOP_TIMEOUT = 30  # seconds sshd, Jupyter and the desktop get to exit before SIGKILL
@@ -80,8 +81,20 @@ def _preflight(run: Run) -> None:
     run.note(f"{image.id[:19]} ({format_size(image.size)})")
 
 
+def _current_grant(run: Run) -> None:
+    """Ask the GPU booking (WORKSPACE_GPU_GRANTS, a function named in settings, so this app
+    imports none) which GPUs the workspace may hold right now, so a workspace started during
+    its owner's booking gets the GPU at once instead of at the next minute's restart."""
+    if not settings.WORKSPACE_GPU_GRANTS:
+        return
+    gpu_ids = list(import_string(settings.WORKSPACE_GPU_GRANTS)(run.workspace))
+    if gpu_ids != list(run.workspace.granted_gpus):
+        workspace_gpus_granted(run.workspace, gpu_ids=gpu_ids, reason="GPU booking, read at start")
+
+
 def _spec(run: Run) -> ContainerSpec:
     workspace = run.workspace
+    _current_grant(run)
     keys = list(SSHKey.objects.filter(user=workspace.owner).values_list("public_key", flat=True))
     return build_spec(
         workspace=workspace,

@@ -98,3 +98,23 @@ def test_the_holder_gets_the_booked_gpu_for_the_booking_only(
     run_restart(mine)
     assert gpu_view(gpu_engine, Workspace.objects.get(pk=mine.pk)) == ([], "void")
     assert not Operation.objects.for_target(theirs).filter(kind="restart").exists()
+
+
+def test_a_workspace_started_during_its_owners_booking_gets_the_gpu_at_once(
+    gpu_engine: docker_sdk.DockerClient,
+    host: Host,  # noqa: F811
+    django_capture_on_commit_callbacks,
+) -> None:
+    from django.utils import timezone
+
+    GpuHost.objects.create(host=host, source=GpuHost.Source.CONFIG)
+    GPU.objects.create(host=host, index=0, uuid=GPU_UUID, name="RTX 5080")
+    holder = member_named("s")
+    start = slot_floor(timezone.now(), timedelta(minutes=30))
+    booking_create(user=holder, host=host, start=start, end=start + timedelta(hours=1), actor=holder)
+    booking_tick()
+    mine = create_and_run(holder, host, django_capture_on_commit_callbacks)
+    assert gpu_view(gpu_engine, mine) == ([GPU_UUID], GPU_UUID)
+    with django_capture_on_commit_callbacks(execute=False):
+        booking_tick()
+    assert not Operation.objects.for_target(mine).in_progress().exists()  # no restart needed
