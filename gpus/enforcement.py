@@ -59,7 +59,7 @@ def desired_grants(host: Host, now: datetime) -> dict[Workspace, list[str]]:
         every = [gpu.device_id for gpu in GPU.objects.bookable().filter(host=host).order_by("index")]
         return {ws: every if _may_use_gpus(ws) else [] for ws in workspaces}
     held = held_gpus(host, now)
-    return {ws: [gpu.device_id for gpu in held.get(ws.owner_id, [])] for ws in workspaces}
+    return {ws: [gpu.device_id for gpu in held.get(ws.owner_id, [])] if ws.owner.is_active else [] for ws in workspaces}
 
 
 def grant_for(workspace: Workspace) -> list[str]:
@@ -69,6 +69,8 @@ def grant_for(workspace: Workspace) -> list[str]:
 
 
 def _may_use_gpus(workspace: Workspace) -> bool:
+    if not workspace.owner.is_active:
+        return False
     quota = getattr(workspace.owner, "quota", None)
     return bool(quota and quota.max_gpus)
 

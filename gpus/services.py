@@ -157,6 +157,8 @@ def _check_span(policy: BookingPolicy, span: Span, *, now: datetime, new_start: 
 
 
 def _check_count(user: User, count: int, host_gpus: int) -> None:
+    if not user.is_active:
+        raise BookingError(f"{user.username}'s account is suspended.", rule="member")
     if count < 1:
         raise BookingError("Book at least one GPU.", rule="gpus")
     try:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from gpus.enforcement import enforce_host, gpu_host
 from gpus.models import Booking, BookingGPU, BookingPolicy, GpuHost
-from gpus.services import when
+from gpus.services import booking_release, when
 from portal.audit import SYSTEM, audit_record
 from portal.models import Host, Notification
 from portal.services import notify_member
@@ -31,7 +31,7 @@ END_WARNINGS = (15, 5)  # minutes before the end
 def booking_tick(*, now: datetime | None = None) -> list[str]:
     """One pass; returns what it did, for the task's log."""
     now = now or timezone.now()
-    done = _start_due(now) + _end_due(now) + _warn_start(now) + _warn_end(now)
+    done = _suspended(now) + _start_due(now) + _end_due(now) + _warn_start(now) + _warn_end(now)
     for host in Host.objects.filter(gpus__isnull=False).distinct():
         done += enforce_host(host, now)
     return done
@@ -40,6 +40,15 @@ def booking_tick(*, now: datetime | None = None) -> list[str]:
 def _calendar_url() -> str:
     """The dashboard: its GPU card shows the booking with its Extend and Release buttons."""
     return reverse("dashboard")
+
+
+def _suspended(now: datetime) -> list[str]:
+    """A suspended member holds no GPU: their bookings are released or cancelled."""
+    done = []
+    for booking in Booking.objects.holding().filter(user__is_active=False):
+        booking_release(booking=booking, actor=None, context=SYSTEM, reason="the member is suspended", now=now)
+        done.append(f"released {booking}: its member is suspended")
+    return done
 
 
 def _start_due(now: datetime) -> list[str]:

@@ -32,6 +32,7 @@ def policy(db: None) -> BookingPolicy:
 
 
 def next_slot(hours: int = 1) -> datetime:
-    """A grid-aligned moment ``hours`` ahead (whole hours are on every grid)."""
-    now = timezone.localtime().replace(minute=0, second=0, microsecond=0)
-    return now + timedelta(hours=hours)
+    """The start of the current 30-minute slot plus ``hours`` (0: a booking may start
+    there, now)."""
+    now = timezone.localtime().replace(second=0, microsecond=0)
+    return now.replace(minute=now.minute - now.minute % 30) + timedelta(hours=hours)

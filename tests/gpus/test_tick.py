@@ -147,3 +147,24 @@ def test_advisory_host_lets_every_member_with_gpus_see_all(alice: User, bob: Use
     grants = desired_grants(host, next_slot(0))
     assert grants[mine] == [gpu.uuid for gpu in gpus]
     assert grants[theirs] == []
+
+
+def test_a_suspended_members_bookings_end_and_their_workspace_loses_the_gpu(
+    alice: User, admin_user: User, host: Host, gpus: list[GPU]
+) -> None:
+    from portal.services import member_suspend
+
+    mine = running_workspace(alice, host, 2306)
+    now_booking = book(alice, host, start_h=0, gpu_indexes=[0])
+    later = book(alice, host, start_h=5, gpu_indexes=[0])
+    booking_tick(now=now_booking.start + timedelta(minutes=1))
+    mine.refresh_from_db()
+    assert mine.granted_gpus == [gpus[0].uuid]
+    member_suspend(user=alice, actor=admin_user)
+    booking_tick(now=now_booking.start + timedelta(minutes=2))
+    now_booking.refresh_from_db()
+    later.refresh_from_db()
+    assert now_booking.state == Booking.State.RELEASED
+    assert later.state == Booking.State.CANCELLED
+    mine.refresh_from_db()
+    assert mine.granted_gpus == []
