@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.postgres.fields import RangeBoundary
@@ -76,11 +76,18 @@ def hours_text(delta: timedelta) -> str:
     return f"{hours:g} h" if hours == int(hours) else f"{hours:.1f} h"
 
 
+def utc(moment: datetime) -> datetime:
+    """The same instant in UTC. Python subtracts two datetimes of one zone by their wall
+    clocks (an autumn night of 8 wall hours gives 8, not 9), so durations are always taken
+    between UTC values."""
+    return moment.astimezone(UTC)
+
+
 def week_start(moment: datetime) -> datetime:
-    """Monday 00:00 of the moment's week in the team's time zone (aware, DST-safe)."""
+    """Monday 00:00 of the moment's week in the team's time zone, in UTC (DST-safe)."""
     local = timezone.localtime(moment)
     monday = local.date() - timedelta(days=local.weekday())
-    return timezone.make_aware(datetime.combine(monday, time.min))
+    return utc(timezone.make_aware(datetime.combine(monday, time.min)))
 
 
 def weeks_touched(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
@@ -89,7 +96,7 @@ def weeks_touched(start: datetime, end: datetime) -> list[tuple[datetime, dateti
     monday = week_start(start)
     while monday < end:
         local = timezone.localtime(monday)
-        following = timezone.make_aware(datetime.combine(local.date() + timedelta(days=7), time.min))
+        following = utc(timezone.make_aware(datetime.combine(local.date() + timedelta(days=7), time.min)))
         weeks.append((monday, following))
         monday = following
     return weeks
@@ -108,7 +115,7 @@ def on_grid(moment: datetime, slot: timedelta) -> bool:
 
 
 def overlap(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> timedelta:
-    return max(timedelta(0), min(a_end, b_end) - max(a_start, b_start))
+    return max(timedelta(0), utc(min(a_end, b_end)) - utc(max(a_start, b_start)))
 
 
 # --- checks ------------------------------------------------------------------------------
@@ -116,8 +123,17 @@ def overlap(a_start: datetime, a_end: datetime, b_start: datetime, b_end: dateti
 
 @dataclass(frozen=True)
 class Span:
+    """A half-open ``[start, end)``, in UTC whatever zone it was given in."""
+
     start: datetime
     end: datetime
+
+    def __post_init__(self) -> None:
+        for moment in (self.start, self.end):
+            if timezone.is_naive(moment):
+                raise BookingError("Give times with their time zone (or an offset like +01:00).", rule="timezone")
+        object.__setattr__(self, "start", utc(self.start))
+        object.__setattr__(self, "end", utc(self.end))
 
 
 def _check_span(policy: BookingPolicy, span: Span, *, now: datetime, new_start: bool) -> None:
