@@ -157,3 +157,86 @@ def test_change_extend_release_cancel(alice: User, bob: User, host: Host, gpus: 
     assert released.state == Booking.State.RELEASED
     assert released.released_end == again.end
     assert released.end == again.start + timedelta(minutes=30)
+
+
+def test_shared_bookings_share_up_to_the_policys_number(
+    alice: User, bob: User, admin_user: User, host: Host, gpus: list[GPU], policy: BookingPolicy
+) -> None:
+    with pytest.raises(BookingError) as refused:
+        book(alice, host, gpu_indexes=[0], shared=True)
+    assert refused.value.rule == "shared"
+    policy.shared_slots = 2
+    policy.save()
+    book(alice, host, gpu_indexes=[0], shared=True)
+    book(bob, host, gpu_indexes=[0], shared=True)
+    carol = User.objects.create(username="carol", email="carol@corp.example", status=User.Status.ACTIVE)
+    from portal.models import Quota
+
+    Quota.objects.create(user=carol, **Quota.team_defaults())
+    with pytest.raises(BookingConflict) as full:
+        book(carol, host, gpu_indexes=[0], shared=True)
+    assert "shared by 2 members" in str(full.value)
+    with pytest.raises(BookingConflict):  # an exclusive booking can't join shared ones
+        book(carol, host, gpu_indexes=[0])
+    assert book(carol, host, shared=True).gpu_list == [gpus[1]]  # "any" picks the GPU with room
+
+
+def test_an_exclusive_hold_keeps_shared_bookings_out(
+    alice: User, bob: User, host: Host, gpus: list[GPU], policy: BookingPolicy
+) -> None:
+    policy.shared_slots = 4
+    policy.save()
+    first = book(alice, host, gpu_indexes=[0])
+    with pytest.raises(BookingConflict) as refused:
+        book(bob, host, gpu_indexes=[0], shared=True)
+    assert refused.value.conflicting == first
+
+
+def test_a_multi_gpu_booking_is_all_or_nothing(alice: User, bob: User, host: Host, gpus: list[GPU]) -> None:
+    bob.quota.max_gpus = 2
+    bob.quota.save()
+    book(alice, host, gpu_indexes=[1])
+    with pytest.raises(BookingConflict) as refused:
+        book(bob, host, count=2)
+    assert "Only 1 of 2 GPUs is free" in str(refused.value)
+    assert not Booking.objects.filter(user=bob).exists()
+    assert BookingGPU.objects.count() == 1
+
+
+def test_naive_times_and_suspended_members_are_refused(alice: User, host: Host, gpus: list[GPU]) -> None:
+    start = next_slot(1)
+    with pytest.raises(BookingError) as naive:
+        booking_create(
+            user=alice,
+            host=host,
+            start=start.replace(tzinfo=None),
+            end=start.replace(tzinfo=None) + timedelta(hours=1),
+            actor=alice,
+        )
+    assert naive.value.rule == "timezone"
+    alice.is_active = False
+    alice.save()
+    with pytest.raises(BookingError) as suspended:
+        book(alice, host)
+    assert suspended.value.rule == "member"
+
+
+def test_a_started_booking_moves_only_its_end(alice: User, host: Host, gpus: list[GPU]) -> None:
+    booking = book(alice, host, start_h=0, hours=2)
+    now = booking.start + timedelta(minutes=40)
+    with pytest.raises(BookingError) as moved:
+        booking_change(booking=booking, start=booking.start + timedelta(hours=1), end=booking.end, actor=alice, now=now)
+    assert moved.value.rule == "started"
+    with pytest.raises(BookingError) as ended:
+        booking_change(
+            booking=booking, start=booking.start, end=booking.start + timedelta(minutes=30), actor=alice, now=now
+        )
+    assert ended.value.rule == "past"
+    longer = booking_change(
+        booking=booking, start=booking.start, end=booking.end + timedelta(hours=1), actor=alice, now=now
+    )
+    assert longer.duration == timedelta(hours=3)
+    released = booking_release(booking=longer, actor=alice, now=now)
+    with pytest.raises(BookingError) as final:
+        booking_extend(booking=released, minutes=30, actor=alice)
+    assert final.value.rule == "final"
