@@ -4,9 +4,11 @@ and Refresh now (a real message on the host's queue)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pynvml as real_pynvml
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -41,13 +43,16 @@ def sampled(host: Host, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, setting
 
 
 @pytest.fixture
-def configured(db: None, settings: Settings) -> Host:
-    """A second server without a driver: two GPUs in its configuration, one since removed."""
+def configured(db: None, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Host:
+    """A second server without a driver (its worker has the real bindings, which find none):
+    two GPUs in its configuration, one since removed."""
     other = Host.objects.create(name="gpu-2", queue="host.gpu-2")
-    settings.GPU_INVENTORY_HOSTS = {"gpu-2": "0:A100:80GiB,1:A100:80GiB:GPU-1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9"}
-    inventory_refresh(other)
-    settings.GPU_INVENTORY_HOSTS = {"gpu-2": "0:A100:80GiB"}
-    inventory_refresh(other)
+    with monkeypatch.context() as on_that_host:
+        on_that_host.setitem(sys.modules, "pynvml", real_pynvml)
+        settings.GPU_INVENTORY_HOSTS = {"gpu-2": "0:A100:80GiB,1:A100:80GiB:GPU-1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9"}
+        inventory_refresh(other)
+        settings.GPU_INVENTORY_HOSTS = {"gpu-2": "0:A100:80GiB"}
+        inventory_refresh(other)
     return other
 
 
