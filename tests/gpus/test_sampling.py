@@ -242,3 +242,13 @@ def test_the_inventory_fan_out_goes_to_every_host(host: Host) -> None:
     assert _take("host.local") == [("gpus.tasks.gpu_inventory_task", f"[{host.pk}]")]
     assert _take("host.gpu-2") == [("gpus.tasks.gpu_inventory_task", f"[{other.pk}]")]
     assert GpuHost.objects.count() == 0  # the work happens on the hosts' workers
+
+
+def test_beat_starts_the_gpu_tasks_by_names_the_worker_knows(settings: Settings) -> None:
+    celery_app.loader.import_default_modules()  # what a worker does at start: autodiscover the tasks
+    schedule = {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert schedule["gpus.tasks.gpu_inventory_fanout_task"] == 600.0
+    assert schedule["gpus.tasks.gpu_sample_fanout_task"] == 60.0
+    assert "gpus.tasks.gpu_sample_prune_task" in schedule
+    for name in [*schedule, "gpus.tasks.gpu_inventory_task", "gpus.tasks.gpu_sample_task"]:
+        assert name in celery_app.tasks, name
