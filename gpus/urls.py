@@ -1,9 +1,16 @@
-"""The GPU booking pages, the JSON API, calendar feeds and the Slack command (under /gpus/)."""
+"""The GPU booking pages, the admin GPUs page, the JSON API, calendar feeds and the Slack command
+(under /gpus/)."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern, path  # noqa: F401
+from django.urls import path
+
+from gpus import admin_views
 
 app_name = "gpus"
 
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("admin/", admin_views.gpu_admin, name="admin-gpus"),
+    path("admin/hosts/<int:pk>/enforcement/", admin_views.gpu_host_enforcement, name="admin-enforcement"),
+    path("admin/hosts/<int:pk>/refresh/", admin_views.gpu_host_refresh, name="admin-refresh"),
+]

@@ -50,3 +50,8 @@ class CommandFailed(HostOpsError):
 
 class CommandTimeout(HostOpsTransient):
     """A subprocess ran past its timeout and was killed."""
+
+
+class NvmlUnavailable(HostOpsError):
+    """NVML could not be read: the bindings or the driver are missing, or NVML failed. The
+    message says which, in words for an admin."""

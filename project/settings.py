@@ -13,6 +13,7 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from hostops.nvidia import parse_inventory_config
 from portal.env import env_bool, env_int, env_list, env_networks, env_size, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -182,6 +183,11 @@ CELERY_BEAT_SCHEDULE = {
     "workspaces-housekeeping": {"task": "workspaces.tasks.workspace_housekeeping_task", "schedule": 60.0},
     # Bookings start and end, warnings before boundaries, GPUs granted or taken (gpus/tick.py).
     "gpu-booking-tick": {"task": "gpus.tasks.booking_tick_task", "schedule": 60.0},
+    # GPUs (gpus/tasks.py), each fanned out to the hosts' queues: the inventory from NVML or
+    # GPU_INVENTORY, one sample per GPU a minute where NVML reads them, and the samples' pruning.
+    "gpus-inventory": {"task": "gpus.tasks.gpu_inventory_fanout_task", "schedule": 600.0},
+    "gpus-samples": {"task": "gpus.tasks.gpu_sample_fanout_task", "schedule": 60.0},
+    "gpus-prune-samples": {"task": "gpus.tasks.gpu_sample_prune_task", "schedule": crontab(minute=47, hour=3)},
 }
 
 # --- login ----------------------------------------------------------------------------
@@ -346,6 +352,7 @@ PORTAL_NAVIGATION = [
     ("Workspaces", "workspaces:admin-list", "staff", "workspaces:"),
     ("Audit log", "audit-list", "staff", "audit-"),
     ("Policies", "site-policies", "staff", "site-policies"),
+    ("GPUs", "gpus:admin-gpus", "staff", "gpus:admin"),
 ]
 
 # --- workspaces (workspaces/) -------------------------------------------------------------
@@ -400,3 +407,34 @@ GUACAMOLE_JSON_SECRET_KEY = env_str("GUACAMOLE_JSON_SECRET_KEY", "")
 if GUACAMOLE_JSON_SECRET_KEY and not re.fullmatch(r"[0-9a-fA-F]{32}", GUACAMOLE_JSON_SECRET_KEY):
     # The value is a secret: the message names the variable, never echoes it.
     raise ImproperlyConfigured("GUACAMOLE_JSON_SECRET_KEY must be 32 hex digits (openssl rand -hex 16)")
+
+
+# --- GPUs (gpus/) ---------------------------------------------------------------------------
+# Each host's worker reads its GPUs through NVML. Where no NVIDIA driver is present (a laptop,
+# a test machine) the GPUs can be declared instead, as "index:name:memory[:GPU-uuid]" entries
+# separated by commas or semicolons: GPU_INVENTORY="0:RTX 5080:16G" (UUIDs from nvidia-smi -L).
+# Such GPUs can be booked, but the portal can't see their use: no samples, no idle release.
+# GPU_INVENTORY is the local host's; another host's is GPU_INVENTORY_<its name, uppercased,
+# "-" as "_">, e.g. GPU_INVENTORY_GPU_2 for the host "gpu-2".
+def _gpu_inventory(name: str) -> str:
+    text = env_str(name, "")
+    try:
+        parse_inventory_config(text)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from exc
+    return text
+
+
+GPU_INVENTORY = _gpu_inventory("GPU_INVENTORY")
+GPU_INVENTORY_HOSTS = {
+    variable.removeprefix("GPU_INVENTORY_").lower().replace("_", "-"): _gpu_inventory(variable)
+    for variable in sorted(os.environ)
+    if variable.startswith("GPU_INVENTORY_") and not variable.endswith("_FILE")
+}
+# The host's /proc as the worker sees it. GPU processes are found by PID (NVML gives host PIDs)
+# and mapped to their workspace through /proc/<pid>/cgroup, so the worker's container must
+# share the host's PID namespace (compose: `pid: host`) or mount the host's /proc here
+# (`/proc:/host/proc:ro` and HOST_PROC=/host/proc). Otherwise every GPU process counts as
+# "other" and GPU use does not keep a workspace from the idle stop.
+HOST_PROC = env_str("HOST_PROC", "/proc")
+GPU_SAMPLE_DAYS = env_int("GPU_SAMPLE_DAYS", 90, minimum=1)  # one sample per GPU a minute is kept this long

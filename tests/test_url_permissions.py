@@ -69,6 +69,10 @@ def _alice_ws_stop(world: World) -> dict[str, Any]:
     return {"pk": world.objects["workspace"].pk, "action": "stop"}
 
 
+def _local_host(world: World) -> dict[str, Any]:
+    return {"pk": Host.local().pk}
+
+
 ADMIN_ONLY = {"anon": ANON_LOGIN, "member": DENIED, "other": DENIED, "admin": OK}
 OWN_OBJECT = {"anon": ANON_LOGIN, "member": OK, "other": DENIED, "admin": OK}
 ANY_MEMBER = {"anon": ANON_LOGIN, "member": OK, "other": OK, "admin": OK}
@@ -108,6 +112,10 @@ ACCESS: dict[str, Rule] = {
     "workspaces:keep-running": Rule(**OWN_OBJECT, target=_alice_ws, method="post"),
     "workspaces:remove": Rule(**ADMIN_ONLY, target=_alice_ws),
     "workspaces:act": Rule(**OWN_OBJECT, target=_alice_ws_stop, method="post"),
+    "gpus:admin-gpus": Rule(**ADMIN_ONLY),
+    # An admin's empty POST is refused as bad input (400); Refresh now sends the task (302).
+    "gpus:admin-enforcement": Rule(**ADMIN_ONLY, target=_local_host, method="post"),
+    "gpus:admin-refresh": Rule(**ADMIN_ONLY, target=_local_host, method="post"),
 }
 
 

@@ -4,9 +4,11 @@ call Docker), and the idle policy.
 Activity, as the idle policy counts it: an established TCP connection to the workspace's
 sshd (SSH, X2Go, VS Code Remote), Jupyter, code-server or xrdp (Guacamole's desktop), from
 anywhere but the container itself (its own health check connects over loopback). It is read
-from /proc/net/tcp{,6} inside the container, so the image needs no extra tool. GPU use will
-count too once the booking calendar tracks GPU utilisation (gpus app); until then a job
-running without any open session counts as idle.
+from /proc/net/tcp{,6} inside the container, so the image needs no extra tool. A job computing
+with nobody connected counts too: CPU use (busy_computing, here), and GPU use, which the gpus
+app's minute sample records by calling records.workspace_mark_active for a workspace with a
+process on a busy GPU (gpus/sampling.py). That needs the host's GPUs read through NVML;
+where they come from configuration, a job that only waits on the GPU counts as idle.
 
 The policy itself (hours until the warning, minutes from the warning to the stop) is the
 SitePolicy row admins set on the Policies page, read once per check.
@@ -84,7 +86,7 @@ def has_sessions(proc_net_tcp: str) -> bool:
 def busy_computing(workspace: Workspace) -> bool:
     """A job running with nobody connected (training overnight) is use, not idleness: the
     last CPU sample (collect_stats, every minute) above WORKSPACE_BUSY_CPU_PERCENT counts.
-    GPU utilisation will count the same way once NVML samples are stored."""
+    GPU use is not read here: the GPU samples mark the workspace active themselves."""
     return workspace.stats_fresh and (workspace.cpu_percent or 0.0) >= settings.WORKSPACE_BUSY_CPU_PERCENT
 
 

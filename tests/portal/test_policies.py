@@ -40,7 +40,7 @@ def test_an_admin_sees_the_idle_policy_explained_with_its_values(admin_client: C
     body = response.content.decode()
     assert '<h2 id="idle-policy-h">Idle workspaces</h2>' in body
     assert "Keep running" in body
-    assert "GPU utilisation is not sampled yet" in body
+    assert "GPU use counts only where the server's GPUs are read through the NVIDIA driver (NVML)" in body
     assert 'name="idle_stop_hours" value="8"' in body
     assert 'name="idle_grace_minutes" value="45"' in body
     assert "On · 8 h" in body
