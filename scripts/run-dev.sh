@@ -84,6 +84,10 @@ export WORKSPACE_SHM_SIZE=${WORKSPACE_SHM_SIZE:-256M}
 # A laptop can't promise the production default of 32G per member.
 export QUOTA_MEM_GUARANTEE=${QUOTA_MEM_GUARANTEE:-1G} QUOTA_MEM_LIMIT=${QUOTA_MEM_LIMIT:-4G} QUOTA_SWAP=${QUOTA_SWAP:-1G}
 mkdir -p "$WORKSPACE_HOME_ROOT" "$WORKSPACE_SCRATCH_ROOT" "$WORKSPACE_DATASETS_PATH"
+# Without an NVIDIA driver the GPU calendar needs GPUs from configuration to book: two
+# made-up ones unless you name yours (the GPUs page says they come from configuration). An
+# empty GPU_INVENTORY= means none.
+export GPU_INVENTORY=${GPU_INVENTORY-"0:RTX 5080:16G,1:RTX 5080:16G"}
 
 desktop_image=portal/workspace:latest
 slim_image=portal/workspace-slim:test  # what build-test-image.sh builds
