@@ -19,8 +19,9 @@ def make_sampled(host: Host) -> None:
     GpuHost.objects.update_or_create(host=host, defaults={"source": GpuHost.Source.NVML})
 
 
-def workspace_of(user: User, host: Host, port: int = 2299) -> Workspace:
-    return Workspace.objects.create(owner=user, host=host, ssh_port=port, slug=user.username)
+def workspace_of(user: User, host: Host, port: int = 2299, name: str = "") -> Workspace:
+    slug = f"{user.username}-{name}" if name else user.username
+    return Workspace.objects.create(owner=user, host=host, ssh_port=port, slug=slug, name=name)
 
 
 def book(
