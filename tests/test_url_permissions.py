@@ -108,6 +108,8 @@ ACCESS: dict[str, Rule] = {
     "workspaces:keep-running": Rule(**OWN_OBJECT, target=_alice_ws, method="post"),
     "workspaces:remove": Rule(**ADMIN_ONLY, target=_alice_ws),
     "workspaces:act": Rule(**OWN_OBJECT, target=_alice_ws_stop, method="post"),
+    # Everyone sees their own GPU-hours; ?member= of someone else is for admins (tests/gpus).
+    "gpus:usage": Rule(**ANY_MEMBER),
 }
 
 
