@@ -3,6 +3,7 @@ admin also sees the team's current week and can pick anyone."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from gpus import accounting
 from gpus.accounting import Figures, Week
+from gpus.models import BookingPolicy
 from portal.access import AuthedRequest, refuse
 from portal.models import User
 
@@ -29,12 +31,14 @@ def get_usage_member(request: AuthedRequest) -> User:
     return get_object_or_404(User, username=username)
 
 
-def _label(week: Week) -> str:
-    return f"{timezone.localtime(week[0]):%-d %b}"
+def _label(week: Week, now: datetime | None = None) -> str:
+    """ "24 Nov", or "30 Nov (this week)" for the week holding ``now``."""
+    label = f"{timezone.localtime(week[0]):%-d %b}"
+    return f"{label} (this week)" if now is not None and week[0] <= now < week[1] else label
 
 
-def _rows(weeks: list[Week], figures: list[Figures]) -> list[dict[str, Any]]:
-    return [{"label": _label(week), "figures": row} for week, row in zip(weeks, figures, strict=True)]
+def _rows(labels: list[str], figures: list[Figures]) -> list[dict[str, Any]]:
+    return [{"label": label, "figures": row} for label, row in zip(labels, figures, strict=True)]
 
 
 def _series(labels: list[str], figures: list[Figures], measured: bool) -> dict[str, Any]:
@@ -54,9 +58,10 @@ def usage(request: AuthedRequest) -> HttpResponse:
     measured = accounting.measured()
     weeks = accounting.last_weeks(now)
     mine = accounting.usage([member.pk], weeks)[member.pk]
-    chart: dict[str, Any] = {"weeks": _series([_label(w) for w in weeks], mine, measured), "team": None}
-    context: dict[str, Any] = {"member": member, "measured": measured, "rows": _rows(weeks, mine)}
-    context["not_measured"] = NOT_MEASURED
+    labels = [_label(week, now) for week in weeks]
+    chart: dict[str, Any] = {"weeks": _series(labels, mine, measured), "team": None}
+    context: dict[str, Any] = {"member": member, "measured": measured, "rows": _rows(labels, mine)}
+    context.update(not_measured=NOT_MEASURED, idle_percent=BookingPolicy.current().idle_percent)
     if request.user.is_staff:
         members = list(User.objects.filter(is_active=True).order_by("username"))
         week, team = accounting.team_week([m.pk for m in members], now)

@@ -19,8 +19,6 @@
       label: label,
       data: series[key],
       backgroundColor: colour,
-      // Unbooked use is not part of the booking: its own stack beside it.
-      stack: key === "unbooked" ? "unbooked" : "booked",
       borderRadius: 3,
     }));
   }
