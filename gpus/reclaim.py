@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -25,6 +26,7 @@ from django.utils import timezone
 from gpus.models import Booking, BookingGPU, BookingPolicy, GpuHost, GpuSample
 from gpus.services import booking_release, when
 from portal.audit import SYSTEM
+from portal.models import User
 from portal.services import notify_member, slack_post_later
 from workspaces.models import Workspace
 
@@ -67,6 +69,12 @@ def _workspaces_of(bookings: Iterable[Booking]) -> dict[int, set[int]]:
     return mine
 
 
+def _tell(user: User, *, title: str, body: str, url: str) -> None:
+    """The portal's notification, and a Slack copy that carries the link."""
+    notify_member(user=user, title=title, body=body, url=url, slack=False)
+    slack_post_later(f"{user.username}: {title}. {body} {settings.PORTAL_URL}{url}")
+
+
 def _is(booking: Booking) -> str:
     return "is" if len(booking.gpu_list) == 1 else "are"
 
@@ -98,6 +106,7 @@ def record_use(now: datetime) -> list[str]:
                 at__lte=now,
                 utilization__gte=policy.idle_percent,
             )
+            .exclude(workspaces=[])
             .order_by("at")
             .values_list("at", "workspaces")
         )
@@ -142,8 +151,8 @@ def _noshow_warn(booking: Booking, policy: BookingPolicy, now: datetime) -> list
         body = f"It is released at {_hhmm(release_at)} unless you use it."
     else:
         body = "It stays yours; if you don't need it any more, release it so someone else can book it."
-    notify_member(
-        user=booking.user,
+    _tell(
+        booking.user,
         title=f"{gpus} booked from {_hhmm(booking.start)} {'has' if _is(booking) == 'is' else 'have'} not been used",
         body=body,
         url=_booking_url(booking),
@@ -157,9 +166,11 @@ def _noshow_release(booking: Booking, now: datetime) -> list[str]:
     if locked is None or locked.used_at is not None or locked.noshow_warned_at is None:
         return []
     booking_release(booking=locked, actor=None, context=SYSTEM, reason="not used", state=Booking.State.NO_SHOW, now=now)
+    if booking.end <= now:  # over while the worker was down: recorded, nothing to give back
+        return [f"booking {booking.pk} ({booking.user.username}): ended unused, recorded as a no-show"]
     gpus = _gpus_text(booking)
-    notify_member(
-        user=booking.user,
+    _tell(
+        booking.user,
         title=f"{gpus} booked from {_hhmm(booking.start)} released: not used",
         body=f"Nobody used it in the {int(NOSHOW_GRACE.total_seconds() // 60)} minutes after the warning. "
         "Book it again on the calendar when you need it.",
@@ -243,8 +254,8 @@ def _idle_warn(booking: Booking, policy: BookingPolicy, now: datetime) -> list[s
         )
     else:
         action = "It stays yours; release it if you are done, so someone else can use it."
-    notify_member(
-        user=booking.user,
+    _tell(
+        booking.user,
         title=f"{gpus} idle for {policy.idle_minutes} minutes",
         body=f"{quiet} {action}",
         url=_booking_url(booking),
@@ -255,12 +266,12 @@ def _idle_warn(booking: Booking, policy: BookingPolicy, now: datetime) -> list[s
 @transaction.atomic
 def _idle_release(booking: Booking, policy: BookingPolicy, now: datetime) -> list[str]:
     locked = _locked(booking)
-    if locked is None or locked.idle_warned_at != booking.idle_warned_at:
+    if locked is None or locked.idle_warned_at != booking.idle_warned_at or locked.end <= now:
         return []
     booking_release(booking=locked, actor=None, context=SYSTEM, reason="idle", now=now)
     gpus = _gpus_text(booking)
-    notify_member(
-        user=booking.user,
+    _tell(
+        booking.user,
         title=f"{gpus} released: idle",
         body=f"It stayed idle for {policy.idle_minutes} minutes after the warning, so the rest of your booking "
         f"(until {when(booking.end)}) was given back. Book it again on the calendar when you need it.",

@@ -292,3 +292,36 @@ def test_an_idle_pass_after_missed_ticks_warns_once_with_a_deadline_ahead(used_t
     assert reclaim_pass(at(134)) == []
     assert reclaim_pass(at(200)) == [f"booking {used_then_idle.pk} (alice): idle, released"]
     assert len(notes(alice)) == 2
+
+
+def test_the_warnings_slack_copy_carries_the_link(
+    alices: Booking, alice: User, slack_lines: list[str], django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        reclaim_pass(at(15))
+    (warning,) = notes(alice)
+    assert slack_lines == [
+        f"alice: GPU 0 booked from 14:00 has not been used. It is released at 14:20 unless you use it. "
+        f"{settings.PORTAL_URL}{warning.url}"
+    ]
+
+
+def test_a_warned_booking_that_ended_while_the_worker_was_down_is_recorded_quietly(
+    sampled: list[GPU], alice: User, bob: User, admin_user: User
+) -> None:
+    booking = book(alice, sampled[1:], T0, at(60), admin=admin_user)
+    book(bob, sampled[1:], at(60), at(120), admin=admin_user, state=Booking.State.BOOKED)
+    reclaim_pass(at(15))
+    assert reclaim_pass(at(75)) == [f"booking {booking.pk} (alice): ended unused, recorded as a no-show"]
+    booking = refreshed(booking)
+    assert (booking.state, booking.end, booking.released_end) == (Booking.State.NO_SHOW, at(60), None)
+    assert len(notes(alice)) == 1
+    assert notes(bob) == []
+
+
+def test_an_idle_booking_that_ended_while_the_worker_was_down_is_left_to_end(
+    used_then_idle: Booking, bob: User
+) -> None:
+    reclaim_pass(at(55))
+    assert reclaim_pass(at(300)) == []
+    assert refreshed(used_then_idle).state == Booking.State.ACTIVE  # the minute tick completes it
