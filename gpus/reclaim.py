@@ -79,6 +79,10 @@ def _is(booking: Booking) -> str:
     return "is" if len(booking.gpu_list) == 1 else "are"
 
 
+def _has(booking: Booking) -> str:
+    return "has" if len(booking.gpu_list) == 1 else "have"
+
+
 def _gpu_ids(booking: Booking) -> list[int]:
     return [gpu.pk for gpu in booking.gpu_list]
 
@@ -153,7 +157,7 @@ def _noshow_warn(booking: Booking, policy: BookingPolicy, now: datetime) -> list
         body = "It stays yours; if you don't need it any more, release it so someone else can book it."
     _tell(
         booking.user,
-        title=f"{gpus} booked from {_hhmm(booking.start)} {'has' if _is(booking) == 'is' else 'have'} not been used",
+        title=f"{gpus} booked from {_hhmm(booking.start)} {_has(booking)} not been used",
         body=body,
         url=_booking_url(booking),
     )
