@@ -1,5 +1,6 @@
-"""The booking calendar's minute: bookings start and end, holders are warned ahead of a
-boundary, and the GPUs are granted or taken on the enforced hosts.
+"""The booking calendar's minute: bookings start and end, no-shows and idle GPUs are
+released (gpus/reclaim.py), holders are warned ahead of a boundary, and the GPUs are
+granted or taken on the enforced hosts.
 
 Each step is a conditional update (``state=booked`` -> ``active``, ``start_warned`` False ->
 True), so two ticks running at once or one repeated after a missed minute do each thing
@@ -18,6 +19,7 @@ from django.utils import timezone
 
 from gpus.enforcement import enforce_host, gpu_host
 from gpus.models import Booking, BookingGPU, BookingPolicy, GpuHost
+from gpus.reclaim import reclaim_pass
 from gpus.services import booking_release, when
 from portal.audit import SYSTEM, audit_record
 from portal.models import Host, Notification
@@ -31,7 +33,7 @@ END_WARNINGS = (15, 5)  # minutes before the end
 def booking_tick(*, now: datetime | None = None) -> list[str]:
     """One pass; returns what it did, for the task's log."""
     now = now or timezone.now()
-    done = _suspended(now) + _start_due(now) + _end_due(now) + _warn_start(now) + _warn_end(now)
+    done = _suspended(now) + _start_due(now) + reclaim_pass(now) + _end_due(now) + _warn_start(now) + _warn_end(now)
     for host in Host.objects.filter(gpus__isnull=False).distinct():
         done += enforce_host(host, now)
     return done

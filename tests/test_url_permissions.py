@@ -116,6 +116,8 @@ ACCESS: dict[str, Rule] = {
     # An admin's empty POST is refused as bad input (400); Refresh now sends the task (302).
     "gpus:admin-enforcement": Rule(**ADMIN_ONLY, target=_local_host, method="post"),
     "gpus:admin-refresh": Rule(**ADMIN_ONLY, target=_local_host, method="post"),
+    # Everyone sees their own GPU-hours; ?member= of someone else is for admins (tests/gpus).
+    "gpus:usage": Rule(**ANY_MEMBER),
 }
 
 
