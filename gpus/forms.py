@@ -3,7 +3,7 @@ policy form of the Policies page."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
@@ -36,7 +36,8 @@ def team_moment(day: date, clock: time) -> datetime:
     """``day`` at ``clock`` in the team's time zone; a time the clocks skip doesn't exist."""
     naive = datetime.combine(day, clock)
     aware = timezone.make_aware(naive)
-    if timezone.localtime(aware).replace(tzinfo=None) != naive:
+    # Through UTC and back: a skipped 02:30 comes back as 03:30 (astimezone into its own zone would keep it).
+    if timezone.localtime(aware.astimezone(UTC)).replace(tzinfo=None) != naive:
         raise forms.ValidationError(
             f"{clock:%H:%M} doesn't exist on {day:%-d %b %Y}: the clocks go forward then. Pick a time after the change."
         )
@@ -71,8 +72,8 @@ class BookingForm(forms.Form):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.policy = policy
-        self.fields["host"].choices = [(str(host.pk), host.name) for host in hosts]  # type: ignore[attr-defined]
-        self.fields["gpus"].choices = gpu_choices(gpus, allowed)  # type: ignore[attr-defined]
+        self.fields["host"].choices = [(str(host.pk), host.name) for host in hosts]  # type: ignore[attr-defined]  # a ChoiceField; the stubs say Field
+        self.fields["gpus"].choices = gpu_choices(gpus, allowed)  # type: ignore[attr-defined]  # a ChoiceField
         step = str(policy.slot_minutes * 60)
         for name in ("start", "end"):
             self.fields[name].widget.attrs["step"] = step

@@ -102,7 +102,8 @@ def _point(page: Page, day: datetime, clock: str, *, lane: float = 0.5) -> tuple
     row = page.locator(f'[data-time="{clock}"]').last
     column = page.locator(f'[data-date="{timezone.localdate(day).isoformat()}"]').last.bounding_box()
     line = row.bounding_box()
-    assert column is not None and line is not None
+    assert column is not None
+    assert line is not None
     return column["x"] + column["width"] * lane, line["y"] + 4
 
 
@@ -117,7 +118,7 @@ def _show(page: Page, day: datetime) -> None:
 def _frame(page: Page) -> None:
     """11:00 at the top of the calendar's scroller, the calendar at the top of the window."""
     page.evaluate("() => window.gpuCalendar.scrollToTime('11:00:00')")
-    page.evaluate("() => window.scrollTo(0, document.querySelector('#calendar').getBoundingClientRect().top + window.scrollY - 10)")
+    page.evaluate("() => window.scrollTo(0, document.querySelector('#calendar').offsetTop - 10)")
 
 
 def test_a_member_books_by_dragging_sees_a_conflict_explained_and_moves_her_booking(
