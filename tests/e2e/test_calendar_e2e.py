@@ -91,6 +91,7 @@ def test_the_week_shows_each_gpu_with_its_holder_and_the_members_own_bookings_st
 ) -> None:
     sign_in_as(week["alice"])
     page.goto("/gpus/")
+    page.evaluate("day => window.gpuCalendar.gotoDate(day)", timezone.localdate(_slot(1, 0)).isoformat())
     expect(page.locator(".gpu-ev-own").first).to_be_visible()
     expect(page.locator(".gpu-ev").filter(has_text="GPU 0 · bob")).to_be_visible()
     expect(page.locator(".gpu-ev-own")).to_have_count(2)  # alice's two-GPU booking
@@ -191,3 +192,60 @@ def test_a_member_releases_her_booking_under_way_from_its_details(
     running.refresh_from_db()
     assert running.state == Booking.State.RELEASED
     assert running.end <= timezone.now()
+
+
+def test_a_refused_move_snaps_back_and_says_why(
+    page: Page, sign_in_as: Callable[[User], None], week: dict[str, User]
+) -> None:
+    alice = week["alice"]
+    mine = Booking.objects.get(user=alice)  # Fri-like day +2, 10:00-14:00 on both GPUs
+    sign_in_as(alice)
+    page.goto("/gpus/")
+    _show(page, mine.start)
+    event = page.locator(".gpu-ev-own").first
+    box = event.bounding_box()
+    assert box is not None
+    start = (box["x"] + box["width"] / 2, box["y"] + 12)
+    # One day back: bob holds GPU 0 and carol GPU 1 then.
+    _drag(page, start, (start[0] - _day_width(page), start[1]))
+    expect(page.locator("#cal-status")).to_contain_text("is booked by")
+    expect(page.locator(".gpu-ev-conflict")).not_to_have_count(0)
+    mine.refresh_from_db()
+    assert timezone.localdate(mine.start) == timezone.localdate(_slot(2, 0))
+    expect(
+        page.locator(f'[data-date="{timezone.localdate(mine.start).isoformat()}"]').last.locator(".gpu-ev-own")
+    ).to_have_count(2)
+
+
+def _day_width(page: Page) -> float:
+    box = page.locator(f'[data-date="{timezone.localdate(_slot(1, 0)).isoformat()}"]').last.bounding_box()
+    assert box is not None
+    return float(box["width"])
+
+
+def test_on_a_phone_the_calendar_shows_one_day(
+    page: Page, sign_in_as: Callable[[User], None], week: dict[str, User]
+) -> None:
+    sign_in_as(week["alice"])
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/gpus/")
+    page.evaluate("day => window.gpuCalendar.gotoDate(day)", timezone.localdate(_slot(1, 0)).isoformat())
+    expect(page.locator(".gpu-ev").filter(has_text="bob")).to_be_visible()
+    assert page.evaluate("() => window.gpuCalendar.view.type") == "timeGridDay"
+    _shoot(page, "gpu-calendar-day-narrow.png")
+
+
+def test_the_dashboard_card_says_who_holds_each_gpu_now(
+    page: Page, sign_in_as: Callable[[User], None], week: dict[str, User]
+) -> None:
+    now = timezone.localtime()
+    start = now.replace(minute=0 if now.minute < 30 else 30, second=0, microsecond=0)
+    _book(week["bob"], Host.local(), start, 3, [0], "training")
+    _book(week["alice"], Host.local(), start, 1, [1])
+    sign_in_as(week["alice"])
+    page.goto("/")
+    card = page.locator("#gpu-card")
+    expect(card).to_contain_text("bob until")
+    expect(card).to_contain_text("Your booking now")
+    expect(card.get_by_role("button", name="Extend by 30 min")).to_be_visible()
+    _shoot(page, "gpu-dashboard-card.png")

@@ -540,3 +540,17 @@ def test_a_time_the_clocks_skip_in_march_is_refused(
     assert response.status_code == 400
     assert "doesn&#x27;t exist" in response.content.decode()
     assert not Booking.objects.exists()
+
+
+def test_a_shared_booking_is_made_only_when_the_policy_shares(
+    alice_client: Client, bob_client: Client, gpus: list[GPU], policy: BookingPolicy
+) -> None:
+    refused = post_json(alice_client, CREATE, _create_body(gpus, count=None, gpus=[0], shared=True))
+    assert refused.status_code == 400
+    assert refused.json()["rule"] == "shared"
+    policy.shared_slots = 2
+    policy.save()
+    assert post_json(alice_client, CREATE, _create_body(gpus, count=None, gpus=[0], shared=True)).status_code == 201
+    assert post_json(bob_client, CREATE, _create_body(gpus, count=None, gpus=[0], shared=True)).status_code == 201
+    events = bob_client.get(EVENTS, {"start": iso(next_slot(0)), "end": iso(next_slot(24))}).json()
+    assert sorted(e["title"] for e in events) == ["GPU 0 · alice · shared", "GPU 0 · bob · shared"]
