@@ -22,6 +22,17 @@
 
   function url(name, id) { return config.urls[name].replace("/0/", "/" + id + "/"); }
 
+  /* The endpoints answer JSON; anything else is the login page (the session ended) or
+     Django's CSRF refusal (the page is older than the session). */
+  function readJson(response) {
+    const type = response.headers.get("Content-Type") || "";
+    if (type.indexOf("application/json") === 0) return response.json();
+    return Promise.resolve({
+      error: "Your session has ended or this page is out of date: reload the page (and sign in again) and retry.",
+      rule: "session",
+    }).then(function (body) { return response.ok ? Promise.reject({ status: response.status, body: body }) : body; });
+  }
+
   /* POST JSON; resolves with the body, rejects with {status, body}. */
   function post(target, data) {
     return fetch(target, {
@@ -30,7 +41,7 @@
       headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRFToken": csrfToken() },
       body: JSON.stringify(data || {}),
     }).then(function (response) {
-      return response.json().catch(function () { return { error: "The server answered " + response.status + "." }; })
+      return readJson(response)
         .then(function (body) { return response.ok ? body : Promise.reject({ status: response.status, body: body }); });
     }, function () {
       return Promise.reject({ status: 0, body: { error: "The portal did not answer; check your connection and try again." } });
@@ -137,13 +148,14 @@
     return fetch(config.urls.events + "?" + params.toString(), {
       credentials: "same-origin", headers: { "Accept": "application/json" },
     }).then(function (response) {
-      return response.json().then(function (body) {
+      return readJson(response).then(function (body) {
         if (!response.ok) throw new Error(body.error || "The bookings could not be loaded.");
         el.dataset.loading = "false";
         return body.filter(function (event) { return !hidden.has(event.extendedProps.gpu); });
       });
     }).catch(function (error) {
-      say(error.message || "The bookings could not be loaded; reload the page.", "error");
+      const message = (error.body && error.body.error) || error.message;
+      say(message || "The bookings could not be loaded; reload the page.", "error");
       throw error;
     });
   }

@@ -249,3 +249,17 @@ def test_the_dashboard_card_says_who_holds_each_gpu_now(
     expect(card).to_contain_text("Your booking now")
     expect(card.get_by_role("button", name="Extend by 30 min")).to_be_visible()
     _shoot(page, "gpu-dashboard-card.png")
+
+
+def test_a_change_after_the_session_ended_says_to_reload(
+    page: Page, sign_in_as: Callable[[User], None], week: dict[str, User]
+) -> None:
+    alice = week["alice"]
+    sign_in_as(alice)
+    page.goto("/gpus/")
+    _show(page, Booking.objects.get(user=alice).start)
+    page.context.clear_cookies()
+    page.locator(".gpu-ev-own").first.click()
+    page.locator("#booking-dialog").get_by_role("button", name="Extend by 30 min").click()
+    expect(page.locator("#booking-dialog .dlg-error")).to_contain_text("Your session has ended")
+    assert Booking.objects.get(user=alice).duration == timedelta(hours=4)
