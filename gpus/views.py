@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
@@ -21,13 +22,14 @@ from django.views.decorators.http import require_GET, require_POST
 from gpus import schedule, services
 from gpus.access import get_booking_for_change
 from gpus.forms import BookingForm, BookingPolicyForm
-from gpus.models import Booking, BookingPolicy
+from gpus.models import GPU, Booking, BookingPolicy
 from gpus.policy import booking_policy_update
 from gpus.schedule import BadInput
 from gpus.services import BookingConflict, BookingError, span_text
 from portal.access import AuthedRequest, staff_required
 from portal.audit import AuditContext
 from portal.cards import request_quota
+from portal.models import Host, User
 
 JsonView = Callable[..., HttpResponse]
 
@@ -112,49 +114,69 @@ def _gpus_text(booking: Booking) -> str:
 # --- the page --------------------------------------------------------------------------
 
 
-def _page(request: AuthedRequest, form: BookingForm | None = None, status: int = 200) -> HttpResponse:
-    hosts = schedule.gpu_hosts()
-    host = schedule.pick_host(hosts, request.GET.get("host") or request.POST.get("host"))
-    gpus = schedule.host_gpus(host) if host else []
-    policy = BookingPolicy.current()
-    quota = request_quota(request)
-    allowed = quota.max_gpus if quota else 0
-    if form is None:
-        today = timezone.localdate()
-        form = BookingForm(
-            hosts=hosts, gpus=gpus, allowed=allowed, policy=policy, initial={"host": host and host.pk, "date": today}
+@dataclass(frozen=True)
+class Scope:
+    """What the page and the plain form are about: the hosts with GPUs, the one shown, its
+    GPUs, the rules and how many GPUs the member may book at once."""
+
+    hosts: list[Host]
+    host: Host | None
+    gpus: list[GPU]
+    policy: BookingPolicy
+    allowed: int
+
+    @classmethod
+    def of(cls, request: AuthedRequest) -> Scope:
+        hosts = schedule.gpu_hosts()
+        host = schedule.pick_host(hosts, request.GET.get("host") or request.POST.get("host"))
+        quota = request_quota(request)
+        gpus = schedule.host_gpus(host) if host else []
+        return cls(hosts, host, gpus, BookingPolicy.current(), quota.max_gpus if quota else 0)
+
+    def form(self, data: Any = None) -> BookingForm:
+        initial = {"host": self.host and self.host.pk, "date": timezone.localdate()}
+        return BookingForm(
+            data, hosts=self.hosts, gpus=self.gpus, allowed=self.allowed, policy=self.policy, initial=initial
         )
-    mine = list(Booking.objects.with_gpus().filter(user=request.user).holding().order_by("start"))
-    now = timezone.now()
-    for booking in mine:
-        booking.started = booking.start <= now  # type: ignore[attr-defined]  # for the template
-    config = {
-        "host": host.pk if host else None,
+
+
+def _config(scope: Scope) -> dict[str, Any]:
+    """What calendar.js needs, as JSON in the page."""
+    ids = ("change", "release", "cancel", "extend")
+    return {
+        "host": scope.host.pk if scope.host else None,
         "timeZone": timezone.get_current_timezone_name(),
-        "slotMinutes": policy.slot_minutes,
-        "sharing": policy.sharing,
-        "sharedSlots": policy.shared_slots,
-        "maxGpus": min(allowed, len(gpus)),
-        "user": request.user.username,
-        "isStaff": request.user.is_staff,
-        "gpus": [{"index": g.index, "label": g.label, "colour": schedule.colour(g.index)} for g in gpus],
+        "slotMinutes": scope.policy.slot_minutes,
+        "gpus": [{"index": g.index, "label": g.label, "colour": schedule.colour(g.index)} for g in scope.gpus],
         "urls": {
             "events": reverse("gpus:calendar-events"),
             "create": reverse("gpus:calendar-create"),
             # "/0/" stands for the booking's id.
-            **{name: reverse(f"gpus:calendar-{name}", args=[0]) for name in ("change", "release", "cancel", "extend")},
+            **{name: reverse(f"gpus:calendar-{name}", args=[0]) for name in ids},
         },
     }
+
+
+def _mine(user: User) -> list[Booking]:
+    """The member's bookings still holding GPUs, each marked whether it has started."""
+    mine = list(Booking.objects.with_gpus().filter(user=user).holding().order_by("start"))
+    now = timezone.now()
+    for booking in mine:
+        booking.started = booking.start <= now  # type: ignore[attr-defined]  # read by the template
+    return mine
+
+
+def _page(request: AuthedRequest, scope: Scope, form: BookingForm, status: int = 200) -> HttpResponse:
     context = {
-        "hosts": hosts,
-        "host": host,
-        "gpus": [(g, schedule.colour(g.index)) for g in gpus],
-        "policy": policy,
-        "allowed": allowed,
+        "hosts": scope.hosts,
+        "host": scope.host,
+        "gpus": [(g, schedule.colour(g.index)) for g in scope.gpus],
+        "policy": scope.policy,
+        "allowed": scope.allowed,
         "form": form,
-        "mine": mine,
+        "mine": _mine(request.user),
         "week_used": services.hours_text(schedule.week_used(request.user)),
-        "calendar_config": config,
+        "calendar_config": _config(scope),
     }
     return render(request, "gpus/calendar.html", context, status=status)
 
@@ -162,20 +184,17 @@ def _page(request: AuthedRequest, form: BookingForm | None = None, status: int =
 @require_GET
 def calendar(request: AuthedRequest) -> HttpResponse:
     """The week of bookings of one host, for every member (login required by the middleware)."""
-    return _page(request)
+    scope = Scope.of(request)
+    return _page(request, scope, scope.form())
 
 
 @require_POST
 def calendar_book(request: AuthedRequest) -> HttpResponse:
     """The plain form: book, then back to the calendar with a message; errors next to the form."""
-    hosts = schedule.gpu_hosts()
-    host = schedule.pick_host(hosts, request.POST.get("host"))
-    quota = request_quota(request)
-    gpus = schedule.host_gpus(host) if host else []
-    policy = BookingPolicy.current()
-    form = BookingForm(request.POST, hosts=hosts, gpus=gpus, allowed=quota.max_gpus if quota else 0, policy=policy)
+    scope = Scope.of(request)
+    form = scope.form(request.POST)
     if not form.is_valid():
-        return _page(request, form, status=400)
+        return _page(request, scope, form, status=400)
     data = form.cleaned_data
     try:
         booking = services.booking_create(
@@ -192,7 +211,7 @@ def calendar_book(request: AuthedRequest) -> HttpResponse:
         )
     except BookingError as error:
         form.add_error(None, str(error))
-        return _page(request, form, status=409 if isinstance(error, BookingConflict) else 400)
+        return _page(request, scope, form, status=409 if isinstance(error, BookingConflict) else 400)
     messages.success(request, f"Booked {_gpus_text(booking)} for {span_text(booking.start, booking.end)}.")
     return redirect(f"{reverse('gpus:calendar')}?host={booking.host_id}")
 
