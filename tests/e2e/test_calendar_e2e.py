@@ -96,6 +96,14 @@ def test_the_week_shows_each_gpu_with_its_holder_and_the_members_own_bookings_st
     expect(page.locator(".gpu-ev").filter(has_text="GPU 0 · bob")).to_be_visible()
     expect(page.locator(".gpu-ev-own")).to_have_count(2)  # alice's two-GPU booking
     _shoot(page, "gpu-calendar-week.png")
+    # Keyboard: an event is a button; Enter opens its details, Escape closes them.
+    page.locator(".gpu-ev").filter(has_text="bob").focus()
+    page.keyboard.press("Enter")
+    details = page.locator("#booking-dialog")
+    expect(details).to_contain_text("bob")
+    expect(details.get_by_role("button", name="Release now")).to_be_hidden()  # not hers
+    page.keyboard.press("Escape")
+    expect(details).to_be_hidden()
 
 
 def _point(page: Page, day: datetime, clock: str, *, lane: float = 0.5) -> tuple[float, float]:

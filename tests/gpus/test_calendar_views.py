@@ -554,3 +554,30 @@ def test_a_shared_booking_is_made_only_when_the_policy_shares(
     assert post_json(bob_client, CREATE, _create_body(gpus, count=None, gpus=[0], shared=True)).status_code == 201
     events = bob_client.get(EVENTS, {"start": iso(next_slot(0)), "end": iso(next_slot(24))}).json()
     assert sorted(e["title"] for e in events) == ["GPU 0 · alice · shared", "GPU 0 · bob · shared"]
+
+
+def test_with_several_servers_the_page_and_its_events_show_the_one_picked(
+    alice_client: Client, alice: User, gpus: list[GPU]
+) -> None:
+    other = Host.objects.create(name="gpu2", queue="host.gpu2")
+    GPU.objects.create(host=other, index=0, name="H200")
+    start = next_slot(2)
+    booking_create(user=alice, host=other, start=start, end=start + timedelta(hours=1), actor=alice, note="on gpu2")
+    body = alice_client.get(reverse("gpus:calendar"), {"host": other.pk}).content.decode()
+    assert 'id="host-pick"' in body
+    assert "H200" in body
+    assert "RTX 5080" not in body.split('id="book-form"')[0]
+    params = {"start": iso(next_slot(0)), "end": iso(next_slot(24))}
+    assert alice_client.get(EVENTS, {**params, "host": gpus[0].host_id}).json() == []
+    assert len(alice_client.get(EVENTS, {**params, "host": other.pk}).json()) == 1
+
+
+def test_an_admin_may_drag_every_booking_a_member_only_her_own(
+    admin_client: Client, bob_client: Client, alice: User, gpus: list[GPU]
+) -> None:
+    book(alice, gpus[0].host)
+    params = {"start": iso(next_slot(0)), "end": iso(next_slot(24))}
+    (as_admin,) = admin_client.get(EVENTS, params).json()
+    (as_bob,) = bob_client.get(EVENTS, params).json()
+    assert (as_admin["startEditable"], as_admin["extendedProps"]["mayChange"]) == (True, True)
+    assert (as_bob["startEditable"], as_bob["extendedProps"]["mayChange"]) == (False, False)
