@@ -28,9 +28,10 @@ def main() -> int:
     test_db = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=True)
     rows: list[dict[str, Any]] = []
     try:
-        from bench import gate, workspaces
+        from bench import gate, gpus, workspaces
 
         rows += gate.run()
+        rows += gpus.benchmarks()
         rows += workspaces.benchmarks()
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0, keepdb=True)

@@ -192,22 +192,26 @@ def _check_count(user: User, count: int, host_gpus: int) -> None:
         raise BookingError(f"This server has {host_gpus} GPU{pluralize(host_gpus)}.", rule="gpus")
 
 
+def week_booked(user: User, monday: datetime, next_monday: datetime, *, excluding: Booking | None = None) -> timedelta:
+    """GPU-hours the member's bookings take in the week ``[monday, next_monday)``, as the
+    week rule counts them: cancelled ones are free, released ones count until their release
+    (one query, on the bookings' own columns)."""
+    theirs = (
+        Booking.objects.filter(user=user)
+        .exclude(state=Booking.State.CANCELLED)
+        .overlapping(monday, next_monday)
+        .only("start", "end", "gpu_count")
+    )
+    if excluding is not None:
+        theirs = theirs.exclude(pk=excluding.pk)
+    return sum((overlap(b.start, b.end, monday, next_monday) * b.gpu_count for b in theirs), timedelta(0))
+
+
 def _check_week(policy: BookingPolicy, user: User, span: Span, gpus: int, *, excluding: Booking | None) -> None:
     """GPU-hours per member per team week, this booking included (its old span excluded)."""
     cap = timedelta(hours=policy.max_hours_per_week)
     for monday, next_monday in weeks_touched(span.start, span.end):
-        theirs = (
-            Booking.objects.filter(user=user)
-            .exclude(state=Booking.State.CANCELLED)
-            .overlapping(monday, next_monday)
-            .only("start", "end", "gpu_count")
-        )
-        if excluding is not None:
-            theirs = theirs.exclude(pk=excluding.pk)
-        used = sum(
-            (overlap(b.start, b.end, monday, next_monday) * b.gpu_count for b in theirs),
-            timedelta(0),
-        )
+        used = week_booked(user, monday, next_monday, excluding=excluding)
         asked = overlap(span.start, span.end, monday, next_monday) * gpus
         if used + asked > cap:
             left = max(timedelta(0), cap - used)

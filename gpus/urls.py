@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from gpus import admin_views, usage_views
+from gpus import admin_views, usage_views, views
 
 app_name = "gpus"
 
@@ -14,4 +14,13 @@ urlpatterns = [
     path("admin/hosts/<int:pk>/enforcement/", admin_views.gpu_host_enforcement, name="admin-enforcement"),
     path("admin/hosts/<int:pk>/refresh/", admin_views.gpu_host_refresh, name="admin-refresh"),
     path("usage/", usage_views.usage, name="usage"),
+    path("", views.calendar, name="calendar"),
+    path("calendar/book/", views.calendar_book, name="calendar-book"),
+    path("calendar/events/", views.calendar_events, name="calendar-events"),
+    path("calendar/bookings/", views.calendar_create, name="calendar-create"),
+    path("calendar/bookings/<int:pk>/change/", views.calendar_change, name="calendar-change"),
+    path("calendar/bookings/<int:pk>/release/", views.calendar_release, name="calendar-release"),
+    path("calendar/bookings/<int:pk>/cancel/", views.calendar_cancel, name="calendar-cancel"),
+    path("calendar/bookings/<int:pk>/extend/", views.calendar_extend, name="calendar-extend"),
+    path("policy/", views.policy, name="policy"),
 ]

@@ -18,10 +18,6 @@ def request_quota(request: AuthedRequest) -> Quota | None:
     return request._portal_quota  # type: ignore[attr-defined,no-any-return]
 
 
-def gpu_card(request: AuthedRequest) -> Panel:
-    return Panel("portal/_gpu_card.html", {"quota": request_quota(request)})
-
-
 def recent_jobs_card(request: AuthedRequest) -> Panel:
     """The member's last finished jobs; a job still under way is shown (and polled) by the
     card of what it works on, and lands here when it ends (operation-finished event)."""

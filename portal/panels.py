@@ -2,12 +2,13 @@
 member's page and the navigation.
 
 Each of those pages reads one list in settings (PORTAL_DASHBOARD_CARDS, PORTAL_MEMBER_COLUMNS,
-PORTAL_MEMBER_SECTIONS, PORTAL_NAVIGATION) naming, in order, the functions that contribute
+PORTAL_MEMBER_SECTIONS, PORTAL_POLICY_SECTIONS, PORTAL_NAVIGATION) naming, in order, the functions that contribute
 to it. So the core never imports a feature app, and grep for a function's dotted path finds
 where it is shown. ARCHITECTURE.md walks through adding a card.
 
 - a dashboard card: ``card(request) -> Panel | None`` (None: nothing to show this member);
 - a member section: ``section(request, member) -> Panel | None``;
+- a section of the Policies page: ``section(request) -> Panel | None``;
 - a members-list column: ``column(members) -> Column``, one query for the whole page.
 """
 
@@ -68,6 +69,10 @@ def dashboard_cards(request: HttpRequest) -> list[Panel]:
 
 def member_sections(request: HttpRequest, member: Any) -> list[Panel]:
     return [panel for section in _providers("PORTAL_MEMBER_SECTIONS") if (panel := section(request, member))]
+
+
+def policy_sections(request: HttpRequest) -> list[Panel]:
+    return [panel for section in _providers("PORTAL_POLICY_SECTIONS") if (panel := section(request))]
 
 
 def member_columns(members: Iterable[Any]) -> list[Column]:

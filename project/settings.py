@@ -335,7 +335,7 @@ PORTAL_SITE_NAME = env_str("PORTAL_SITE_NAME", "Team GPU server")
 # Dashboard cards in order: each function takes the request and returns a Panel or None.
 PORTAL_DASHBOARD_CARDS = [
     "workspaces.cards.dashboard_card",
-    "portal.cards.gpu_card",
+    "gpus.cards.gpu_card",
     "portal.cards.recent_jobs_card",
     "portal.cards.storage_card",
     "portal.cards.limits_card",
@@ -345,9 +345,12 @@ PORTAL_DASHBOARD_CARDS = [
 PORTAL_MEMBER_COLUMNS = ["workspaces.cards.member_column"]
 # Sections of a member's page (below the core's own): function(request, member) -> Panel.
 PORTAL_MEMBER_SECTIONS = ["workspaces.cards.member_section"]
+# Sections of the Policies page (below the core's idle policy): function(request) -> Panel.
+PORTAL_POLICY_SECTIONS = ["gpus.cards.policy_section"]
 # Main menu: (label, URL name, "member" or "staff", prefix of the view names it covers).
 PORTAL_NAVIGATION = [
     ("Dashboard", "dashboard", "member", "dashboard"),
+    ("GPU calendar", "gpus:calendar", "member", "gpus:calendar"),
     ("GPU usage", "gpus:usage", "member", "gpus:usage"),
     ("Members", "member-list", "staff", "member-"),
     ("Workspaces", "workspaces:admin-list", "staff", "workspaces:"),

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
+from gpus.models import GPU, Booking
+from gpus.services import booking_create
 from portal.models import AccessRequest, AuditEvent, Host, Operation, User
 from tests.factories import SSHKeyFactory, UserFactory
 from workspaces.models import Workspace
@@ -63,6 +67,10 @@ def _request(world: World) -> dict[str, Any]:
 
 def _alice_ws(world: World) -> dict[str, Any]:
     return {"pk": world.objects["workspace"].pk}
+
+
+def _alice_booking(world: World) -> dict[str, Any]:
+    return {"pk": world.objects["booking"].pk}
 
 
 def _alice_ws_stop(world: World) -> dict[str, Any]:
@@ -118,6 +126,16 @@ ACCESS: dict[str, Rule] = {
     "gpus:admin-refresh": Rule(**ADMIN_ONLY, target=_local_host, method="post"),
     # Everyone sees their own GPU-hours; ?member= of someone else is for admins (tests/gpus).
     "gpus:usage": Rule(**ANY_MEMBER),
+    # Everyone sees the calendar and every booking on it; only the holder (or an admin) changes one.
+    "gpus:calendar": Rule(**ANY_MEMBER),
+    "gpus:calendar-events": Rule(**ANY_MEMBER),
+    "gpus:calendar-create": Rule(**ANY_MEMBER, method="post"),
+    "gpus:calendar-book": Rule(**ANY_MEMBER, method="post"),
+    "gpus:calendar-change": Rule(**OWN_OBJECT, target=_alice_booking, method="post"),
+    "gpus:calendar-release": Rule(**OWN_OBJECT, target=_alice_booking, method="post"),
+    "gpus:calendar-cancel": Rule(**OWN_OBJECT, target=_alice_booking, method="post"),
+    "gpus:calendar-extend": Rule(**OWN_OBJECT, target=_alice_booking, method="post"),
+    "gpus:policy": Rule(**ADMIN_ONLY, method="post"),
 }
 
 
@@ -159,8 +177,16 @@ def world(db: None) -> World:
         "op": Operation.objects.create(kind="test", owner=alice, actor=alice, target_label="alice"),
         "request": AccessRequest.objects.create(email="erin@corp.example", name="Erin"),
         "workspace": Workspace.objects.create(owner=alice, host=Host.local(), ssh_port=2299, slug="alice"),
+        "booking": _booking_of(alice),
     }
     return World(alice, bob, admin, objects)
+
+
+def _booking_of(user: User) -> Booking:
+    """A booking of one GPU of the local host, an hour from now."""
+    GPU.objects.create(host=Host.local(), index=0, name="RTX 5080")
+    start = timezone.localtime().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return booking_create(user=user, host=Host.local(), start=start, end=start + timedelta(hours=1), actor=user)
 
 
 def _send(client: Client, rule: Rule, url: str) -> Any:

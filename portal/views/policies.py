@@ -1,4 +1,5 @@
-"""The Policies page: team-wide settings (the idle policy for now), for admins only."""
+"""The Policies page: team-wide settings, for admins only: the core's idle policy, then the
+sections apps contribute (settings.PORTAL_POLICY_SECTIONS, each with a form posting to its app)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from portal.access import AuthedRequest, staff_required
 from portal.audit import AuditContext
 from portal.forms.policies import IdlePolicyForm
 from portal.models import SitePolicy
+from portal.panels import policy_sections
 
 
 @require_http_methods(["GET", "POST"])
@@ -29,5 +31,6 @@ def site_policies(request: AuthedRequest) -> HttpResponse:
         "form": form,
         "check_minutes": settings.WORKSPACE_IDLE_CHECK_SECONDS // 60,
         "busy_cpu_percent": settings.WORKSPACE_BUSY_CPU_PERCENT,
+        "policy_sections": policy_sections(request),
     }
     return render(request, "portal/site_policies.html", context, status=400 if form.errors else 200)

@@ -38,7 +38,6 @@ def test_the_limits_card_says_how_many_cores_and_gpus_in_words(alice_client: Cli
     body = alice_client.get("/").content.decode()
     assert "5 cores (0-3,8)" in body
     assert "up to 2 per booking" in body
-    assert "You may use up to 2 GPUs at a time" in body
 
 
 def test_a_member_without_gpus_is_told_so_not_up_to_zero(alice_client: Client, alice) -> None:
