@@ -5,12 +5,13 @@ and moments parsed from what a browser or a form sends."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
 
-from gpus.models import GPU, Booking
+from gpus.models import GPU, Booking, BookingGPU
 from gpus.services import hours_text, span_text, week_booked, weeks_touched
 from portal.models import Host, User
 
@@ -45,7 +46,7 @@ def host_gpus(host: Host) -> list[GPU]:
 
 def local_iso(moment: datetime) -> str:
     """ISO 8601 with the team's offset at that moment (+01:00 in a Berlin winter)."""
-    return timezone.localtime(moment).isoformat()
+    return moment.astimezone(timezone.get_current_timezone()).isoformat()
 
 
 def parse_moment(raw: object, what: str) -> datetime:
@@ -70,56 +71,103 @@ def parse_range(start: object, end: object) -> tuple[datetime, datetime]:
     return first, last
 
 
-def calendar_bookings(host: Host, start: datetime, end: datetime) -> list[Booking]:
-    """The host's bookings over the range, cancelled ones left out (two queries)."""
-    shown = Booking.objects.with_gpus().filter(host=host).exclude(state=Booking.State.CANCELLED)
-    return list(shown.overlapping(start, end).order_by("start", "pk"))
+@dataclass
+class Entry:
+    """A booking as the calendar shows it: its columns and its GPUs' indexes, read without
+    building model objects (a week of 1,000 bookings in well under 100 ms: ``make bench``)."""
+
+    pk: int
+    user_id: int
+    username: str
+    start: datetime
+    end: datetime
+    state: str
+    shared: bool
+    note: str
+    gpus: list[int] = field(default_factory=list)
+
+    @property
+    def holds(self) -> bool:
+        return self.state in Booking.HOLDING
+
+    @property
+    def state_label(self) -> str:
+        return str(Booking.State(self.state).label)
 
 
-def booking_events(bookings: Iterable[Booking], viewer: User, *, now: datetime | None = None) -> list[dict[str, Any]]:
+def calendar_bookings(host: Host, start: datetime, end: datetime) -> list[Entry]:
+    """The host's bookings over the range, cancelled ones left out: one query over the
+    per-GPU rows."""
+    rows = (
+        BookingGPU.objects.filter(booking__host=host, booking__start__lt=end, booking__end__gt=start)
+        .exclude(booking__state=Booking.State.CANCELLED)
+        .order_by("booking__start", "booking_id", "gpu__index")
+        .values_list(
+            "booking_id",
+            "booking__user_id",
+            "booking__user__username",
+            "booking__start",
+            "booking__end",
+            "booking__state",
+            "booking__shared",
+            "booking__note",
+            "gpu__index",
+        )
+    )
+    entries: dict[int, Entry] = {}
+    for pk, user_id, username, first, last, state, shared, note, index in rows:
+        entry = entries.get(pk)
+        if entry is None:
+            entry = entries[pk] = Entry(pk, user_id, username, first, last, state, shared, note)
+        entry.gpus.append(index)
+    return list(entries.values())
+
+
+def booking_events(bookings: Iterable[Entry], viewer: User, *, now: datetime | None = None) -> list[dict[str, Any]]:
     now = now or timezone.now()
     return [event for booking in bookings for event in _events_of(booking, viewer, now)]
 
 
-def _events_of(booking: Booking, viewer: User, now: datetime) -> list[dict[str, Any]]:
+def _events_of(booking: Entry, viewer: User, now: datetime) -> list[dict[str, Any]]:
     """One event per booked GPU; they share a groupId, so dragging one moves them all."""
     own = booking.user_id == viewer.pk
     may_change = (own or viewer.is_staff) and booking.holds
     started = booking.start <= now
-    gpus = booking.gpu_list
+    gpus = booking.gpus
+    start, end = local_iso(booking.start), local_iso(booking.end)
     classes = ["gpu-ev", "gpu-ev-own" if own else "gpu-ev-other", f"gpu-ev-{booking.state}"]
     if booking.shared:
         classes.append("gpu-ev-shared")
     props = {
         "booking": booking.pk,
-        "gpus": [gpu.index for gpu in gpus],
-        "member": booking.user.username,
+        "gpus": gpus,
+        "member": booking.username,
         "own": own,
         "mayChange": may_change,
         "shared": booking.shared,
         "started": started,
         "state": booking.state,
         # The minute tick marks a booking active; from its start it is under way all the same.
-        "stateLabel": Booking.State.ACTIVE.label if booking.holds and started else booking.get_state_display(),
+        "stateLabel": Booking.State.ACTIVE.label if booking.holds and started else booking.state_label,
         "span": span_text(booking.start, booking.end),
-        "hours": hours_text(booking.duration),
+        "hours": hours_text(booking.end - booking.start),
         # Another member's note is theirs; the calendar shows everyone only who holds what.
         "note": booking.note if (own or viewer.is_staff) else "",
     }
     return [
         {
-            "id": f"{booking.pk}:{gpu.index}",
+            "id": f"{booking.pk}:{index}",
             "groupId": str(booking.pk),
-            "title": f"{gpu.label} · {booking.user.username}" + (" · shared" if booking.shared else ""),
-            "start": local_iso(booking.start),
-            "end": local_iso(booking.end),
-            "color": colour(gpu.index),
+            "title": f"GPU {index} · {booking.username}" + (" · shared" if booking.shared else ""),
+            "start": start,
+            "end": end,
+            "color": colour(index),
             "className": " ".join(classes),
             "startEditable": may_change and not started,
             "durationEditable": may_change,
-            "extendedProps": {**props, "gpu": gpu.index},
+            "extendedProps": {**props, "gpu": index},
         }
-        for gpu in gpus
+        for index in gpus
     ]
 
 
