@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
+from gpus.models import GPU, Booking, Token
+from gpus.tokens import token_create
 from portal.models import AccessRequest, AuditEvent, Host, Operation, User
 from tests.factories import SSHKeyFactory, UserFactory
 from workspaces.models import Workspace
@@ -22,6 +26,9 @@ ANON_LOGIN = "login"  # anonymous visitors are redirected to the login page
 PUBLIC = "public"  # anyone gets an answer (2xx/3xx/405), never a login redirect
 OK = "ok"  # 2xx, or 3xx for a POST that redirects after success, or 405 for the wrong method
 DENIED = "denied"  # exactly 403, with one refused row in the audit log
+# Exactly 401, never a login redirect: the URL authenticates by its own secret (an API token,
+# Slack's signature), and a login session counts for nothing there.
+UNAUTHORIZED = "unauthorized"
 
 
 @dataclass
@@ -69,10 +76,23 @@ def _alice_ws_stop(world: World) -> dict[str, Any]:
     return {"pk": world.objects["workspace"].pk, "action": "stop"}
 
 
+def _alice_token(world: World) -> dict[str, Any]:
+    return {"pk": world.objects["token"].pk}
+
+
+def _alice_booking(world: World) -> dict[str, Any]:
+    return {"pk": world.objects["booking"].pk}
+
+
+def _alice_feed(world: World) -> dict[str, Any]:
+    return {"secret": world.objects["feed_secret"]}
+
+
 ADMIN_ONLY = {"anon": ANON_LOGIN, "member": DENIED, "other": DENIED, "admin": OK}
 OWN_OBJECT = {"anon": ANON_LOGIN, "member": OK, "other": DENIED, "admin": OK}
 ANY_MEMBER = {"anon": ANON_LOGIN, "member": OK, "other": OK, "admin": OK}
 ANYONE = {"anon": PUBLIC, "member": PUBLIC, "other": PUBLIC, "admin": PUBLIC}
+OWN_SECRET = {"anon": UNAUTHORIZED, "member": UNAUTHORIZED, "other": UNAUTHORIZED, "admin": UNAUTHORIZED}
 
 ACCESS: dict[str, Rule] = {
     "dashboard": Rule(**ANY_MEMBER),
@@ -108,6 +128,19 @@ ACCESS: dict[str, Rule] = {
     "workspaces:keep-running": Rule(**OWN_OBJECT, target=_alice_ws, method="post"),
     "workspaces:remove": Rule(**ADMIN_ONLY, target=_alice_ws),
     "workspaces:act": Rule(**OWN_OBJECT, target=_alice_ws_stop, method="post"),
+    "gpus:tokens": Rule(**ANY_MEMBER),
+    # Admins too: a token is its member's alone (a suspended member's stop working by themselves).
+    "gpus:token-revoke": Rule(ANON_LOGIN, OK, DENIED, DENIED, target=_alice_token, method="post"),
+    # The API takes a Bearer token only (tests/gpus/test_api.py checks who may do what with one).
+    "gpus:api-gpus": Rule(**OWN_SECRET),
+    "gpus:api-bookings": Rule(**OWN_SECRET, method="post"),
+    "gpus:api-booking": Rule(**OWN_SECRET, target=_alice_booking, method="delete"),
+    "gpus:api-booking-extend": Rule(**OWN_SECRET, target=_alice_booking, method="post"),
+    "gpus:api-booking-release": Rule(**OWN_SECRET, target=_alice_booking, method="post"),
+    # The feed's address is its credential: whoever has it reads it (tests/gpus/test_feeds.py).
+    "gpus:feed": Rule(**ANYONE, target=_alice_feed),
+    # Unsigned requests (tests/gpus/test_slack_command.py signs them).
+    "gpus:slack-command": Rule(**OWN_SECRET, method="post"),
 }
 
 
@@ -149,8 +182,17 @@ def world(db: None) -> World:
         "op": Operation.objects.create(kind="test", owner=alice, actor=alice, target_label="alice"),
         "request": AccessRequest.objects.create(email="erin@corp.example", name="Erin"),
         "workspace": Workspace.objects.create(owner=alice, host=Host.local(), ssh_port=2299, slug="alice"),
+        "token": token_create(user=alice, kind=Token.Kind.API, name="script", actor=alice)[0],
+        "feed_secret": token_create(user=alice, kind=Token.Kind.FEED, name="calendar", actor=alice)[1],
+        "booking": _alice_booking_row(alice),
     }
     return World(alice, bob, admin, objects)
+
+
+def _alice_booking_row(alice: User) -> Booking:
+    GPU.objects.create(host=Host.local(), index=0, name="RTX 5080")
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
+    return Booking.objects.create(user=alice, host=Host.local(), start=start, end=start + timedelta(hours=1))
 
 
 def _send(client: Client, rule: Rule, url: str) -> Any:
@@ -182,6 +224,8 @@ def _check(expectation: str, status: int, location: str, role: str, url: str) ->
         # 400 is an allowed request with bad (empty) input; 405 a GET on a POST-only view.
         assert status in (200, 201, 204, 302, 303, 400, 405), f"{role} {url}: {status} {location}"
         assert not _is_login_redirect(location), f"{role} {url} asked for login"
+    elif expectation == UNAUTHORIZED:
+        assert status == 401, f"{role} {url}: expected 401, got {status} {location}"
     else:
         assert status == 403, f"{role} {url}: expected 403, got {status}"
 
