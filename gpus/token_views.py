@@ -20,10 +20,18 @@ from portal.audit import AuditContext
 
 FEED_KINDS = [(Token.Kind.FEED, "My bookings"), (Token.Kind.TEAM_FEED, "Everyone's bookings")]
 FEED_KIND_VALUES = (Token.Kind.FEED, Token.Kind.TEAM_FEED)
+KIND_MISSING = "Pick what the token is for: the API, your bookings' feed or everyone's bookings' feed."
 
 
 class TokenCreateForm(forms.Form):
-    kind = forms.ChoiceField(choices=Token.Kind.choices, widget=forms.HiddenInput)
+    kind = forms.ChoiceField(
+        choices=Token.Kind.choices,
+        widget=forms.HiddenInput,
+        error_messages={
+            "required": KIND_MISSING,
+            "invalid_choice": KIND_MISSING,
+        },
+    )
     name = forms.CharField(
         max_length=60,
         help_text="Where you use it, to tell your tokens apart (“laptop script”, “Google Calendar”).",
@@ -58,7 +66,8 @@ def _page(request: AuthedRequest, form: TokenCreateForm, created: dict[str, Any]
     context = {
         "tokens": list(Token.objects.filter(user=request.user)),
         "api_form": form if bound_kind == Token.Kind.API else TokenCreateForm(initial={"kind": Token.Kind.API}),
-        "feed_form": form if bound_kind in FEED_KIND_VALUES else TokenCreateForm(),
+        # A refused kind (only a hand-made request sends one) shows its error by the feed choice.
+        "feed_form": form if form.is_bound and bound_kind != Token.Kind.API else TokenCreateForm(),
         "feed_kinds": FEED_KINDS,
         "feed_kind": bound_kind if bound_kind in FEED_KIND_VALUES else Token.Kind.FEED,
         "created": created,
