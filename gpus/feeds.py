@@ -27,7 +27,7 @@ def feed_uid(booking: Booking) -> str:
 
 
 def _event(booking: Booking, *, team: bool, now: datetime) -> Event:
-    labels = booking.gpu_labels
+    labels = "GPU " + ", ".join(str(gpu.index) for gpu in booking.gpu_list)  # "GPU 0, 1"
     event = Event()
     event.add("uid", feed_uid(booking))
     event.add("dtstamp", now.astimezone(UTC))

@@ -8,8 +8,9 @@ constraint can't express (a member's GPU-hours per week, the number of members s
 GPU) are checked with the member's row and the GPUs' rows locked in the same transaction.
 Locking the GPUs (in pk order) also makes racing writers of the same GPU take turns: without
 it, two inserts that clash can each wait for the other inside the constraint's check, and
-PostgreSQL aborts one as a deadlock instead of a conflict that names the booking in the way. On SQLite (``make run``) every write transaction is serialized
-(BEGIN IMMEDIATE), so checking then inserting is just as safe.
+PostgreSQL aborts one as a deadlock instead of a conflict that names the booking in the way.
+On SQLite (``make run``) every write transaction is serialized (BEGIN IMMEDIATE), so checking
+then inserting is just as safe.
 """
 
 from __future__ import annotations
