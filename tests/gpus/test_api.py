@@ -380,3 +380,12 @@ def test_a_malformed_change_is_400_and_changes_nothing(
     assert response.json()["rule"] == rule
     fresh = Booking.objects.get(pk=booking.pk)
     assert (fresh.state, fresh.start, fresh.end) == (booking.state, booking.start, booking.end)
+
+
+def test_release_takes_a_post_with_no_body_and_no_content_type_as_curl_sends_it(
+    alice: User, host: Host, alice_api: ApiClient
+) -> None:
+    running = started(alice, host)
+    response = alice_api.generic("POST", f"{API}/bookings/{running.pk}/release", "", content_type="")
+    assert response.status_code == 200
+    assert response.json()["state"] == "released"
