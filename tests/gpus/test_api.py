@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from gpus.models import GPU, Booking, BookingGPU, BookingPolicy, Token
@@ -389,3 +391,21 @@ def test_release_takes_a_post_with_no_body_and_no_content_type_as_curl_sends_it(
     response = alice_api.generic("POST", f"{API}/bookings/{running.pk}/release", "", content_type="")
     assert response.status_code == 200
     assert response.json()["state"] == "released"
+
+
+def test_listing_takes_the_same_queries_for_one_booking_or_many(
+    alice: User, bob: User, host: Host, alice_api: ApiClient
+) -> None:
+    book(alice, host, start_h=1)
+    alice_api.get(API + "/bookings")  # marks the token used, which is written once a minute
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert alice_api.get(API + "/bookings").status_code == 200
+            assert alice_api.get(API + "/gpus").status_code == 200
+        return len(captured.captured_queries)
+
+    one = queries()
+    for start_h in range(3, 30, 3):
+        book(bob if start_h % 2 else alice, host, start_h=start_h, hours=1, gpu_indexes=[start_h % 2])
+    assert queries() == one
