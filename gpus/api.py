@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
@@ -61,7 +62,7 @@ class ApiError(Exception):
 
 def _authenticate(request: HttpRequest) -> Token:
     scheme, _, secret = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    tokens_url = reverse("gpus:tokens")
+    tokens_url = settings.PORTAL_URL + reverse("gpus:tokens")
     if scheme.lower() != "bearer" or not secret.strip():
         raise ApiError(
             401,

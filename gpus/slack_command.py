@@ -79,6 +79,8 @@ def slack_member(slack_user_id: str, *, context: AuditContext | None = None) -> 
         if member_active(link.user):
             return link.user, ""
         return None, "Your portal account is not active, so /gpu can't book for you; ask an admin."
+    if not settings.SLACK_BOT_TOKEN:
+        return None, "I can't look you up on Slack yet (the portal has no Slack bot token); ask an admin."
     try:
         email = slack_user_email(slack_user_id)
     except SlackError as exc:

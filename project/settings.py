@@ -349,6 +349,7 @@ PORTAL_MEMBER_SECTIONS = ["workspaces.cards.member_section"]
 # Main menu: (label, URL name, "member" or "staff", prefix of the view names it covers).
 PORTAL_NAVIGATION = [
     ("Dashboard", "dashboard", "member", "dashboard"),
+    ("Tokens", "gpus:tokens", "member", "gpus:token"),
     ("Members", "member-list", "staff", "member-"),
     ("Workspaces", "workspaces:admin-list", "staff", "workspaces:"),
     ("Audit log", "audit-list", "staff", "audit-"),

@@ -341,3 +341,14 @@ def test_list_shows_the_next_bookings(alice_on_slack: User, host: Host) -> None:
     assert lines[0] == "Your next bookings:"
     assert lines[1].endswith(f": GPU 1 on local (booking {first.pk})")
     assert lines[2].endswith(f": GPU 0 on local (booking {second.pk})")
+
+
+def test_without_a_bot_token_an_unlinked_user_is_told_to_ask_an_admin(
+    slack: SlackStandIn, alice: User, settings: Any
+) -> None:
+    slack.emails["U0ALICE"] = alice.email
+    settings.SLACK_BOT_TOKEN = ""
+    assert "no Slack bot token" in gpu("free")
+    assert slack.calls == []
+    SlackLink.objects.create(slack_user_id="U0ALICE", user=alice)
+    assert gpu("free") == "No server has GPUs yet."  # linked members need no lookup
