@@ -16,8 +16,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as fuzz_settings
+from hypothesis import strategies as st
 
 from gpus.models import GPU, Booking, BookingPolicy, SlackLink
 from gpus.services import booking_create, slot_floor
@@ -352,3 +356,20 @@ def test_without_a_bot_token_an_unlinked_user_is_told_to_ask_an_admin(
     assert slack.calls == []
     SlackLink.objects.create(slack_user_id="U0ALICE", user=alice)
     assert gpu("free") == "No server has GPUs yet."  # linked members need no lookup
+
+
+words = st.one_of(
+    st.sampled_from(["book", "free", "release", "list", "help", "from", "2", "4h", "90m", "1h30m", "23:30", "0"]),
+    st.text(max_size=12),
+)
+
+
+@given(text=st.lists(words, max_size=6).map(" ".join), body=st.binary(max_size=120))
+@fuzz_settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_signed_text_or_body_is_answered_never_with_a_500(alice_on_slack: User, text: str, body: bytes) -> None:
+    with transaction.atomic():
+        reply = send(form(text[:500]))
+        assert reply.status_code == 200
+        assert reply.json()["response_type"] == "ephemeral"
+        assert send(body).status_code in (200, 400)
+        transaction.set_rollback(True)
