@@ -129,7 +129,7 @@ ACCESS: dict[str, Rule] = {
     "workspaces:remove": Rule(**ADMIN_ONLY, target=_alice_ws),
     "workspaces:act": Rule(**OWN_OBJECT, target=_alice_ws_stop, method="post"),
     "gpus:tokens": Rule(**ANY_MEMBER),
-    # Admins too: a token is its member's alone (a suspended member's stop working by themselves).
+    # Admins are refused too: a token is its member's alone (a suspended member's tokens stop by themselves).
     "gpus:token-revoke": Rule(ANON_LOGIN, OK, DENIED, DENIED, target=_alice_token, method="post"),
     # The API takes a Bearer token only (tests/gpus/test_api.py checks who may do what with one).
     "gpus:api-gpus": Rule(**OWN_SECRET),
