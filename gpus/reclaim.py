@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from gpus.models import Booking, BookingGPU, BookingPolicy, GpuHost, GpuSample
@@ -39,11 +39,8 @@ def _hhmm(moment: datetime) -> str:
 
 
 def _booking_url(booking: Booking) -> str:
-    """The booking's own page where the calendar has one, else the usage page."""
-    try:
-        return reverse("gpus:booking-detail", kwargs={"pk": booking.pk})
-    except NoReverseMatch:
-        return reverse("gpus:usage")
+    """The calendar, where the booking can be seen, released or extended."""
+    return reverse("gpus:calendar")
 
 
 def _gpus_text(booking: Booking) -> str:

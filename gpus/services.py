@@ -5,9 +5,12 @@ What makes a double booking impossible is the database: on PostgreSQL the exclus
 constraints of BookingGPU refuse an overlapping hold even when two requests race, and the
 violation comes back here as a BookingConflict naming the booking in the way. Rules a
 constraint can't express (a member's GPU-hours per week, the number of members sharing a
-GPU) are checked with the member's row, and for shared bookings the GPUs' rows, locked in
-the same transaction. On SQLite (``make run``) every write transaction is serialized
-(BEGIN IMMEDIATE), so checking then inserting is just as safe.
+GPU) are checked with the member's row and the GPUs' rows locked in the same transaction.
+Locking the GPUs (in pk order) also makes racing writers of the same GPU take turns: without
+it, two inserts that clash can each wait for the other inside the constraint's check, and
+PostgreSQL aborts one as a deadlock instead of a conflict that names the booking in the way.
+On SQLite (``make run``) every write transaction is serialized (BEGIN IMMEDIATE), so checking
+then inserting is just as safe.
 """
 
 from __future__ import annotations
@@ -331,7 +334,9 @@ def _lock_member(user: User) -> None:
 
 
 def _lock_gpus(gpus: Iterable[GPU]) -> None:
-    """Shared bookings count their peers: serialize them per GPU (in pk order: no deadlock)."""
+    """Serialize the writers of each GPU (in pk order: no deadlock), so the second sees the
+    first's rows once it commits: shared bookings count their peers, and a clash is reported
+    as the conflict it is."""
     list(GPU.objects.select_for_update().filter(pk__in=[g.pk for g in gpus]).order_by("pk"))
 
 
@@ -427,8 +432,7 @@ def _create(
     _lock_member(user)
     if not override:
         _check_week(policy, user, span, count, excluding=None)
-    if shared:
-        _lock_gpus(wanted or host_gpus)
+    _lock_gpus(wanted or host_gpus)
     if wanted:
         _check_free(policy, wanted, span, shared=shared, excluding=None)
         gpus = wanted
@@ -510,8 +514,7 @@ def booking_change(
     _lock_member(booking.user)
     if not override:
         _check_week(policy, booking.user, span, len(gpus), excluding=booking)
-    if booking.shared:
-        _lock_gpus(gpus)
+    _lock_gpus(gpus)
     _check_free(policy, gpus, span, shared=booking.shared, excluding=booking)
     old = [booking.start.isoformat(), booking.end.isoformat()]
     try:

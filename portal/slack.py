@@ -22,3 +22,28 @@ def slack_post(text: str) -> bool:
     if response.status_code >= 300:
         raise SlackError(f"Slack webhook answered {response.status_code}: {response.text[:200]}")
     return True
+
+
+def slack_user_email(slack_user_id: str) -> str | None:
+    """The e-mail address of a Slack user, from the Web API's users.info (the bot token needs
+    users:read and users:read.email). None when Slack has no address for them."""
+    token = settings.SLACK_BOT_TOKEN
+    if not token:
+        raise SlackError("SLACK_BOT_TOKEN is not set")
+    try:
+        response = requests.get(
+            f"{settings.SLACK_API_URL}/users.info",
+            params={"user": slack_user_id},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=2,  # Slack waits 3 seconds for the slash command's answer
+        )
+        data = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise SlackError(f"Slack's users.info did not answer: {exc}") from exc
+    if not isinstance(data, dict) or not data.get("ok"):
+        error = data.get("error", "") if isinstance(data, dict) else ""
+        raise SlackError(f"Slack's users.info refused: {error or response.status_code}")
+    user = data.get("user")
+    profile = user.get("profile") if isinstance(user, dict) else None
+    email = profile.get("email") if isinstance(profile, dict) else None
+    return email if isinstance(email, str) and email else None

@@ -304,6 +304,15 @@ OPERATION_MAX_ATTEMPTS = 3
 WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 120, minimum=30)
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365, minimum=30)
 SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL", "")
+# The /gpu slash command (gpus/slack_command.py). The Slack app's Signing Secret (Basic
+# Information -> App Credentials) proves a request comes from Slack; unset, every /gpu request
+# is refused.
+SLACK_SIGNING_SECRET = env_str("SLACK_SIGNING_SECRET", "")
+# The app's Bot User OAuth Token (xoxb-...) with the users:read and users:read.email scopes: the
+# command asks Slack's users.info for a Slack user's e-mail to find their member (once, then
+# kept). Unset: only Slack users already linked can use /gpu.
+SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN", "")
+SLACK_API_URL = env_str("SLACK_API_URL", "https://slack.com/api").rstrip("/")
 
 
 def _team_links() -> list[tuple[str, str, str]]:
@@ -352,6 +361,7 @@ PORTAL_NAVIGATION = [
     ("Dashboard", "dashboard", "member", "dashboard"),
     ("GPU calendar", "gpus:calendar", "member", "gpus:calendar"),
     ("GPU usage", "gpus:usage", "member", "gpus:usage"),
+    ("Feeds & API", "gpus:tokens", "member", "gpus:token"),
     ("Members", "member-list", "staff", "member-"),
     ("Workspaces", "workspaces:admin-list", "staff", "workspaces:"),
     ("Audit log", "audit-list", "staff", "audit-"),

@@ -13,8 +13,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from gpus.models import GPU, Booking
+from gpus.models import GPU, Booking, Token
 from gpus.services import booking_create
+from gpus.tokens import token_create
 from portal.models import AccessRequest, AuditEvent, Host, Operation, User
 from tests.factories import SSHKeyFactory, UserFactory
 from workspaces.models import Workspace
@@ -26,6 +27,9 @@ ANON_LOGIN = "login"  # anonymous visitors are redirected to the login page
 PUBLIC = "public"  # anyone gets an answer (2xx/3xx/405), never a login redirect
 OK = "ok"  # 2xx, or 3xx for a POST that redirects after success, or 405 for the wrong method
 DENIED = "denied"  # exactly 403, with one refused row in the audit log
+# Exactly 401, never a login redirect: the URL authenticates by its own secret (an API token,
+# Slack's signature), and a login session counts for nothing there.
+UNAUTHORIZED = "unauthorized"
 
 
 @dataclass
@@ -81,10 +85,23 @@ def _local_host(world: World) -> dict[str, Any]:
     return {"pk": Host.local().pk}
 
 
+def _alice_token(world: World) -> dict[str, Any]:
+    return {"pk": world.objects["token"].pk}
+
+
+def _alice_booking(world: World) -> dict[str, Any]:
+    return {"pk": world.objects["booking"].pk}
+
+
+def _alice_feed(world: World) -> dict[str, Any]:
+    return {"secret": world.objects["feed_secret"]}
+
+
 ADMIN_ONLY = {"anon": ANON_LOGIN, "member": DENIED, "other": DENIED, "admin": OK}
 OWN_OBJECT = {"anon": ANON_LOGIN, "member": OK, "other": DENIED, "admin": OK}
 ANY_MEMBER = {"anon": ANON_LOGIN, "member": OK, "other": OK, "admin": OK}
 ANYONE = {"anon": PUBLIC, "member": PUBLIC, "other": PUBLIC, "admin": PUBLIC}
+OWN_SECRET = {"anon": UNAUTHORIZED, "member": UNAUTHORIZED, "other": UNAUTHORIZED, "admin": UNAUTHORIZED}
 
 ACCESS: dict[str, Rule] = {
     "dashboard": Rule(**ANY_MEMBER),
@@ -136,6 +153,19 @@ ACCESS: dict[str, Rule] = {
     "gpus:calendar-cancel": Rule(**OWN_OBJECT, target=_alice_booking, method="post"),
     "gpus:calendar-extend": Rule(**OWN_OBJECT, target=_alice_booking, method="post"),
     "gpus:policy": Rule(**ADMIN_ONLY, method="post"),
+    "gpus:tokens": Rule(**ANY_MEMBER),
+    # Admins are refused too: a token is its member's alone (a suspended member's tokens stop by themselves).
+    "gpus:token-revoke": Rule(ANON_LOGIN, OK, DENIED, DENIED, target=_alice_token, method="post"),
+    # The API takes a Bearer token only (tests/gpus/test_api.py checks who may do what with one).
+    "gpus:api-gpus": Rule(**OWN_SECRET),
+    "gpus:api-bookings": Rule(**OWN_SECRET, method="post"),
+    "gpus:api-booking": Rule(**OWN_SECRET, target=_alice_booking, method="delete"),
+    "gpus:api-booking-extend": Rule(**OWN_SECRET, target=_alice_booking, method="post"),
+    "gpus:api-booking-release": Rule(**OWN_SECRET, target=_alice_booking, method="post"),
+    # The feed's address is its credential: whoever has it reads it (tests/gpus/test_feeds.py).
+    "gpus:feed": Rule(**ANYONE, target=_alice_feed),
+    # Unsigned requests (tests/gpus/test_slack_command.py signs them).
+    "gpus:slack-command": Rule(**OWN_SECRET, method="post"),
 }
 
 
@@ -178,6 +208,8 @@ def world(db: None) -> World:
         "request": AccessRequest.objects.create(email="erin@corp.example", name="Erin"),
         "workspace": Workspace.objects.create(owner=alice, host=Host.local(), ssh_port=2299, slug="alice"),
         "booking": _booking_of(alice),
+        "token": token_create(user=alice, kind=Token.Kind.API, name="script", actor=alice)[0],
+        "feed_secret": token_create(user=alice, kind=Token.Kind.FEED, name="calendar", actor=alice)[1],
     }
     return World(alice, bob, admin, objects)
 
@@ -218,6 +250,8 @@ def _check(expectation: str, status: int, location: str, role: str, url: str) ->
         # 400 is an allowed request with bad (empty) input; 405 a GET on a POST-only view.
         assert status in (200, 201, 204, 302, 303, 400, 405), f"{role} {url}: {status} {location}"
         assert not _is_login_redirect(location), f"{role} {url} asked for login"
+    elif expectation == UNAUTHORIZED:
+        assert status == 401, f"{role} {url}: expected 401, got {status} {location}"
     else:
         assert status == 403, f"{role} {url}: expected 403, got {status}"
 
