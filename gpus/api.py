@@ -35,7 +35,7 @@ from gpus.services import (
 from gpus.tokens import token_authenticate
 from portal.access import AuthedRequest
 from portal.audit import AuditContext, audit_record
-from portal.models import Host
+from portal.models import Host, User
 
 Handler = Callable[..., JsonResponse]
 
@@ -46,6 +46,8 @@ LIST_LONGEST = timedelta(days=92)
 MAX_GPUS = 64
 MAX_MINUTES = 60 * 24 * 366
 BOOKING_FIELDS = {"host", "gpus", "gpu_indexes", "start", "end", "hours", "shared", "note"}
+# An admin's token may also book for a member, and past the policy (audited).
+ADMIN_BOOKING_FIELDS = BOOKING_FIELDS | {"member", "override"}
 ISO_EXAMPLE = "2026-12-03T14:00:00+01:00"
 
 
@@ -66,7 +68,7 @@ def _authenticate(request: HttpRequest) -> Token:
     if scheme.lower() != "bearer" or not secret.strip():
         raise ApiError(
             401,
-            f"Send your API token as “Authorization: Bearer gpa_…”; make one on the Tokens page ({tokens_url}).",
+            f"Send your API token as “Authorization: Bearer gpa_…”; make one on the Feeds & API page ({tokens_url}).",
             rule="token",
         )
     token = token_authenticate(secret.strip(), Token.Kind.API)
@@ -74,7 +76,7 @@ def _authenticate(request: HttpRequest) -> Token:
         raise ApiError(
             401,
             f"This API token is not valid: it is unknown, revoked, or its member is suspended. "
-            f"Make a new one on the Tokens page ({tokens_url}).",
+            f"Make a new one on the Feeds & API page ({tokens_url}).",
             rule="token",
         )
     return token
@@ -389,7 +391,8 @@ def _span(data: Mapping[str, Any], now: datetime) -> tuple[datetime, datetime]:
 
 
 def _bookings_create(request: AuthedRequest) -> JsonResponse:
-    data = _body(request, BOOKING_FIELDS)
+    data = _body(request, ADMIN_BOOKING_FIELDS if request.user.is_staff else BOOKING_FIELDS)
+    holder = _member(_text(data, "member", longest=32)) if "member" in data else request.user
     host = _host(_text(data, "host", longest=63))
     count = _whole(data, "gpus", low=1, high=MAX_GPUS)
     indexes = _indexes(data)
@@ -397,7 +400,7 @@ def _bookings_create(request: AuthedRequest) -> JsonResponse:
         raise ApiError(400, "Send “gpus” (how many) or “gpu_indexes” (which ones), not both.", rule="body")
     start, end = _span(data, timezone.now())
     booking = booking_create(
-        user=request.user,
+        user=holder,
         host=host,
         start=start,
         end=end,
@@ -407,8 +410,16 @@ def _bookings_create(request: AuthedRequest) -> JsonResponse:
         note=_text(data, "note", longest=200) or "",
         actor=request.user,
         context=AuditContext.of(request),
+        override=_flag(data, "override"),
     )
     return _answer(booking, status=201)
+
+
+def _member(username: str | None) -> User:
+    holder = User.objects.filter(username=username or "", is_active=True).first()
+    if holder is None:
+        raise ApiError(400, f"There is no active member “{_clip(username or '')}”.", rule="member")
+    return holder
 
 
 def _booking_detail(request: AuthedRequest, pk: int) -> JsonResponse:

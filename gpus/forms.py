@@ -11,7 +11,7 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from gpus.models import GPU, BookingPolicy
-from portal.models import Host
+from portal.models import Host, User
 
 ANY = "n"  # "n:2": any two free GPUs
 ONE = "i"  # "i:1": GPU 1 and no other
@@ -68,9 +68,31 @@ class BookingForm(forms.Form):
     note = forms.CharField(label="Note", max_length=200, required=False, help_text="What it is for (optional).")
 
     def __init__(
-        self, *args: Any, hosts: list[Host], gpus: list[GPU], allowed: int, policy: BookingPolicy, **kwargs: Any
+        self,
+        *args: Any,
+        hosts: list[Host],
+        gpus: list[GPU],
+        allowed: int,
+        policy: BookingPolicy,
+        staff: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if staff:
+            self.fields["member"] = forms.ModelChoiceField(
+                label="For member",
+                queryset=User.objects.filter(is_active=True).order_by("username"),
+                to_field_name="username",
+                required=False,
+                empty_label="myself",
+                help_text="Admins may book for a member; the booking is theirs, and the audit log names you.",
+            )
+            self.fields["override"] = forms.BooleanField(
+                label="Past the policy",
+                required=False,
+                help_text="Skips the limits (length, GPU-hours per week, how far ahead, notice, the member's "
+                "quota), never another booking. Audited.",
+            )
         self.policy = policy
         self.fields["host"].choices = [(str(host.pk), host.name) for host in hosts]  # type: ignore[attr-defined]  # a ChoiceField; the stubs say Field
         self.fields["gpus"].choices = gpu_choices(gpus, allowed)  # type: ignore[attr-defined]  # a ChoiceField

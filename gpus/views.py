@@ -124,6 +124,7 @@ class Scope:
     gpus: list[GPU]
     policy: BookingPolicy
     allowed: int
+    staff: bool = False  # admins may book for a member, and past the policy
 
     @classmethod
     def of(cls, request: AuthedRequest) -> Scope:
@@ -131,12 +132,19 @@ class Scope:
         host = schedule.pick_host(hosts, request.GET.get("host") or request.POST.get("host"))
         quota = request_quota(request)
         gpus = schedule.host_gpus(host) if host else []
-        return cls(hosts, host, gpus, BookingPolicy.current(), quota.max_gpus if quota else 0)
+        allowed = len(gpus) if request.user.is_staff else (quota.max_gpus if quota else 0)
+        return cls(hosts, host, gpus, BookingPolicy.current(), allowed, staff=request.user.is_staff)
 
     def form(self, data: Any = None) -> BookingForm:
         initial = {"host": self.host and self.host.pk, "date": timezone.localdate()}
         return BookingForm(
-            data, hosts=self.hosts, gpus=self.gpus, allowed=self.allowed, policy=self.policy, initial=initial
+            data,
+            hosts=self.hosts,
+            gpus=self.gpus,
+            allowed=self.allowed,
+            policy=self.policy,
+            staff=self.staff,
+            initial=initial,
         )
 
 
@@ -198,7 +206,7 @@ def calendar_book(request: AuthedRequest) -> HttpResponse:
     data = form.cleaned_data
     try:
         booking = services.booking_create(
-            user=request.user,
+            user=data.get("member") or request.user,
             host=data["host"],
             start=data["start_at"],
             end=data["end_at"],
@@ -208,11 +216,13 @@ def calendar_book(request: AuthedRequest) -> HttpResponse:
             note=data["note"],
             actor=request.user,
             context=AuditContext.of(request),
+            override=bool(data.get("override")),
         )
     except BookingError as error:
         form.add_error(None, str(error))
         return _page(request, scope, form, status=409 if isinstance(error, BookingConflict) else 400)
-    messages.success(request, f"Booked {_gpus_text(booking)} for {span_text(booking.start, booking.end)}.")
+    holder = "" if booking.user_id == request.user.pk else f" for {booking.user.username}"
+    messages.success(request, f"Booked {_gpus_text(booking)}{holder} for {span_text(booking.start, booking.end)}.")
     return redirect(f"{reverse('gpus:calendar')}?host={booking.host_id}")
 
 

@@ -412,3 +412,23 @@ def test_listing_takes_the_same_queries_for_one_booking_or_many(
     for start_h in range(3, 30, 3):
         book(bob if start_h % 2 else alice, host, start_h=start_h, hours=1, gpu_indexes=[start_h % 2])
     assert queries() == one
+
+
+def test_an_admins_token_books_for_a_member_past_the_policy(alice: User, admin_user: User, gpus: list[GPU]) -> None:
+    admin_api = api_client(admin_user)
+    body = {"member": "alice", "override": True, "gpu_indexes": [0], **span(hours=200)}
+    response = admin_api.send("post", "/bookings", body)
+    assert response.status_code == 201, response.json()
+    booking = Booking.objects.get()
+    assert (booking.user, booking.override, booking.created_by) == (alice, True, admin_user)
+    unknown = admin_api.send("post", "/bookings", {**body, "member": "nobody"})
+    assert unknown.status_code == 400
+    assert unknown.json()["rule"] == "member"
+
+
+def test_a_members_token_may_not_book_for_others_or_override(alice_api: ApiClient, bob: User) -> None:
+    for extra in ({"member": "bob"}, {"override": True}):
+        response = alice_api.send("post", "/bookings", {"gpus": 1, **span(), **extra})
+        assert response.status_code == 400
+        assert response.json()["rule"] == "unknown_field"
+    assert not Booking.objects.exists()

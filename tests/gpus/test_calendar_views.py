@@ -581,3 +581,39 @@ def test_an_admin_may_drag_every_booking_a_member_only_her_own(
     (as_bob,) = bob_client.get(EVENTS, params).json()
     assert (as_admin["startEditable"], as_admin["extendedProps"]["mayChange"]) == (True, True)
     assert (as_bob["startEditable"], as_bob["extendedProps"]["mayChange"]) == (False, False)
+
+
+def test_an_admin_books_for_a_member_past_the_policy_audited(
+    admin_client: Client, admin_user: User, alice: User, gpus: list[GPU]
+) -> None:
+    day = timezone.localdate() + timedelta(days=2)
+    until = (day + timedelta(days=10)).isoformat()
+    data = _form(gpus[0].host, day, "08:00", "06:00", end_date=until, member="alice", override="on")
+    response = admin_client.post(BOOK, data, follow=True)
+    assert "for alice" in response.content.decode()
+    booking = Booking.objects.get()
+    assert booking.user == alice
+    assert booking.override
+    assert booking.duration > timedelta(hours=168)  # longer than the policy allows
+    event = AuditEvent.objects.get(action="booking.create")
+    assert event.actor == admin_user
+    assert event.detail["override"] is True
+
+
+def test_without_override_an_admin_is_held_to_the_policy(admin_client: Client, alice: User, gpus: list[GPU]) -> None:
+    day = timezone.localdate() + timedelta(days=2)
+    until = (day + timedelta(days=10)).isoformat()
+    response = admin_client.post(BOOK, _form(gpus[0].host, day, "08:00", "06:00", end_date=until, member="alice"))
+    assert response.status_code == 400
+    assert "at most 168 hours" in response.content.decode()
+    assert not Booking.objects.exists()
+
+
+def test_a_member_cannot_book_for_someone_else_or_past_the_policy(
+    alice_client: Client, bob: User, gpus: list[GPU]
+) -> None:
+    day = timezone.localdate() + timedelta(days=2)
+    alice_client.post(BOOK, _form(gpus[0].host, day, "08:00", "09:00", member="bob", override="on"))
+    booking = Booking.objects.get()
+    assert booking.user.username == "alice"  # members have no such fields: ignored
+    assert not booking.override
