@@ -9,6 +9,7 @@ from django.db import transaction
 from gpus.models import BookingPolicy
 from portal.audit import AuditContext, audit_record
 from portal.models import User
+from portal.services import apply_changes
 
 
 @transaction.atomic
@@ -18,12 +19,7 @@ def booking_policy_update(*, actor: User, values: dict[str, Any], context: Audit
     other's change. Existing bookings keep their spans: the rules apply to what is asked next."""
     BookingPolicy.current()  # make sure the row exists before locking it
     policy = BookingPolicy.objects.select_for_update().get(pk=1)
-    changed = {}
-    for name, new in values.items():
-        old = getattr(policy, name)
-        if old != new:
-            changed[name] = [old, new]
-            setattr(policy, name, new)
+    changed = apply_changes(policy, values)
     if not changed:
         return policy
     policy.updated_by = actor

@@ -105,7 +105,7 @@ def member_set_capabilities(
 @transaction.atomic
 def quota_update(*, quota: Quota, actor: User, values: dict[str, Any], context: AuditContext | None = None) -> None:
     """Save new limits (already validated by QuotaForm); the audit row keeps old and new."""
-    changed = _apply_changes(quota, values)
+    changed = apply_changes(quota, values)
     # A member created outside the portal may have no quota row yet: save even if unchanged.
     if not changed and quota.pk is not None:
         return
@@ -196,7 +196,7 @@ def notifications_mark_read(*, user: User) -> int:
     return Notification.objects.filter(user=user, read_at=None).update(read_at=timezone.now())
 
 
-def _apply_changes(instance: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
+def apply_changes(instance: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
     """Set ``values`` on ``instance``; returns the fields that changed as {field: [old, new]}."""
     changed = {}
     for field, value in values.items():
@@ -213,7 +213,7 @@ def site_policy_update(*, actor: User, values: dict[str, Any], context: AuditCon
     and new. The row is locked so two admins saving at once can't lose each other's change."""
     SitePolicy.current()  # make sure the row exists before locking it
     policy = SitePolicy.objects.select_for_update().get(pk=1)
-    changed = _apply_changes(policy, values)
+    changed = apply_changes(policy, values)
     if not changed:
         return policy
     policy.updated_by = actor
