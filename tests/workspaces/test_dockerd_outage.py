@@ -49,18 +49,30 @@ def _gone(pid: int) -> bool:
     return "\nState:\tZ" in status  # a dockerd this test started is our child until reaped
 
 
+# The environment of the dockerd this test stopped: the one it starts again gets it back, so
+# it keeps what scripts/test-setup.sh gave it (the NVIDIA hook stand-in on its PATH).
+_STOPPED_ENV: dict[str, str] = {}
+SETUP_PIDFILE = Path("/run/portal-test/dockerd.pid")  # scripts/test-setup.sh: "a dockerd we started"
+
+
 def _stop_dockerd() -> None:
     # Wait for the process itself to end: a new dockerd refuses to start beside its pid file.
     pid = int(PIDFILE.read_text())
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    _STOPPED_ENV.clear()
+    _STOPPED_ENV.update(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
     os.kill(pid, signal.SIGTERM)
     _wait(lambda: _gone(pid), 90, "dockerd to stop")
 
 
 def _start_dockerd() -> None:
-    # The same start as scripts/test-setup.sh.
+    # The same start as scripts/test-setup.sh, with the stopped dockerd's environment.
+    was_ours = SETUP_PIDFILE.exists()
     with open("/var/log/dockerd.log", "ab") as log:
-        subprocess.Popen([DOCKERD], stdout=log, stderr=log, start_new_session=True)
+        process = subprocess.Popen([DOCKERD], stdout=log, stderr=log, start_new_session=True, env=_STOPPED_ENV or None)
     _wait(_engine_answers, 60, "dockerd to answer again")
+    if was_ours:
+        SETUP_PIDFILE.write_text(f"{process.pid}\n")
 
 
 @pytest.fixture
