@@ -1,4 +1,5 @@
-"""rclone 1.60: remotes in a private config file, sync/copy with live progress, and one-way checks.
+"""rclone 1.60: remotes in a private config file, sync/copy with live progress, one-way checks,
+listings (lsjson) and space (about).
 
 Every location that reaches rclone is validated first: ``name:path`` for a configured remote
 (name ``^[a-z][a-z0-9_-]{0,31}$``) or an absolute local path; options smuggled as paths, ``..``,
@@ -19,6 +20,7 @@ import os
 import re
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -453,7 +455,7 @@ class TransferLog:
 
     def __init__(self, command: str) -> None:
         self.command = command
-        self.errors: list[str] = []
+        self.errors: deque[str] = deque(maxlen=100)  # a run with a million failures keeps the last
         self.last: Progress = progress_from_stats({})
 
     def feed(self, line: str) -> Progress | None:
@@ -530,6 +532,32 @@ def parse_lsjson(text: str) -> list[Entry]:
         Entry(path=item["Path"], size=int(item["Size"]), mod_time=item.get("ModTime", ""), is_dir=bool(item["IsDir"]))
         for item in json.loads(text)
     ]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What ``rclone about`` says of a remote's space, in bytes; None where the backend does not
+    tell (Drive adds trashed and other; local has neither)."""
+
+    total: int | None
+    used: int | None
+    free: int | None
+    trashed: int | None = None
+
+
+def about(location: str, *, config: str | None = None, timeout: float = _LIST_TIMEOUT) -> Usage:
+    """The space of the remote (or local filesystem) holding ``location``: Drive's quota, for one."""
+    argv = [RCLONE, "about", validate_location(location), "--json", "--use-json-log"]
+    result = run(argv, timeout=timeout, env=_env(config), check=False)
+    if result.returncode != 0:
+        raise _listing_error("about", result.returncode, result.stderr)
+    return parse_about(result.stdout)
+
+
+def parse_about(text: str) -> Usage:
+    """rclone about --json's object as a Usage."""
+    data = json.loads(text)
+    return Usage(*(None if data.get(key) is None else int(data[key]) for key in ("total", "used", "free", "trashed")))
 
 
 @dataclass(frozen=True)

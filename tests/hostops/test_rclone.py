@@ -412,6 +412,18 @@ def test_lsjson_lists_files_and_folders(source: Path) -> None:
         rclone.lsjson(str(source / "nope"))
 
 
+def test_about_gives_the_space_of_the_filesystem(source: Path) -> None:
+    usage = rclone.about(str(source))
+    statvfs = os.statvfs(source)
+    assert usage.total == statvfs.f_blocks * statvfs.f_frsize
+    assert usage.free is not None
+    assert usage.used is not None
+    assert 0 < usage.free <= usage.total
+    assert usage.trashed is None
+    with pytest.raises(NotFound, match=r"exit 3: .*Failed to about: about call failed: directory not found"):
+        rclone.about(str(source / "nope"))
+
+
 # --- parsers, on lines recorded from rclone 1.60 -------------------------------------------------
 
 # rclone copy /tmp/rcx/src /tmp/rcx/dst3 --use-json-log -v --stats=0.5s --stats-log-level=NOTICE --bwlimit=1M
@@ -503,6 +515,8 @@ MISSING_RUN = (
 USAGE_PLAIN = "Error: unknown flag: --bogus"
 # rclone check … --one-way --combined=- (stdout)
 COMBINED = "+ sub/c.txt\n* b.txt\n= a.bin\n"
+# rclone about /tmp/rcx/src --json
+ABOUT_LOCAL = '{\n\t"total": 270553174016,\n\t"used": 26948075520,\n\t"free": 81996218368\n}\n'
 # rclone lsjson --recursive (two of its entries)
 LSJSON = (
     '[\n{"Path":"a.bin","Name":"a.bin","Size":3000000,"MimeType":"application/octet-stream","ModTime":'
@@ -602,6 +616,11 @@ def test_the_combined_check_report_is_counted() -> None:
         ("broken.bin",),
     )
     assert rclone.parse_combined("= a\n= b\n").ok
+
+
+def test_about_output_is_parsed() -> None:
+    assert rclone.parse_about(ABOUT_LOCAL) == rclone.Usage(270553174016, 26948075520, 81996218368)
+    assert rclone.parse_about('{"total": 10, "used": 4, "trashed": 1, "other": 2, "free": 6}').trashed == 1
 
 
 def test_lsjson_output_is_parsed() -> None:
