@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 from hostops.errors import CommandFailed, CommandTimeout
 
@@ -105,3 +108,95 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+
+
+def run_streaming(
+    argv: Sequence[str],
+    on_line: Callable[[str, str], None],
+    *,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run ``argv`` without a shell and hand each output line to ``on_line(stream, line)`` as it
+    comes (stream is "stdout" or "stderr", the line without its newline); return the exit status.
+
+    Lines reach ``on_line`` in this thread, in the order they were read. ``env`` and stdin are as
+    in run(). Past ``timeout`` seconds the process group is killed and CommandTimeout raised;
+    an exception from ``on_line`` also kills the group, then propagates. A program that does not
+    exist raises CommandFailed (status 127).
+    """
+    args = _checked_argv(argv)
+    try:
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **env} if env is not None else None,
+            start_new_session=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+    except FileNotFoundError as exc:
+        raise CommandFailed(args, 127, "", f"{args[0]}: command not found") from exc
+    try:
+        _pump(proc, on_line, deadline=time.monotonic() + timeout)
+    except _Overdue as exc:
+        _kill_streaming(proc)
+        raise CommandTimeout(f"{args[0]} ran past {timeout:g}s and was killed") from exc
+    except BaseException:
+        _kill_streaming(proc)
+        raise
+    return proc.wait()
+
+
+def _kill_streaming(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL the group and reap the command; the reader threads (daemons) own the pipes and
+    end when they close, so nothing here reads them."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        proc.wait(timeout=_DRAIN_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class _Overdue(Exception):
+    """The deadline of run_streaming passed."""
+
+
+def _pump(proc: subprocess.Popen[str], on_line: Callable[[str, str], None], *, deadline: float) -> None:
+    """One reader thread per pipe feeds a queue; this thread delivers the lines until both pipes
+    close and the command has exited, or raises _Overdue at the deadline."""
+    lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
+    pipes = [(name, pipe) for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)) if pipe is not None]
+    for name, pipe in pipes:
+        threading.Thread(target=_read_lines, args=(name, pipe, lines), daemon=True).start()
+    open_pipes = len(pipes)
+    while open_pipes:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _Overdue
+        try:
+            name, line = lines.get(timeout=remaining)
+        except queue.Empty:
+            raise _Overdue from None
+        if line is None:
+            open_pipes -= 1
+        else:
+            on_line(name, line)
+    try:
+        proc.wait(timeout=max(deadline - time.monotonic(), 0.001))
+    except subprocess.TimeoutExpired:
+        raise _Overdue from None
+
+
+def _read_lines(name: str, pipe: IO[str], lines: queue.Queue[tuple[str, str | None]]) -> None:
+    """Put every line of ``pipe`` on the queue, then None once it closes."""
+    try:
+        for line in pipe:
+            lines.put((name, line.rstrip("\n")))
+    finally:
+        lines.put((name, None))

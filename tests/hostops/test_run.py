@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hostops.errors import CommandFailed, CommandTimeout
-from hostops.run import run
+from hostops.run import run, run_streaming
 
 
 def test_it_returns_the_output_and_status_of_a_successful_command() -> None:
@@ -105,3 +105,77 @@ def _dead(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return "State:\tZ" in status
+
+
+# --- run_streaming ----------------------------------------------------------------------------
+
+
+def test_streaming_hands_over_each_line_of_both_streams_and_returns_the_status() -> None:
+    seen: list[tuple[str, str]] = []
+    status = run_streaming(
+        ["sh", "-c", "echo one; echo two >&2; echo three; exit 4"],
+        lambda stream, line: seen.append((stream, line)),
+        timeout=10,
+    )
+    assert status == 4
+    assert [line for stream, line in seen if stream == "stdout"] == ["one", "three"]
+    assert [line for stream, line in seen if stream == "stderr"] == ["two"]
+
+
+def test_streaming_delivers_lines_while_the_command_still_runs() -> None:
+    arrivals: list[float] = []
+    started = time.monotonic()
+    run_streaming(
+        ["sh", "-c", "echo a; sleep 1; echo b"], lambda stream, line: arrivals.append(time.monotonic()), timeout=10
+    )
+    assert len(arrivals) == 2
+    assert arrivals[0] - started < 0.8 < arrivals[1] - started
+
+
+def test_streaming_passes_env_and_keeps_stdin_empty() -> None:
+    seen: list[str] = []
+    run_streaming(
+        ["sh", "-c", 'echo "$H4_VALUE"; cat'], lambda stream, line: seen.append(line), timeout=5, env={"H4_VALUE": "v"}
+    )
+    assert seen == ["v"]
+
+
+def test_streaming_copes_with_a_lot_of_output_on_both_streams() -> None:
+    counts = {"stdout": 0, "stderr": 0}
+
+    def count(stream: str, line: str) -> None:
+        counts[stream] += 1
+
+    assert run_streaming(["sh", "-c", "seq 1 100000; seq 1 100000 >&2"], count, timeout=30) == 0
+    assert counts == {"stdout": 100000, "stderr": 100000}
+
+
+def test_a_streaming_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    started = time.monotonic()
+    with pytest.raises(CommandTimeout, match=r"ran past 0\.5s"):
+        run_streaming(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"], lambda stream, line: None, timeout=0.5)
+    assert time.monotonic() - started < 5
+    assert _gone_or_zombie(int(pidfile.read_text()))
+
+
+def test_an_exception_in_on_line_kills_the_command_and_propagates(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+
+    def refuse(stream: str, line: str) -> None:
+        raise RuntimeError("enough")
+
+    with pytest.raises(RuntimeError, match="enough"):
+        run_streaming(["sh", "-c", f"echo $$ > {pidfile}; echo go; sleep 60"], refuse, timeout=30)
+    assert _gone_or_zombie(int(pidfile.read_text()))
+
+
+def test_streaming_a_missing_program_raises_command_failed_127() -> None:
+    with pytest.raises(CommandFailed) as excinfo:
+        run_streaming(["h4-no-such-program"], lambda stream, line: None, timeout=5)
+    assert excinfo.value.returncode == 127
+
+
+def test_streaming_refuses_a_string_argv() -> None:
+    with pytest.raises(TypeError, match="argv list"):
+        run_streaming("echo hi", lambda stream, line: None, timeout=5)  # type: ignore[arg-type]
