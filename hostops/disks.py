@@ -31,7 +31,6 @@ _TARGET = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 _NOT_DISKS = ("zram", "ram", "fd", "sr")  # RAM disks, floppies, optical drives
 _PARTITION_TABLES = {"gpt", "dos", "PMBR", "atari", "sun", "sgi", "bsd", "mac"}
 _TIMEOUTS = {"wipefs": 60, "mkfs.btrfs": 900, "mkdir": 30, "mount": 120, "btrfs": 120}
-_TB = 10**12
 
 
 class DiskRefused(HostOpsError):
@@ -267,7 +266,7 @@ def _left_out(disk: Disk, disks: Sequence[Disk], *, include_loop: bool) -> list[
     """None: not a candidate worth naming (loops, RAM disks, CD drives); []: usable; else why not."""
     if disk.type not in ("disk", "loop") or disk.name.startswith(_NOT_DISKS):
         return None
-    if disk.type == "loop" and not include_loop:
+    if disk.type == "loop" and not include_loop:  # snaps and images: not disks worth naming
         return None
     if disk.size == 0:
         return ["is empty (size 0)"]
@@ -388,7 +387,7 @@ def render(plan: Plan) -> str:
 def _summary(plan: Plan) -> str:
     if plan.profile == "none":
         return "No array: no free disk."
-    usable = f"{plan.usable_bytes / _TB:.1f} TB ({plan.usable_bytes / 2**40:.1f} TiB)"
+    usable = f"{plan.usable_bytes / 1e12:.1f} TB ({plan.usable_bytes / 2**40:.1f} TiB)"
     return f"btrfs {plan.profile} over {len(plan.devices)} disks, about {usable} usable"
 
 
@@ -417,8 +416,7 @@ def apply(
         raise DiskRefused(f"{', '.join(stray)} is not in the plan; confirm only its disks. Nothing was run.")
     _check_plan(plan)
     _recheck(plan, confirmed, list_disks())
-    if os.path.ismount(plan.mount_target):
-        raise DiskRefused(f"{plan.mount_target} is already a mount point; pick another target. Nothing was run.")
+    _check_target_free(plan.mount_target)
     for argv in plan.commands:
         _run_step(argv, on_output)
 
@@ -470,6 +468,14 @@ def _run_step(argv: list[str], on_output: Callable[[str], None]) -> None:
         raise DiskSetupFailed(f"`{command}` ran past its time and was killed; the rest did not run.") from exc
     for line in (result.stdout + result.stderr).splitlines():
         on_output(line)
+
+
+def _check_target_free(target: str) -> None:
+    """Mounting over a mount point or a folder with files would hide what is there."""
+    if os.path.ismount(target):
+        raise DiskRefused(f"{target} is a mount point already; pick another target. Nothing was run.")
+    if os.path.isdir(target) and any(os.scandir(target)):
+        raise DiskRefused(f"{target} is not empty: the new filesystem would hide its files. Nothing was run.")
 
 
 def _check_device(path: str) -> None:

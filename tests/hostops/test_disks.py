@@ -524,6 +524,25 @@ def test_apply_makes_one_raid10_filesystem_over_four_disks_and_the_layout(blank:
 
 
 @pytest.mark.loopdev
+@pytest.mark.parametrize("busy", ["not empty", "a mount point"])
+def test_apply_refuses_a_mount_target_in_use_and_runs_nothing(blank: list[str], tmp_path: Path, busy: str) -> None:
+    plan, out = _plan(blank[:4], tmp_path), []
+    (tmp_path / "mnt").mkdir()
+    if busy == "not empty":
+        (tmp_path / "mnt" / "data.txt").write_text("kept")
+    else:
+        run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(tmp_path / "mnt")], timeout=30)
+    try:
+        with pytest.raises(DiskRefused, match=f"{tmp_path}/mnt is {busy}"):
+            _apply(plan, plan.confirmation, out=out)
+    finally:
+        if busy == "a mount point":
+            run(["umount", str(tmp_path / "mnt")], timeout=30)
+    assert out == []
+    assert all(disk.signatures == () for disk in _mine(blank[:4]))
+
+
+@pytest.mark.loopdev
 def test_a_mounted_loop_disk_is_refused_with_where_it_is_mounted(blank: list[str], tmp_path: Path) -> None:
     _mkfs_ext4_mounted(blank[4], tmp_path / "old")
     plan = _plan(blank, tmp_path)
