@@ -551,6 +551,18 @@ def test_a_mounted_loop_disk_is_refused_with_where_it_is_mounted(blank: list[str
 
 
 @pytest.mark.loopdev
+def test_every_member_of_a_mounted_two_disk_btrfs_is_refused(blank: list[str], tmp_path: Path) -> None:
+    run(["mkfs.btrfs", "-q", "-d", "raid1", "-m", "raid1", blank[3], blank[4]], timeout=120)
+    (tmp_path / "old").mkdir()
+    run(["mount", blank[3], str(tmp_path / "old")], timeout=60)
+    plan = _plan(blank, tmp_path)
+    assert plan.devices == tuple(blank[:3])
+    assert plan.refused[blank[3]] == [f"mounted at {tmp_path / 'old'}"]
+    name = blank[3].removeprefix("/dev/")
+    assert plan.refused[blank[4]] == [f"member of the btrfs filesystem mounted at {tmp_path / 'old'} (with {name})"]
+
+
+@pytest.mark.loopdev
 def test_a_disk_mounted_after_the_plan_stays_refused_even_confirmed(blank: list[str], tmp_path: Path) -> None:
     run(["mkfs.ext4", "-q", "-F", blank[4]], timeout=60)
     plan = _plan(blank, tmp_path)
