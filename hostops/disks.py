@@ -193,9 +193,7 @@ def _hard_reasons(disk: Disk, among: Sequence[Disk]) -> list[str]:
                 reasons.append(f"{where}mounted at {point}")
         if part is not disk and part.type != "part":
             reasons.append(f"held by {part.name} ({part.type}): an active RAID, LVM or encrypted volume")
-    mounted_member = _mounted_btrfs_member(disk, among)
-    if mounted_member:
-        reasons.append(mounted_member)
+    reasons += _mounted_btrfs_member(disk, among)
     if disk.read_only:
         reasons.append("is read-only")
     for part in _walk(disk):
@@ -204,14 +202,15 @@ def _hard_reasons(disk: Disk, among: Sequence[Disk]) -> list[str]:
     return reasons
 
 
-def _mounted_btrfs_member(disk: Disk, among: Sequence[Disk]) -> str:
+def _mounted_btrfs_member(disk: Disk, among: Sequence[Disk]) -> list[str]:
     """The kernel lists a multi-device btrfs's mount on one member only; the others share its UUID."""
-    if disk.fstype != "btrfs" or not disk.uuid or disk.mountpoints:
-        return ""
-    for other in among:
-        if other.path != disk.path and other.uuid == disk.uuid and other.mountpoints:
-            return f"member of the btrfs filesystem mounted at {other.mountpoints[0]} (with {other.name})"
-    return ""
+    members = [part for part in _walk(disk) if part.fstype == "btrfs" and part.uuid and not part.mountpoints]
+    for part in members:
+        for other in (other for top in among for other in _walk(top)):
+            if other.path != part.path and other.uuid == part.uuid and other.mountpoints:
+                where = "" if part is disk else f"{part.name} "
+                return [f"{where}member of the btrfs filesystem mounted at {other.mountpoints[0]} (with {other.name})"]
+    return []
 
 
 def _signature_reasons(disk: Disk) -> list[str]:

@@ -163,6 +163,15 @@ def test_a_member_of_a_mounted_btrfs_without_its_own_mountpoint_is_in_use() -> N
     assert not any("member" in reason for reason in hd.in_use(disks[2]))
 
 
+def test_a_partition_in_a_mounted_btrfs_makes_its_disk_in_use() -> None:
+    same = "a4a1b7de-0f3c-4a55-9d33-6d1f0c35e1aa"
+    mounted = {**_part("sda1", TB8, "/srv", "btrfs", "sda"), "uuid": same}
+    member = {**_part("sdb1", TB8, None, "btrfs", "sdb"), "uuid": same}
+    disks = server(_hdd("sda", children=[mounted]), _hdd("sdb", children=[member]))
+    assert "sdb1 member of the btrfs filesystem mounted at /srv (with sda1)" in hd.in_use(disks[2], disks)
+    assert hd.propose(disks).refused["/dev/sdb"] == ["sdb1 member of the btrfs filesystem mounted at /srv (with sda1)"]
+
+
 # --- the proposal -------------------------------------------------------------------------
 
 
