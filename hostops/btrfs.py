@@ -228,15 +228,23 @@ def qgroup_limit(path: str, size: int | None, *, exclusive: bool = False) -> Non
     inside that subvolume (the change itself needs space there), so it is asked from the parent
     folder where that is on the same mount."""
     checked_path(path)
-    if size is not None and (not isinstance(size, int) or size <= 0):
+    if size is not None and (type(size) is not int or size <= 0):
         raise ValueError(f"a quota limit is a positive number of bytes, not {size!r}")
     qgroupid = f"0/{subvolume_show(path).id}"
     args = ["qgroup", "limit", *(["-e"] if exclusive else []), "--", "none" if size is None else str(size), qgroupid]
     parent = os.path.dirname(path.rstrip("/")) or "/"
-    if path.rstrip("/") and not _is_mount_point(path) and is_btrfs(parent):
+    if path.rstrip("/") and not _is_mount_point(path):  # then the parent is on the same filesystem
         _btrfs([*args, parent], path=path)
     else:
-        _btrfs([*args, path], path=path)
+        try:
+            _btrfs([*args, path], path=path)
+        except HostOpsError as exc:
+            if "quota exceeded" not in str(exc).lower():
+                raise
+            raise HostOpsError(
+                f"btrfs refuses to change the limit of {path} from inside it while it is over that limit: "
+                f"run btrfs qgroup limit {args[-2]} {qgroupid} on a folder of the same filesystem outside it"
+            ) from exc
 
 
 def _is_mount_point(path: str) -> bool:
@@ -369,7 +377,7 @@ def mount(device: str, target: str, options: Sequence[str] = ()) -> None:
     checked_path(device)
     checked_path(target)
     for option in options:
-        if not _OPTION.fullmatch(option):
+        if not _OPTION.fullmatch(option) or ".." in option.split("/"):
             raise ValueError(f"{option!r} is not a mount option")
     argv = ["mount", "-t", "btrfs", *(["-o", ",".join(options)] if options else []), "--", device, target]
     result = run(argv, timeout=_TIMEOUT, check=False, env=_ENV)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hostops import btrfs
-from hostops.errors import DeviceMissing, HostOpsError, NotBtrfs, NotFound, NotSubvolume, QuotasDisabled
+from hostops.errors import CommandTimeout, DeviceMissing, HostOpsError, NotBtrfs, NotFound, NotSubvolume, QuotasDisabled
 from hostops.run import run
 
 MIB = 1024 * 1024
@@ -202,17 +202,38 @@ def test_a_rescan_started_without_waiting_can_be_followed_to_its_end(fs: LoopFs)
 
 
 @pytest.mark.loopdev
+def test_a_rescan_past_its_timeout_raises_and_leaves_no_command_behind(fs: LoopFs) -> None:
+    with pytest.raises(CommandTimeout, match="goes on in the kernel"):
+        btrfs.quota_rescan(fs.mount, wait=True, timeout=0.001)
+    deadline = time.monotonic() + 60
+    while btrfs.quota_rescan_status(fs.mount).running:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+@pytest.mark.loopdev
 def test_a_limit_stops_writes_with_edquot_and_removing_it_lets_them_through(fs: LoopFs, home: str) -> None:
     btrfs.qgroup_limit(home, 8 * MIB)
     assert qgroup_of(fs.mount, home).max_referenced == 8 * MIB
     with pytest.raises(OSError, match="Disk quota exceeded") as excinfo:
         write_random(os.path.join(home, "big"), 16 * MIB)
     assert excinfo.value.errno == errno.EDQUOT
-    # The subvolume is at its limit now, where btrfs refuses a change asked from inside it.
     btrfs.qgroup_limit(home, None)
     assert qgroup_of(fs.mount, home).max_referenced is None
     write_random(os.path.join(home, "big"), 16 * MIB)
     assert qgroup_of(fs.mount, home).referenced >= 16 * MIB
+
+
+@pytest.mark.loopdev
+def test_the_limit_of_a_subvolume_over_it_can_still_be_removed(fs: LoopFs, home: str) -> None:
+    write_random(os.path.join(home, "old"), 16 * MIB)
+    btrfs.qgroup_limit(home, 8 * MIB)  # the admin lowers it below what is stored
+    with pytest.raises(OSError, match="Disk quota exceeded"):
+        write_random(os.path.join(home, "new"), MIB)
+    # btrfs refuses this change when asked from inside the over-limit subvolume.
+    btrfs.qgroup_limit(home, None)
+    write_random(os.path.join(home, "new"), MIB)
+    assert qgroup_of(fs.mount, home).max_referenced is None
 
 
 @pytest.mark.loopdev
@@ -288,6 +309,13 @@ def test_a_foreground_scrub_finishes_with_bytes_scrubbed_and_no_errors(fs: LoopF
     assert status.started is not None
     assert abs(status.started.timestamp() - time.time()) < 300
     assert btrfs.scrub_cancel(fs.mount) is False  # nothing running
+
+
+@pytest.mark.loopdev
+def test_a_foreground_scrub_past_its_timeout_is_cancelled(fs: LoopFs) -> None:
+    with pytest.raises(CommandTimeout):
+        btrfs.scrub_start_foreground(fs.mount, timeout=0.001)
+    assert btrfs.scrub_status(fs.mount).running is False
 
 
 @pytest.mark.loopdev
@@ -386,7 +414,7 @@ def test_a_bad_path_is_refused_before_any_command_runs(
     assert ran == []
 
 
-@pytest.mark.parametrize("option", ["-o", "subvol=/a b", "ro\n", "x;y", ""])
+@pytest.mark.parametrize("option", ["-o", "subvol=/a b", "subvol=/../etc", "ro\n", "x;y", ""])
 def test_a_bad_mount_option_is_refused(option: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(btrfs, "run", lambda argv, **kwargs: pytest.fail(f"ran {argv}"))
     with pytest.raises(ValueError, match="not a mount option"):
