@@ -100,7 +100,7 @@ def _error(result: RunResult, path: str) -> HostOpsError:
     said = " ".join(line.strip() for line in result.stderr.strip().splitlines()[-2:]) or result.stdout.strip()[-300:]
     lower = said.lower()
     what = " ".join(result.argv[1:3])
-    if "quotas not enabled" in lower or "transport endpoint is not connected" in lower:
+    if re.search(r"quotas? not enabled|transport endpoint is not connected", lower):  # ENOTCONN: quotas off
         return QuotasDisabled(f"quotas are off on {path}: enable them with btrfs quota enable {path}")
     if "not a btrfs filesystem" in lower or "not a valid btrfs" in lower or "no btrfs on" in lower:
         return NotBtrfs(f"{path} is not on a BTRFS filesystem")

@@ -250,9 +250,13 @@ def test_the_qgroup_of_a_deleted_subvolume_is_stale_until_cleared(fs: LoopFs) ->
 
 
 @pytest.mark.loopdev
-def test_qgroups_with_quotas_off_are_refused_as_quotas_disabled(raid1: LoopFs) -> None:
+@pytest.mark.parametrize(
+    "call",
+    [btrfs.qgroup_show, lambda mount: btrfs.qgroup_limit(mount, MIB), btrfs.quota_rescan, btrfs.qgroup_clear_stale],
+)
+def test_qgroups_with_quotas_off_are_refused_as_quotas_disabled(call: Callable[[str], object], raid1: LoopFs) -> None:
     with pytest.raises(QuotasDisabled, match=r"quotas are off on .*: enable them with btrfs quota enable"):
-        btrfs.qgroup_show(raid1.mount)
+        call(raid1.mount)
 
 
 # --- filesystem, devices, scrub --------------------------------------------------------------
@@ -365,8 +369,18 @@ def test_a_path_on_another_filesystem_is_not_btrfs(where: str, tmp_path: Path) -
         btrfs.subvolume_create(os.path.join(folder, "h4-new"))
     with pytest.raises(NotBtrfs):
         btrfs.filesystem_usage(folder)
-    with pytest.raises(NotBtrfs):
-        btrfs.scrub_status(folder)
+    for call in (
+        btrfs.scrub_status,
+        btrfs.scrub_start,
+        btrfs.scrub_cancel,
+        btrfs.quota_enable,
+        btrfs.quota_rescan_status,
+        btrfs.device_stats,
+        btrfs.subvolume_list,
+        btrfs.subvolume_show,
+    ):
+        with pytest.raises(NotBtrfs, match=r"is not on a BTRFS filesystem"):
+            call(folder)
 
 
 def test_a_missing_path_is_not_found(tmp_path: Path) -> None:
