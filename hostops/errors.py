@@ -55,3 +55,19 @@ class CommandTimeout(HostOpsTransient):
 class NvmlUnavailable(HostOpsError):
     """NVML could not be read: the bindings or the driver are missing, or NVML failed. The
     message says which, in words for an admin."""
+
+
+class NotBtrfs(HostOpsError):
+    """The path is not on a BTRFS filesystem (or the device holds none)."""
+
+
+class NotSubvolume(HostOpsError):
+    """The path is on BTRFS but is an ordinary folder, not a subvolume."""
+
+
+class QuotasDisabled(HostOpsError):
+    """Quotas (qgroups) are off on the filesystem; ``btrfs quota enable`` turns them on."""
+
+
+class DeviceMissing(HostOpsError):
+    """A device of a multi-device BTRFS filesystem is absent (failed disk, unplugged, not scanned)."""
