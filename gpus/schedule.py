@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from django.utils import timezone
@@ -44,9 +44,9 @@ def host_gpus(host: Host) -> list[GPU]:
     return list(GPU.objects.bookable().filter(host=host).order_by("index"))
 
 
-def local_iso(moment: datetime) -> str:
+def local_iso(moment: datetime, tz: tzinfo | None = None) -> str:
     """ISO 8601 with the team's offset at that moment (+01:00 in a Berlin winter)."""
-    return moment.astimezone(timezone.get_current_timezone()).isoformat()
+    return moment.astimezone(tz or timezone.get_current_timezone()).isoformat()
 
 
 def parse_moment(raw: object, what: str) -> datetime:
@@ -125,16 +125,17 @@ def calendar_bookings(host: Host, start: datetime, end: datetime) -> list[Entry]
 
 def booking_events(bookings: Iterable[Entry], viewer: User, *, now: datetime | None = None) -> list[dict[str, Any]]:
     now = now or timezone.now()
-    return [event for booking in bookings for event in _events_of(booking, viewer, now)]
+    tz = timezone.get_current_timezone()
+    return [event for booking in bookings for event in _events_of(booking, viewer, now, tz)]
 
 
-def _events_of(booking: Entry, viewer: User, now: datetime) -> list[dict[str, Any]]:
+def _events_of(booking: Entry, viewer: User, now: datetime, tz: tzinfo) -> list[dict[str, Any]]:
     """One event per booked GPU; they share a groupId, so dragging one moves them all."""
     own = booking.user_id == viewer.pk
     may_change = (own or viewer.is_staff) and booking.holds
     started = booking.start <= now
     gpus = booking.gpus
-    start, end = local_iso(booking.start), local_iso(booking.end)
+    start, end = local_iso(booking.start, tz), local_iso(booking.end, tz)
     classes = ["gpu-ev", "gpu-ev-own" if own else "gpu-ev-other", f"gpu-ev-{booking.state}"]
     if booking.shared:
         classes.append("gpu-ev-shared")
@@ -149,7 +150,7 @@ def _events_of(booking: Entry, viewer: User, now: datetime) -> list[dict[str, An
         "state": booking.state,
         # The minute tick marks a booking active; from its start it is under way all the same.
         "stateLabel": Booking.State.ACTIVE.label if booking.holds and started else booking.state_label,
-        "span": span_text(booking.start, booking.end),
+        "span": span_text(booking.start, booking.end, tz),
         "hours": hours_text(booking.end - booking.start),
         # Another member's note is theirs; the calendar shows everyone only who holds what.
         "note": booking.note if (own or viewer.is_staff) else "",

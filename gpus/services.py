@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from django.contrib.postgres.fields import RangeBoundary
@@ -63,15 +63,18 @@ class BookingDenied(BookingError):
 # --- time --------------------------------------------------------------------------------
 
 
-def when(moment: datetime) -> str:
-    """A moment in the team's time zone, as the pages write it: "Tue 3 Dec 14:30"."""
-    local = timezone.localtime(moment)
+def when(moment: datetime, tz: tzinfo | None = None) -> str:
+    """A moment in the team's time zone (or ``tz``), as the pages write it: "Tue 3 Dec 14:30"."""
+    local = moment.astimezone(tz or timezone.get_current_timezone())
     return f"{local:%a} {local.day} {local:%b %H:%M}"
 
 
-def span_text(start: datetime, end: datetime) -> str:
-    a, b = timezone.localtime(start), timezone.localtime(end)
-    return f"{when(start)}\u2013{b:%H:%M}" if a.date() == b.date() else f"{when(start)} \u2013 {when(end)}"
+def span_text(start: datetime, end: datetime, tz: tzinfo | None = None) -> str:
+    """``[start, end)`` as the pages write it. A caller formatting many passes ``tz``, read
+    once: looking up the current time zone is what costs, not the formatting."""
+    tz = tz or timezone.get_current_timezone()
+    a, b = start.astimezone(tz), end.astimezone(tz)
+    return f"{when(a, tz)}\u2013{b:%H:%M}" if a.date() == b.date() else f"{when(a, tz)} \u2013 {when(b, tz)}"
 
 
 def hours_text(delta: timedelta) -> str:
