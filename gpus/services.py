@@ -344,18 +344,24 @@ def _lock_gpus(gpus: Iterable[GPU]) -> None:
 
 
 def _insert_rows(booking: Booking, gpus: Sequence[GPU]) -> None:
-    rows = [
-        BookingGPU(booking=booking, gpu=gpu, start=booking.start, end=booking.end, shared=booking.shared)
-        for gpu in gpus
-    ]
-    try:
-        with transaction.atomic():
-            BookingGPU.objects.bulk_create(rows)
-    except IntegrityError:
-        blocking = _holders([gpu.pk for gpu in gpus], Span(booking.start, booking.end), excluding=booking)
-        raise (
-            _conflict(blocking[0]) if blocking else BookingConflict("That slot was just taken.", conflicting=None)
-        ) from None
+    """The booking's GPU rows. An IntegrityError here (the exclusion constraint refused a
+    hold another writer took) ends the whole transaction; booking_create explains it after
+    the rollback, so no savepoint is needed on the way."""
+    BookingGPU.objects.bulk_create(
+        [
+            BookingGPU(booking=booking, gpu=gpu, start=booking.start, end=booking.end, shared=booking.shared)
+            for gpu in gpus
+        ]
+    )
+
+
+def _raced(gpus: Sequence[GPU], span: Span) -> BookingRaced:
+    """What took the GPUs between the check and the insert (read after the rollback)."""
+    blocking = _holders([gpu.pk for gpu in gpus], span)
+    if not blocking:
+        return BookingRaced("That slot was just taken; try again.", conflicting=None)
+    other = _conflict(blocking[0])
+    return BookingRaced(str(other), conflicting=other.conflicting)
 
 
 def _staff_override(actor: User | None, override: bool) -> bool:
@@ -411,9 +417,12 @@ def booking_create(
     for attempt in range(RACE_RETRIES):
         try:
             return _create(policy, user, host, host_gpus, span, count, wanted, shared, note, actor, context, override)
-        except BookingRaced:
+        except IntegrityError:
+            # Another writer's hold won (the service's own requests take turns on the GPUs'
+            # row locks, so this is a write from outside it): a request for any free GPUs
+            # picks again; one for named GPUs is told who holds them.
             if wanted or attempt == RACE_RETRIES - 1:
-                raise
+                raise _raced(wanted or host_gpus, span) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -240,3 +240,21 @@ def test_a_started_booking_moves_only_its_end(alice: User, host: Host, gpus: lis
     with pytest.raises(BookingError) as final:
         booking_extend(booking=released, minutes=30, actor=alice)
     assert final.value.rule == "final"
+
+
+def test_a_hold_that_slips_past_the_check_is_refused_by_the_constraint_and_named(
+    alice: User, bob: User, host: Host, gpus: list[GPU], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As if another writer took GPU 0 between the service's check and its insert: the
+    exclusion constraint refuses the insert, nothing of the request is left, and the member
+    is told whose booking won."""
+    from gpus import services
+
+    theirs = book(bob, host, gpu_indexes=[0])
+    monkeypatch.setattr(services, "_rows_by_gpu", lambda gpus, span, excluding: {g.pk: [] for g in gpus})
+    with pytest.raises(services.BookingRaced) as refused:
+        book(alice, host, gpu_indexes=[0])
+    assert refused.value.conflicting == theirs
+    assert "bob" in str(refused.value)
+    assert list(Booking.objects.values_list("user__username", flat=True)) == ["bob"]
+    assert not AuditEvent.objects.filter(action="booking.create", actor=alice).exists()
