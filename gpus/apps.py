@@ -5,3 +5,6 @@ from django.apps import AppConfig
 
 class GpusConfig(AppConfig):
     name = "gpus"
+
+    def ready(self) -> None:
+        from gpus import signals  # noqa: F401  (connects the worker-start inventory read)

@@ -207,3 +207,16 @@ def test_each_hosts_variable_is_read_by_host_name() -> None:
     code = "from django.conf import settings as s; print(repr(s.GPU_INVENTORY), s.GPU_INVENTORY_HOSTS)"
     result = _manage("shell", "--no-imports", "-c", code, env=env)
     assert result.stdout.strip() == "'0:RTX 5080:16G' {'gpu-2': '0:A100:80G'}", result.stderr
+
+
+def test_a_starting_worker_reads_the_gpus_of_the_hosts_it_serves(settings, db: None) -> None:  # type: ignore[no-untyped-def]
+    from gpus.models import GPU as GpuRow
+    from gpus.signals import refresh_hosts_of
+    from portal.models import Host as HostRow
+
+    settings.GPU_INVENTORY = "0:RTX 5080:16G"
+    local = HostRow.local()
+    other = HostRow.objects.create(name="gpu2", queue="host.gpu2")
+    assert refresh_hosts_of({"portal", "host.local"}) == ["local"]
+    assert list(GpuRow.objects.filter(host=local).values_list("index", "name")) == [(0, "RTX 5080")]
+    assert not GpuRow.objects.filter(host=other).exists()
