@@ -73,10 +73,24 @@ def _execute(
     env: Mapping[str, str] | None,
 ) -> tuple[int, str, str]:
     """Start the command in its own session (so its group can be killed) and collect its output."""
+    proc = _start(args, piped_stdin=input is not None, env=env)
     try:
-        proc = subprocess.Popen(
+        stdout, stderr = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        _kill_group(proc)
+        raise CommandTimeout(f"{args[0]} ran past {timeout:g}s and was killed") from exc
+    except BaseException:  # KeyboardInterrupt, SystemExit: never leave the command running
+        _kill_group(proc)
+        raise
+    return proc.returncode, stdout, stderr
+
+
+def _start(args: list[str], *, piped_stdin: bool, env: Mapping[str, str] | None) -> subprocess.Popen[str]:
+    """Start the command without a shell, in its own session (so its group can be killed)."""
+    try:
+        return subprocess.Popen(
             args,
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdin=subprocess.PIPE if piped_stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, **env} if env is not None else None,
@@ -87,15 +101,6 @@ def _execute(
         )
     except FileNotFoundError as exc:
         raise CommandFailed(args, 127, "", f"{args[0]}: command not found") from exc
-    try:
-        stdout, stderr = proc.communicate(input, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        _kill_group(proc)
-        raise CommandTimeout(f"{args[0]} ran past {timeout:g}s and was killed") from exc
-    except BaseException:  # KeyboardInterrupt, SystemExit: never leave the command running
-        _kill_group(proc)
-        raise
-    return proc.returncode, stdout, stderr
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
@@ -126,20 +131,7 @@ def run_streaming(
     exist raises CommandFailed (status 127).
     """
     args = _checked_argv(argv)
-    try:
-        proc = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**os.environ, **env} if env is not None else None,
-            start_new_session=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-        )
-    except FileNotFoundError as exc:
-        raise CommandFailed(args, 127, "", f"{args[0]}: command not found") from exc
+    proc = _start(args, piped_stdin=False, env=env)
     try:
         _pump(proc, on_line, deadline=time.monotonic() + timeout)
     except _Overdue as exc:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 from importlib import import_module
-from typing import Any
+from typing import Any, TypeVar
 
 from allauth.account.models import EmailAddress
 from celery import current_app
 from django.conf import settings
 from django.contrib.sessions.models import Session
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from portal.audit import AuditContext, audit_record
@@ -207,17 +207,28 @@ def apply_changes(instance: Any, values: dict[str, Any]) -> dict[str, list[Any]]
     return changed
 
 
+P = TypeVar("P", bound=models.Model)
+
+
 @transaction.atomic
-def site_policy_update(*, actor: User, values: dict[str, Any], context: AuditContext | None = None) -> SitePolicy:
-    """Save team-wide policies (already validated by IdlePolicyForm); the audit row keeps old
-    and new. The row is locked so two admins saving at once can't lose each other's change."""
-    SitePolicy.current()  # make sure the row exists before locking it
-    policy = SitePolicy.objects.select_for_update().get(pk=1)
+def policy_row_update(
+    model: type[P], *, action: str, actor: User, values: dict[str, Any], context: AuditContext | None = None
+) -> P:
+    """Save a single-row policy (pk 1, with ``current()`` and ``updated_by``) from values a
+    form has validated; the audit row keeps old and new. The row is locked, so two admins
+    saving at once can't lose each other's change; nothing is written when nothing changed."""
+    model.current()  # type: ignore[attr-defined]  # make sure the row exists before locking it
+    policy = model._default_manager.select_for_update().get(pk=1)
     changed = apply_changes(policy, values)
     if not changed:
         return policy
-    policy.updated_by = actor
+    policy.updated_by = actor  # type: ignore[attr-defined]
     policy.full_clean()
     policy.save()
-    audit_record(action="policy.update", actor=actor, target=policy, context=context, changes=changed)
+    audit_record(action=action, actor=actor, target=policy, context=context, changes=changed)
     return policy
+
+
+def site_policy_update(*, actor: User, values: dict[str, Any], context: AuditContext | None = None) -> SitePolicy:
+    """Save team-wide policies (already validated by IdlePolicyForm)."""
+    return policy_row_update(SitePolicy, action="policy.update", actor=actor, values=values, context=context)
