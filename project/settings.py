@@ -170,6 +170,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "portal"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Task modules beside each app's tasks.py (autodiscovered), one per area of the storage app.
+CELERY_IMPORTS = ["storage.scrub_tasks", "storage.ingestion_tasks", "storage.disk_tasks"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The one place periodic work is declared (django-celery-beat copies it into the database).
 CELERY_BEAT_SCHEDULE = {
@@ -188,6 +190,9 @@ CELERY_BEAT_SCHEDULE = {
     "gpus-inventory": {"task": "gpus.tasks.gpu_inventory_fanout_task", "schedule": 600.0},
     "gpus-samples": {"task": "gpus.tasks.gpu_sample_fanout_task", "schedule": 60.0},
     "gpus-prune-samples": {"task": "gpus.tasks.gpu_sample_prune_task", "schedule": crontab(minute=47, hour=3)},
+    # Storage (storage/tasks.py): members' usage from the qgroups, limits applied, warnings sent.
+    # The monthly scrub and each ingestion job are rows admins edit (storage/schedules.py).
+    "storage-usage": {"task": "storage.tasks.storage_usage_task", "schedule": 600.0},
 }
 
 # --- login ----------------------------------------------------------------------------
@@ -346,14 +351,14 @@ PORTAL_DASHBOARD_CARDS = [
     "workspaces.cards.dashboard_card",
     "gpus.cards.gpu_card",
     "portal.cards.recent_jobs_card",
-    "portal.cards.storage_card",
+    "storage.cards.storage_card",
     "portal.cards.limits_card",
     "portal.cards.team_services_card",
 ]
 # Columns of the members list: each function takes the page's members, one query for all.
-PORTAL_MEMBER_COLUMNS = ["workspaces.cards.member_column"]
+PORTAL_MEMBER_COLUMNS = ["workspaces.cards.member_column", "storage.cards.member_column"]
 # Sections of a member's page (below the core's own): function(request, member) -> Panel.
-PORTAL_MEMBER_SECTIONS = ["workspaces.cards.member_section"]
+PORTAL_MEMBER_SECTIONS = ["workspaces.cards.member_section", "storage.cards.member_section"]
 # Sections of the Policies page (below the core's idle policy): function(request) -> Panel.
 PORTAL_POLICY_SECTIONS = ["gpus.cards.policy_section"]
 # Main menu: (label, URL name, "member" or "staff", prefix of the view names it covers).
@@ -367,7 +372,29 @@ PORTAL_NAVIGATION = [
     ("Audit log", "audit-list", "staff", "audit-"),
     ("Policies", "site-policies", "staff", "site-policies"),
     ("GPUs", "gpus:admin-gpus", "staff", "gpus:admin"),
+    ("Storage", "storage:overview", "staff", "storage:"),
 ]
+
+# --- storage (storage/) -------------------------------------------------------------------
+# The root of the server's storage: on BTRFS (the RAID10 of the data disks) each member's home
+# and scratch become subvolumes under homes/ and scratch/, with a qgroup for usage and limits;
+# datasets/ (read-only in workspaces) and portal/ (the portal's own data) are subvolumes too.
+# Anywhere else (make run) they are plain folders and usage is not measured.
+STORAGE_ROOT = env_str("STORAGE_ROOT", "/srv").rstrip("/") or "/"
+if not STORAGE_ROOT.startswith("/") or STORAGE_ROOT == "/":
+    raise ImproperlyConfigured(f"STORAGE_ROOT must be an absolute directory below /, got {STORAGE_ROOT!r}")
+# Hard limits warn at this share of the limit, before a write fails.
+STORAGE_HARD_WARN_PERCENT = 90
+# Every pass over the qgroups, and how long one command may take before it is given up.
+STORAGE_USAGE_SECONDS = 600
+STORAGE_COMMAND_TIMEOUT = env_int("STORAGE_COMMAND_TIMEOUT", 300, minimum=10)
+# rclone remotes for data ingestion (and backups): a JSON list of {"name", "type", "options",
+# "secret_file"}; credentials are read from each secret_file, never from here.
+RCLONE_REMOTES_JSON = env_str("RCLONE_REMOTES", "[]")  # read by storage.remotes, which checks it
+# Where the worker writes rclone.conf (mode 0600, rewritten from the secret files).
+RCLONE_CONFIG_DIR = env_str("RCLONE_CONFIG_DIR", str(BASE_DIR / "var" / "rclone"))
+# The nightly backup's start (issue: ingestion must be done by then; an alert says otherwise).
+BACKUP_START_HOUR = env_int("BACKUP_START_HOUR", 6, minimum=0)
 
 # --- workspaces (workspaces/) -------------------------------------------------------------
 # Which GPUs a workspace may hold, asked when its container is built: the GPU booking's
@@ -379,10 +406,15 @@ WORKSPACE_IMAGE = env_str("WORKSPACE_IMAGE", "portal/workspace:latest")
 WORKSPACE_IMAGE_BUILD_HINT = env_str("WORKSPACE_IMAGE_BUILD_HINT", "")
 WORKSPACE_SSH_PORT_BASE = env_int("WORKSPACE_SSH_PORT_BASE", 2222, minimum=1024)
 WORKSPACE_SSH_PORT_MAX = env_int("WORKSPACE_SSH_PORT_MAX", 2999, minimum=1024)
-# Host paths mounted into containers; members' names are appended, nothing else ever is.
-WORKSPACE_HOME_ROOT = env_str("WORKSPACE_HOME_ROOT", "/srv/homes")
-WORKSPACE_SCRATCH_ROOT = env_str("WORKSPACE_SCRATCH_ROOT", "/srv/scratch")
-WORKSPACE_DATASETS_PATH = env_str("WORKSPACE_DATASETS_PATH", "/srv/datasets")
+# Host paths mounted into containers; members' names are appended, nothing else ever is. They
+# are the storage root's homes/, scratch/ and datasets/ (storage/layout.py) unless set apart.
+WORKSPACE_HOME_ROOT = env_str("WORKSPACE_HOME_ROOT", f"{STORAGE_ROOT}/homes")
+WORKSPACE_SCRATCH_ROOT = env_str("WORKSPACE_SCRATCH_ROOT", f"{STORAGE_ROOT}/scratch")
+WORKSPACE_DATASETS_PATH = env_str("WORKSPACE_DATASETS_PATH", f"{STORAGE_ROOT}/datasets")
+# Called on the worker before a workspace's folders are made, and when a workspace is removed
+# with its data: the storage app makes (or deletes) the member's subvolumes. Empty: plain folders.
+WORKSPACE_STORAGE_PREPARE = "storage.layout.prepare_member"
+WORKSPACE_STORAGE_DELETE = "storage.layout.delete_member_data"
 # Each member's containers get a bridge network of their own ("<prefix>-<username>"), so no
 # member's container can reach another's code-server or Jupyter; Traefik and guacd (containers
 # labelled portal.proxy=true) are joined to each one. Subnets are cut from this pool.

@@ -14,6 +14,7 @@ urlpatterns = [
     path("gate/start/", gate_views.gate_start, name="gate-start"),
     path("workspaces/", include("workspaces.urls")),
     path("gpus/", include("gpus.urls")),
+    path("storage/", include("storage.urls")),
     path("django-admin/", admin.site.urls),
     path("", include("portal.urls")),
 ]

@@ -1,0 +1,3 @@
+"""Celery tasks of the storage app's scrub area."""
+
+from __future__ import annotations
