@@ -247,6 +247,69 @@ def qgroup_limit(path: str, size: int | None, *, exclusive: bool = False) -> Non
             ) from exc
 
 
+_GROUP_ID = re.compile(r"[1-7]/[0-9]{1,15}")  # a qgroup above the subvolumes' level 0
+
+
+def _group_id(qgroupid: str) -> str:
+    if not isinstance(qgroupid, str) or not _GROUP_ID.fullmatch(qgroupid):
+        raise ValueError(f"{qgroupid!r} is not the id of a qgroup of level 1 or more (like 1/1000)")
+    return qgroupid
+
+
+def subvolume_qgroup(path: str) -> str:
+    """The level-0 qgroup of the subvolume at ``path`` ("0/<subvolume id>")."""
+    return f"0/{subvolume_show(path).id}"
+
+
+def qgroup_ensure_group(mount: str, qgroupid: str) -> bool:
+    """A qgroup ``qgroupid`` (level 1 or more: a group of subvolumes) on the filesystem of
+    ``mount``; True if it was made, False if it was there."""
+    args = ["qgroup", "create", _group_id(qgroupid), checked_path(mount)]
+    result = _btrfs(args, path=mount, ok=(0, 1))
+    if result.returncode == 0:
+        return True
+    if "file exists" in result.stderr.lower():
+        return False
+    raise _error(result, mount)
+
+
+def qgroup_ensure_member(mount: str, child: str, parent: str) -> bool:
+    """``child`` (a subvolume's "0/<id>") counted in group ``parent``; True if newly assigned.
+    btrfs-progs rescans when the assignment leaves the numbers inconsistent, so the group's
+    usage includes what the subvolume already held."""
+    if not re.fullmatch(r"0/[0-9]{1,15}", child):
+        raise ValueError(f"{child!r} is not a subvolume's qgroup (like 0/257)")
+    result = _btrfs(["qgroup", "assign", child, _group_id(parent), checked_path(mount)], path=mount, ok=(0, 1))
+    if result.returncode == 0:
+        return True
+    if "file exists" in result.stderr.lower():
+        return False
+    raise _error(result, mount)
+
+
+def qgroup_destroy_group(mount: str, qgroupid: str) -> bool:
+    """Remove group ``qgroupid``; False if there was none. Refused (HostOpsError) while
+    subvolumes are still assigned to it."""
+    result = _btrfs(["qgroup", "destroy", _group_id(qgroupid), checked_path(mount)], path=mount, ok=(0, 1))
+    if result.returncode == 0:
+        return True
+    lower = result.stderr.lower()
+    if "no such file" in lower or "not found" in lower or "invalid argument" in lower:
+        return False
+    if "busy" in lower:
+        raise HostOpsError(f"the qgroup {qgroupid} on {mount} still has subvolumes in it; delete them first")
+    raise _error(result, mount)
+
+
+def qgroup_limit_group(mount: str, qgroupid: str, size: int | None) -> None:
+    """Limit what the subvolumes of group ``qgroupid`` reference together to ``size`` bytes
+    (None: no limit). A write past it fails with EDQUOT in any of them."""
+    if size is not None and (type(size) is not int or size <= 0):
+        raise ValueError(f"a quota limit is a positive number of bytes, not {size!r}")
+    limit = "none" if size is None else str(size)
+    _btrfs(["qgroup", "limit", "--", limit, _group_id(qgroupid), checked_path(mount)], path=mount)
+
+
 def _is_mount_point(path: str) -> bool:
     """Whether ``path`` is itself mounted (os.path.ismount mistakes every subvolume for one)."""
     real = os.path.realpath(path)

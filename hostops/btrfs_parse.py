@@ -237,6 +237,9 @@ def _limit(value: str) -> int | None:
     return None if value == "none" else int(value)
 
 
+_MEMBERS = re.compile(r"<\d+ member qgroups?>")
+
+
 def parse_qgroup_show(text: str) -> list[Qgroup]:
     """Rows of ``btrfs qgroup show --raw -r -e``: id, rfer, excl, max_rfer, max_excl, path."""
     found = []
@@ -252,7 +255,8 @@ def parse_qgroup_show(text: str) -> list[Qgroup]:
                 exclusive=int(parts[2]),
                 max_referenced=_limit(parts[3]),
                 max_exclusive=_limit(parts[4]),
-                path="" if path in ("<toplevel>", "<stale>") else path,
+                # a group above level 0 shows "<N member qgroups>" where a subvolume shows its path
+                path="" if path in ("<toplevel>", "<stale>") or _MEMBERS.fullmatch(path) else path,
                 stale=path == "<stale>",
             )
         )

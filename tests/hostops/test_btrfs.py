@@ -190,6 +190,41 @@ def test_the_limit_of_a_subvolume_over_it_can_still_be_removed(fs: LoopFs, home:
 
 
 @pytest.mark.loopdev
+def test_a_group_qgroup_counts_and_limits_two_subvolumes_together(fs: LoopFs) -> None:
+    home, scratch = os.path.join(fs.mount, "g-home"), os.path.join(fs.mount, "g-scratch")
+    btrfs.subvolume_create(home)
+    btrfs.subvolume_create(scratch)
+    try:
+        write_random(os.path.join(home, "before"), 4 * MIB)  # held before it joins the group
+        assert btrfs.qgroup_ensure_group(fs.mount, "1/4242") is True
+        assert btrfs.qgroup_ensure_group(fs.mount, "1/4242") is False
+        for path in (home, scratch):
+            assert btrfs.qgroup_ensure_member(fs.mount, btrfs.subvolume_qgroup(path), "1/4242") is True
+        assert btrfs.qgroup_ensure_member(fs.mount, btrfs.subvolume_qgroup(home), "1/4242") is False
+        write_random(os.path.join(scratch, "after"), 4 * MIB)
+        group = next(g for g in btrfs.qgroup_show(fs.mount, sync=True) if g.qgroupid == "1/4242")
+        assert 8 * MIB <= group.referenced <= 8 * MIB * 1.1
+        assert (group.path, group.stale) == ("", False)
+        btrfs.qgroup_limit_group(fs.mount, "1/4242", 12 * MIB)
+        with pytest.raises(OSError, match="Disk quota exceeded"):
+            write_random(os.path.join(scratch, "more"), 8 * MIB)  # 8 + 8 MiB is past 12 MiB
+        with pytest.raises(HostOpsError, match="still has subvolumes"):
+            btrfs.qgroup_destroy_group(fs.mount, "1/4242")
+    finally:
+        btrfs.subvolume_delete(home)
+        btrfs.subvolume_delete(scratch)
+    btrfs.subvolume_sync(fs.mount, timeout=60)
+    assert btrfs.qgroup_destroy_group(fs.mount, "1/4242") is True
+    assert btrfs.qgroup_destroy_group(fs.mount, "1/4242") is False
+
+
+@pytest.mark.parametrize("bad", ["0/257", "1/", "1/x", "8/1", "1/1 ", "/1"])
+def test_group_qgroup_ids_are_checked_before_any_command(bad: str) -> None:
+    with pytest.raises(ValueError, match="level 1 or more"):
+        btrfs.qgroup_ensure_group("/tmp", bad)
+
+
+@pytest.mark.loopdev
 def test_the_qgroup_of_a_deleted_subvolume_is_stale_until_cleared(fs: LoopFs) -> None:
     path = os.path.join(fs.mount, "doomed")
     btrfs.subvolume_create(path)
@@ -652,3 +687,13 @@ def test_parse_rescan_status_reads_both_states() -> None:
 def test_a_parser_refuses_output_it_does_not_recognise(parse: Callable[[str], object]) -> None:
     with pytest.raises(HostOpsError, match="unexpected output"):
         parse("ERROR: something else entirely\n")
+
+
+def test_parse_qgroup_show_reads_a_group_qgroup_without_a_path() -> None:
+    text = (
+        "Qgroupid    Referenced    Exclusive  Max referenced  Max exclusive   Path \n"
+        "--------    ----------    ---------  --------------  -------------   ---- \n"
+        "0/259         31473664     31473664            none           none   scratch/alice\n"
+        "1/1000        52461568     52461568        41943040           none   <2 member qgroups>\n"
+    )
+    assert btrfs.parse_qgroup_show(text)[1] == btrfs.Qgroup("1/1000", 52461568, 52461568, 41943040, None, "", False)
