@@ -220,6 +220,15 @@ def qgroup_show(mount: str, *, sync: bool = False) -> list[Qgroup]:
     return parse_qgroup_show(_btrfs(args, path=mount).stdout)
 
 
+def qgroup_report(mount: str, *, timeout: float = _TIMEOUT) -> tuple[list[Qgroup], bool]:
+    """Every qgroup, and whether btrfs says its numbers are inconsistent (after quotas were
+    turned on over existing data, or an assignment without a rescan): then start a rescan
+    (quota_rescan with wait=False) and treat the figures as approximate until it ends."""
+    args = ["qgroup", "show", "--raw", "-r", "-e", "--", checked_path(mount)]
+    result = _btrfs(args, path=mount, timeout=timeout)
+    return parse_qgroup_show(result.stdout), "inconsistent" in result.stderr.lower()
+
+
 def qgroup_limit(path: str, size: int | None, *, exclusive: bool = False) -> None:
     """Limit the subvolume at ``path`` to ``size`` bytes (referenced, or exclusive when asked);
     None removes the limit. A write past it fails with EDQUOT.
@@ -318,6 +327,15 @@ def _is_mount_point(path: str) -> bool:
     return real in points
 
 
+def mount_point_of(path: str) -> str:
+    """The mount point ``path`` lies under (the longest one that holds it)."""
+    real = os.path.realpath(checked_path(path))
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        points = [_unescape(line.split()[4]) for line in mountinfo if len(line.split()) > 4]
+    holding = [point for point in points if real == point or real.startswith(point.rstrip("/") + "/")]
+    return max(holding, key=len, default="/")
+
+
 def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match[1], 8)), field)
 
@@ -349,6 +367,8 @@ def filesystem_usage(mount: str) -> FsUsage:
 def filesystem_show(mount_or_device: str) -> FsShow:
     """Label, UUID and devices of a filesystem, by a path on it or one of its devices."""
     target = checked_path(mount_or_device)
+    if os.path.isdir(target) and not _is_mount_point(target):
+        target = mount_point_of(target)  # btrfs shows a filesystem by its mount point only
     return parse_filesystem_show(_btrfs(["filesystem", "show", "--raw", "--", target], path=target).stdout)
 
 

@@ -25,10 +25,6 @@ def recent_jobs_card(request: AuthedRequest) -> Panel:
     return Panel("portal/_recent_jobs.html", {"recent_ops": list(recent.order_by("-created")[:RECENT_JOBS])})
 
 
-def storage_card(request: AuthedRequest) -> Panel:
-    return Panel("portal/_storage_card.html", {"quota": request_quota(request)}, column="side")
-
-
 def limits_card(request: AuthedRequest) -> Panel:
     return Panel("portal/_quota_card.html", {"quota": request_quota(request)}, column="side")
 

@@ -192,7 +192,7 @@ CELERY_BEAT_SCHEDULE = {
     "gpus-prune-samples": {"task": "gpus.tasks.gpu_sample_prune_task", "schedule": crontab(minute=47, hour=3)},
     # Storage (storage/tasks.py): members' usage from the qgroups, limits applied, warnings sent.
     # The monthly scrub and each ingestion job are rows admins edit (storage/schedules.py).
-    "storage-usage": {"task": "storage.tasks.storage_usage_task", "schedule": 600.0},
+    "storage-usage": {"task": "storage.tasks.storage_usage_fanout_task", "schedule": 600.0},
 }
 
 # --- login ----------------------------------------------------------------------------

@@ -176,3 +176,33 @@ class IngestionRun(models.Model):
     @property
     def duration(self) -> timedelta | None:
         return self.finished_at - self.started_at if self.finished_at else None
+
+
+class FilesystemState(models.Model):
+    """The storage root's filesystem as the worker last read it, for the storage page (the web
+    process may run where the disks are not: it never asks the host itself)."""
+
+    root = models.CharField(max_length=500, unique=True)
+    on_btrfs = models.BooleanField(default=False)
+    label = models.CharField(max_length=256, blank=True)
+    uuid = models.CharField(max_length=64, blank=True)
+    size = models.PositiveBigIntegerField(null=True, blank=True)
+    used = models.PositiveBigIntegerField(null=True, blank=True)
+    free = models.PositiveBigIntegerField(null=True, blank=True)  # estimated, for the profile
+    data_profile = models.CharField(max_length=32, blank=True)
+    metadata_profile = models.CharField(max_length=32, blank=True)
+    missing_devices = models.BooleanField(default=False)
+    # [{"devid", "path", "size", "used", "errors": {"write_io_errs": n, ...}}, ...]
+    devices = models.JSONField(default=list, blank=True)
+    # [{"name", "path", "subvolume"}, ...]: homes, scratch, datasets, portal
+    folders = models.JSONField(default=list, blank=True)
+    quotas_approximate = models.BooleanField(default=False)  # a rescan was running
+    problems = models.JSONField(default=list, blank=True)
+    measured_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"filesystem of {self.root}"
+
+    @property
+    def device_errors(self) -> int:
+        return sum(sum(device.get("errors", {}).values()) for device in self.devices)

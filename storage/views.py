@@ -1,21 +1,79 @@
-"""The storage page (admins): the filesystem, its devices, each member's usage, the scrubs."""
+"""The storage page (admins): the filesystem, its devices, each member's usage; and the
+deletion of a departed member's storage. Views read what the worker recorded, never the host."""
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib import messages
 from django.http import HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.access import AuthedRequest, staff_required
+from portal.audit import AuditContext
+from portal.models import User
+from storage import services
+from storage.cards import usage_figures
+from storage.forms import MemberStorageDeleteForm
+from storage.models import FilesystemState, MemberStorage
 
 
 @staff_required
 @require_GET
 def overview(request: AuthedRequest) -> HttpResponse:
-    return render(request, "storage/overview.html", {})
+    rows = MemberStorage.objects.exclude(state=MemberStorage.State.DELETED).select_related("user", "user__quota")
+    members = [usage_figures(row, getattr(row.user, "quota", None)) for row in rows]
+    members.sort(key=lambda figures: -(figures["used"] or 0))
+    context = {
+        "fs": FilesystemState.objects.filter(root=settings.STORAGE_ROOT).first(),
+        "storage_root": settings.STORAGE_ROOT,
+        "members": members,
+        "chart": _chart(members),
+        "chart_height": 70 + 30 * sum(1 for figures in members if figures["measured"]),
+        "usage_every_minutes": settings.STORAGE_USAGE_SECONDS // 60,
+    }
+    return render(request, "storage/overview.html", context)
+
+
+def _chart(members: list[dict[str, object]]) -> dict[str, object]:
+    """Per-member bars in GiB (home, scratch stacked) and each member's soft limit."""
+    gib = 1024**3
+    measured = [figures for figures in members if figures["measured"]]
+
+    def row_of(figures: dict[str, object]) -> MemberStorage:
+        return figures["row"]  # type: ignore[return-value]
+
+    return {
+        "labels": [row_of(figures).user.username for figures in measured],
+        "home": [round((row_of(figures).home_referenced or 0) / gib, 2) for figures in measured],
+        "scratch": [round((row_of(figures).scratch_referenced or 0) / gib, 2) for figures in measured],
+        "soft": [round(int(figures["soft"] or 0) / gib, 2) for figures in measured],  # type: ignore[call-overload]
+        "over": [bool(figures["over_soft"]) for figures in measured],
+    }
 
 
 @staff_required
 @require_POST
 def member_storage_delete(request: AuthedRequest, pk: int) -> HttpResponse:
-    raise NotImplementedError
+    member = get_object_or_404(User, pk=pk)
+    form = MemberStorageDeleteForm(request.POST, member=member)
+    back = reverse("member-detail", args=[member.pk]) + "#member-storage"
+    if not form.is_valid():
+        messages.error(request, " ".join(str(error) for error in form.errors["confirm"]))
+        return redirect(back)
+    try:
+        operation = services.member_storage_delete(
+            member=member,
+            confirmation=form.cleaned_data["confirm"],
+            actor=request.user,
+            context=AuditContext.of(request),
+        )
+    except services.StorageRefused as exc:
+        messages.error(request, str(exc))
+        return redirect(back)
+    if operation.state == operation.State.FAILED:
+        messages.error(request, operation.message)
+    else:
+        messages.success(request, f"Deleting {member}'s home and scratch: follow it under Recent jobs.")
+    return redirect(back)

@@ -141,6 +141,10 @@ ACCESS: dict[str, Rule] = {
     # An admin's empty POST is refused as bad input (400); Refresh now sends the task (302).
     "gpus:admin-enforcement": Rule(**ADMIN_ONLY, target=_local_host, method="post"),
     "gpus:admin-refresh": Rule(**ADMIN_ONLY, target=_local_host, method="post"),
+    # Storage (admins): the page, and a departed member's deletion (an empty POST is refused
+    # with a message and a redirect back to the member's page).
+    "storage:overview": Rule(**ADMIN_ONLY),
+    "storage:member-delete": Rule(**ADMIN_ONLY, target=_alice, method="post"),
     # Everyone sees their own GPU-hours; ?member= of someone else is for admins (tests/gpus).
     "gpus:usage": Rule(**ANY_MEMBER),
     # Everyone sees the calendar and every booking on it; only the holder (or an admin) changes one.

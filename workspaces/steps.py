@@ -111,6 +111,8 @@ def _launch(run: Run) -> None:
     spec = _spec(run)
     run.set_state(Workspace.State.CREATING)
     run.step(20, "Preparing your folders", "Preparing home and scratch folders")
+    if settings.WORKSPACE_STORAGE_PREPARE:  # the storage app: subvolumes with their qgroup
+        import_string(settings.WORKSPACE_STORAGE_PREPARE)(run.workspace.owner)
     prepare_folders(spec=spec, uid=run.workspace.owner.uid)
     run.step(25, "Preparing your network", f"Preparing network {spec.network} (yours alone)")
     network = ensure_member_network(run.workspace)
@@ -199,7 +201,11 @@ def remove(run: Run) -> None:
     if run.delete_data:
         run.step(50, "Deleting the member's files", "Deleting home and scratch folders")
         spec = _spec(run)
-        for path in delete_member_data(spec=spec):
+        if settings.WORKSPACE_STORAGE_DELETE:
+            deleted = import_string(settings.WORKSPACE_STORAGE_DELETE)(workspace.owner)
+        else:
+            deleted = delete_member_data(spec=spec)
+        for path in deleted:
             run.note(f"deleted {path}")
         volume = host_keys_volume(spec.name)
         if docker.remove_volume(volume, docker_url=run.docker_url):

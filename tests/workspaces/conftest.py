@@ -30,6 +30,7 @@ G = 1024**3
 def ws_settings(settings, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Workspace settings for tests: folders under tmp, a random port range, the slim image."""
     base = random.randrange(20000, 32000, 100)  # below the ephemeral range (32768+) clients take ports from
+    settings.STORAGE_ROOT = str(tmp_path)
     settings.WORKSPACE_HOME_ROOT = str(tmp_path / "homes")
     settings.WORKSPACE_SCRATCH_ROOT = str(tmp_path / "scratch")
     settings.WORKSPACE_DATASETS_PATH = str(tmp_path / "datasets")
@@ -119,6 +120,7 @@ def worker_workspace_env(root: Path, port_base: int) -> dict[str, str]:
     """Workspace settings for a worker process, as environment variables (project/settings.py
     reads them): folders under ``root``, the slim image and a port range of its own."""
     return {
+        "STORAGE_ROOT": str(root),
         "WORKSPACE_HOME_ROOT": str(root / "homes"),
         "WORKSPACE_SCRATCH_ROOT": str(root / "scratch"),
         "WORKSPACE_DATASETS_PATH": str(root / "datasets"),
@@ -133,7 +135,13 @@ def worker_workspace_env(root: Path, port_base: int) -> dict[str, str]:
 
 def use_worker_settings(settings, env: dict[str, str]):  # type: ignore[no-untyped-def]
     """Give the test process the same workspace settings as its worker process."""
-    for name in ("WORKSPACE_HOME_ROOT", "WORKSPACE_SCRATCH_ROOT", "WORKSPACE_DATASETS_PATH", "WORKSPACE_IMAGE"):
+    for name in (
+        "STORAGE_ROOT",
+        "WORKSPACE_HOME_ROOT",
+        "WORKSPACE_SCRATCH_ROOT",
+        "WORKSPACE_DATASETS_PATH",
+        "WORKSPACE_IMAGE",
+    ):
         setattr(settings, name, env[name])
     for name in ("WORKSPACE_SSH_PORT_BASE", "WORKSPACE_SSH_PORT_MAX", "WORKSPACE_START_TIMEOUT"):
         setattr(settings, name, int(env[name]))
