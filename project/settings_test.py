@@ -14,7 +14,7 @@ os.environ.setdefault("PORTAL_DOMAIN", "corp.example")
 os.environ.setdefault("PORTAL_SECURE", "false")
 os.environ.setdefault("GATE_FORWARD_AUTH_KEY", "gate-test-key")
 # Members' folders made by tests land here, never in /srv.
-os.environ.setdefault("STORAGE_ROOT", "/tmp/portal-test-storage")
+os.environ.setdefault("STORAGE_ROOT", "/tmp/portal-test-storage")  # noqa: S108
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")
 # Each parallel run (PORTAL_TEST_DB_SUFFIX) gets its own Redis database, so a test worker
 # never takes another run's tasks.

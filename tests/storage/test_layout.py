@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -70,12 +71,12 @@ def test_the_plain_home_of_an_older_member_becomes_a_subvolume_with_the_same_fil
     write_random(f"{home}/project/weights.bin", 4 * MIB)
     os.chown(f"{home}/project/weights.bin", bob.uid, bob.uid)
     os.symlink("project/weights.bin", f"{home}/latest")
-    before = open(f"{home}/project/weights.bin", "rb").read()
+    before = Path(f"{home}/project/weights.bin").read_bytes()
 
     prepare_member(bob)
 
     assert btrfs.is_subvolume(home)
-    assert open(f"{home}/project/weights.bin", "rb").read() == before
+    assert Path(f"{home}/project/weights.bin").read_bytes() == before
     assert os.stat(f"{home}/project/weights.bin").st_uid == bob.uid
     assert os.readlink(f"{home}/latest") == "project/weights.bin"
     assert os.stat(home).st_uid == bob.uid
@@ -109,7 +110,8 @@ def test_deleting_a_members_data_removes_their_subvolumes_nested_ones_and_qgroup
     deleted = delete_member_data(dave)
 
     assert deleted == [row.home_path, row.scratch_path]
-    assert not os.path.lexists(row.home_path) and not os.path.lexists(row.scratch_path)
+    assert not os.path.lexists(row.home_path)
+    assert not os.path.lexists(row.scratch_path)
     assert group_of(btrfs_root, row.qgroup) is None
     row.refresh_from_db()
     assert (row.state, row.referenced) == (MemberStorage.State.DELETED, None)
@@ -122,7 +124,8 @@ def test_on_a_plain_disk_homes_are_private_folders_and_not_measured(plain_root: 
     assert (row.kind, row.qgroup) == ("folder", "")
     info = os.stat(f"{plain_root}/homes/erin")
     assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (erin.uid, 0o750)
-    assert os.path.isdir(f"{plain_root}/scratch/erin") and os.path.isdir(f"{plain_root}/datasets")
+    assert os.path.isdir(f"{plain_root}/scratch/erin")
+    assert os.path.isdir(f"{plain_root}/datasets")
     assert delete_member_data(erin) == [f"{plain_root}/homes/erin", f"{plain_root}/scratch/erin"]
 
 
@@ -135,8 +138,7 @@ def test_a_username_that_could_leave_the_root_is_refused(plain_root: str, db: No
 
 
 def departed(username: str) -> User:
-    user = UserFactory(username=username, status=User.Status.SUSPENDED)
-    return user
+    return UserFactory(username=username, status=User.Status.SUSPENDED)
 
 
 @pytest.mark.loopdev

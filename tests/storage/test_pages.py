@@ -40,8 +40,10 @@ def test_the_dashboard_card_shows_the_members_use_against_the_soft_limit(alice: 
     body = alice_client.get(reverse("dashboard")).content.decode()
     card = body[body.index('id="storage-card"') :]
     card = card[: card.index("</section>")]
-    assert "1.1T" in card and "used of 1T" in card  # 1100 GiB of the 1 TiB default
-    assert "over its soft limit" not in card and "over the team's soft limit" in card
+    assert "1.1T" in card
+    assert "used of 1T" in card
+    assert "over its soft limit" not in card
+    assert "over the team's soft limit" in card
     assert "never backed up" in card  # scratch
 
 
@@ -77,11 +79,13 @@ def test_a_departed_members_section_offers_the_typed_deletion(admin_client: Clie
     gone = UserFactory(username="gone", status=User.Status.SUSPENDED)
     measured(gone, home=2 * G, scratch=0)
     body = admin_client.get(reverse("member-detail", args=[gone.pk])).content.decode()
-    assert "Delete home and scratch" in body and "Type gone exactly" in body
+    assert "Delete home and scratch" in body
+    assert "Type gone exactly" in body
     active = UserFactory(username="here")
     measured(active, home=G, scratch=0)
     body = admin_client.get(reverse("member-detail", args=[active.pk])).content.decode()
-    assert "Delete home and scratch" not in body and "once they are suspended" in body
+    assert "Delete home and scratch" not in body
+    assert "once they are suspended" in body
 
 
 def test_a_deletion_without_the_confirmation_is_refused_with_a_message(admin_client: Client) -> None:
@@ -117,12 +121,16 @@ def test_the_storage_page_shows_the_filesystem_devices_and_each_members_use(admi
     measured(light, home=10 * G, scratch=0)
     response = admin_client.get(reverse("storage:overview"))
     body = response.content.decode()
-    assert "RAID10" in body and "/dev/sdc" in body and "80T" in body
+    assert "RAID10" in body
+    assert "/dev/sdc" in body
+    assert "80T" in body
     assert re.search(r'class="num text-bad">2<', body)  # read errors stand out
     chart = json.loads(re.search(r'id="storage-data" type="application/json">(.*?)</script>', body)[1])
     assert chart["labels"] == ["heavy", "light"]  # the largest first
-    assert chart["home"] == [1200.0, 10.0] and chart["scratch"] == [100.0, 0.0]
-    assert chart["over"] == [True, False] and chart["soft"] == [1024.0, 1024.0]
+    assert chart["home"] == [1200.0, 10.0]
+    assert chart["scratch"] == [100.0, 0.0]
+    assert chart["over"] == [True, False]
+    assert chart["soft"] == [1024.0, 1024.0]
 
 
 def test_the_storage_page_says_when_the_root_is_not_btrfs(admin_client: Client) -> None:

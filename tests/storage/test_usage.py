@@ -72,7 +72,8 @@ def test_the_soft_limit_warns_once_per_crossing(btrfs_root: str, admin_user: Use
     assert first.warnings == ["bob is over their storage soft limit (10M of 8M)"]
     assert again.warnings == []
     assert titles(bob) == ["Your storage is over its soft limit"]
-    assert len(titles(admin_user)) == 1 and "bob is over their storage soft limit" in titles(admin_user)[0]
+    assert len(titles(admin_user)) == 1
+    assert "bob is over their storage soft limit" in titles(admin_user)[0]
     # Below 95% of the limit re-arms it; crossing again warns again.
     os.unlink(f"{row.home_path}/big")
     btrfs.qgroup_show(btrfs_root, sync=True)
@@ -100,10 +101,11 @@ def test_the_hard_limit_is_a_qgroup_limit_that_stops_writes_after_a_warning_at_9
     btrfs.qgroup_show(btrfs_root, sync=True)
     warned = usage_pass().warnings
     assert len(warned) == 2  # the soft limit and 90% of the hard one, each once
-    assert "Your storage is at 9" in titles(carol)[-1] and "hard limit" in titles(carol)[-1]
+    assert "Your storage is at 9" in titles(carol)[-1]
+    assert "hard limit" in titles(carol)[-1]
     assert usage_pass().warnings == []
 
-    with pytest.raises(OSError) as refused:
+    with pytest.raises(OSError, match="Disk quota exceeded") as refused:
         write_random(f"{row.scratch_path}/c", 4 * MIB)
     assert refused.value.errno == errno.EDQUOT
 
@@ -136,9 +138,12 @@ def test_stale_qgroups_of_deleted_subvolumes_are_cleared_by_the_pass(btrfs_root:
 def test_on_a_plain_disk_nothing_is_measured_and_the_page_is_told(plain_root: str, db: None) -> None:
     prepare_member(UserFactory(username="erin"))
     report = usage_pass()
-    assert report.measured == 0 and "not on BTRFS" in report.skipped
+    assert report.measured == 0
+    assert "not on BTRFS" in report.skipped
     fs = FilesystemState.objects.get(root=plain_root)
-    assert fs.on_btrfs is False and fs.size and fs.free is not None
+    assert fs.on_btrfs is False
+    assert fs.size
+    assert fs.free is not None
     assert [folder["subvolume"] for folder in fs.folders] == [False] * 4
 
 
