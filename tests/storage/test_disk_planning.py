@@ -20,6 +20,7 @@ from django.urls import reverse
 
 from hostops import btrfs
 from hostops import disks as hd
+from hostops.errors import CommandFailed
 from hostops.run import run
 from portal.audit import SYSTEM
 from portal.models import AuditEvent, Host, Notification, Operation, User
@@ -542,3 +543,19 @@ def test_the_page_says_so_when_the_job_queue_does_not_take_the_apply(
     assert response.redirect_chain == [(reverse("storage:disks"), 302)]
     assert "The job queue is not answering" in response.content.decode()
     assert Operation.objects.get().state == "failed"
+
+
+def test_disks_that_cannot_be_read_are_explained_and_nothing_can_be_applied(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch, sent: Sent
+) -> None:
+    def unreadable() -> list[hd.Disk]:
+        raise CommandFailed(["lsblk"], 127, "", "lsblk: command not found")
+
+    monkeypatch.setattr(hd, "list_disks", unreadable)
+    response = admin_client.get(reverse("storage:disks"))
+    assert response.status_code == 200
+    assert "The disks could not be read: " in response.content.decode()
+    assert response.context["apply_form"] is None
+    response = admin_client.post(reverse("storage:disks-apply"), {"typed_confirmation": "wipe sda"})
+    assert response.status_code == 400
+    assert not Operation.objects.exists()
