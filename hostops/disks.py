@@ -412,7 +412,10 @@ def render(plan: Plan) -> str:
 def _summary(plan: Plan) -> str:
     if plan.profile == "none":
         return "No array: no free disk."
-    usable = f"{plan.usable_bytes / 1e12:.1f} TB ({plan.usable_bytes / 2**40:.1f} TiB)"
+    if plan.usable_bytes >= 10**12:
+        usable = f"{plan.usable_bytes / 1e12:.1f} TB ({plan.usable_bytes / 2**40:.1f} TiB)"
+    else:  # small disks (test loops, a spare SSD): "0.0 TB" would say nothing
+        usable = f"{plan.usable_bytes / 1e9:.1f} GB ({plan.usable_bytes / 2**30:.1f} GiB)"
     return f"btrfs {plan.profile} over {len(plan.devices)} disks, about {usable} usable"
 
 

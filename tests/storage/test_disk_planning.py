@@ -394,6 +394,7 @@ def test_the_page_shows_the_disks_the_plan_its_commands_and_the_exact_confirmati
     assert "holds an old btrfs signature" in page
     assert "bcache" in page
     assert "300M" in page  # the size, for people
+    assert "# btrfs raid10 over 5 disks, about 0.8 GB (0.7 GiB) usable" in page
     assert "Loop device" in page
     plan = response.context["plan"]
     assert response.context["apply_form"]["plan_digest"].value() == planning.plan_digest(plan)
