@@ -3,7 +3,6 @@ which carries the same choice plus what the admin ticked and typed to confirm it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -112,13 +111,3 @@ class DiskApplyForm(DiskChoiceForm):
         self.fields["confirmed_disks"].choices = [  # type: ignore[attr-defined]
             (path, f"{path}: {'; '.join(reasons)}") for path, reasons in needs_confirmation.items()
         ]
-
-    @staticmethod
-    def initial_for(choice: DiskChoice, *, devices: Sequence[str], digest: str) -> dict[str, Any]:
-        return {
-            "devices": list(devices),
-            "profile": choice.profile,
-            "label": choice.label,
-            "mount_target": choice.target,
-            "plan_digest": digest,
-        }

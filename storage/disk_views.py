@@ -3,19 +3,21 @@ its exact commands, and the apply, which needs the disks' names typed and old si
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from hostops import disks as hd
 from portal.access import AuthedRequest, staff_required
 from portal.audit import AuditContext
 from storage import planning
 from storage.disk_forms import DiskApplyForm, DiskChoiceForm
 from storage.planning import DiskChoice, DiskPlanError, Survey
+
+if TYPE_CHECKING:
+    from hostops.disks import Plan
 
 
 def _page(
@@ -52,7 +54,7 @@ def _page(
         "choice_form": choice_form,
         "plan": plan,
         "plan_error": plan_error,
-        "script": hd.render(plan) if plan is not None else "",
+        "script": planning.plan_script(plan) if plan is not None else "",
         "apply_form": apply_form,
         "refused": refused or [],
         "op": planning.disk_apply_latest(),
@@ -60,7 +62,7 @@ def _page(
     return render(request, "storage/disks_plan.html", context, status=status)
 
 
-def _initial(choice: DiskChoice | None, plan: hd.Plan | None) -> dict[str, Any]:
+def _initial(choice: DiskChoice | None, plan: Plan | None) -> dict[str, Any]:
     if choice is None:
         return {}
     devices = list(plan.devices) if plan is not None else list(choice.devices)

@@ -151,6 +151,11 @@ def _names(paths: Iterable[str]) -> str:
     return ", ".join(paths) or "none (no disk is free)"
 
 
+def plan_script(plan: hd.Plan) -> str:
+    """The plan as a sysadmin reads it: notes as comments, then the commands, one a line."""
+    return hd.render(plan)
+
+
 def plan_digest(plan: hd.Plan) -> str:
     """A fingerprint of the commands, so an apply of a plan that changed since the page showed
     it (a disk plugged in, another mounted) is refused rather than run unseen."""
