@@ -14,7 +14,7 @@ import platform
 import re
 import shlex
 import stat
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _TARGET = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 _NOT_DISKS = ("zram", "ram", "fd", "sr")  # RAM disks, floppies, optical drives
 _PARTITION_TABLES = {"gpt", "dos", "PMBR", "atari", "sun", "sgi", "bsd", "mac"}
+# The profiles propose may be asked for instead of its choice by count (single is one disk only).
+PROFILE_MIN_DISKS = {"raid10": 4, "raid1": 2}
 _TIMEOUTS = {"wipefs": 60, "mkfs.btrfs": 900, "mkdir": 30, "mount": 120, "btrfs": 120}
 
 
@@ -235,16 +237,25 @@ def propose(
     bcache_available: bool = False,
     label: str = "data",
     mount_target: str = "/srv",
+    profile: str | None = None,
+    only: Collection[str] | None = None,
 ) -> Plan:
     """A BTRFS array on the free HDDs (4+ raid10, 2-3 raid1, 1 single with metadata dup), the OS
     disk and anything in use left alone, and the exact commands. Disks that merely hold old
     signatures are in the array but listed in ``needs_confirmation``: apply wipes them only if the
-    admin confirms each one by name. Where no HDD is free, the free SSDs make the array."""
+    admin confirms each one by name. Where no HDD is free, the free SSDs make the array.
+    ``profile`` overrides the choice by count (raid1 on four disks, say); one the free disks are
+    too few for is refused. ``only`` (paths) limits the array to the disks an admin chose; the
+    others still count for what is in use (a mounted btrfs's other members)."""
     _check_label(label)
     _check_target(mount_target)
+    if profile is not None and profile not in PROFILE_MIN_DISKS:
+        raise DiskRefused(f"{profile!r} is not a profile; choose {', '.join(PROFILE_MIN_DISKS)}.")
     refused: dict[str, list[str]] = {}
     hdds, ssds = [], []
     for disk in disks:
+        if only is not None and disk.path not in only:
+            continue
         reasons = _left_out(disk, disks, include_loop=include_loop)
         if reasons is None:
             continue
@@ -258,7 +269,17 @@ def propose(
     chosen = hdds or ssds
     if chosen is ssds and ssds:
         warnings.append("No free HDD: the array is made of the free SSDs.")
-    return _plan(chosen, refused, warnings, cache, label=label, mount_target=mount_target)
+    if profile is not None and len(chosen) < PROFILE_MIN_DISKS[profile]:
+        raise DiskRefused(
+            f"{profile} needs at least {PROFILE_MIN_DISKS[profile]} free disks; {len(chosen)} are free to use."
+        )
+    return _plan(chosen, refused, warnings, cache, profile, label=label, mount_target=mount_target)
+
+
+def left_out(disk: Disk, among: Sequence[Disk], *, include_loop: bool = False) -> list[str] | None:
+    """Why propose keeps ``disk`` out of any array, in words: [] when it may be in one, None when
+    it is no disk worth naming (a RAM disk, a loop device unless ``include_loop``)."""
+    return _left_out(disk, among, include_loop=include_loop)
 
 
 def _left_out(disk: Disk, disks: Sequence[Disk], *, include_loop: bool) -> list[str] | None:
@@ -296,9 +317,14 @@ def _cache_notes(
 
 
 def _plan(
-    chosen: list[Disk], refused: dict[str, list[str]], warnings: list[str], cache: tuple[str, ...], **where: str
+    chosen: list[Disk],
+    refused: dict[str, list[str]],
+    warnings: list[str],
+    cache: tuple[str, ...],
+    chosen_profile: str | None,
+    **where: str,
 ) -> Plan:
-    profile = _profile(len(chosen))
+    profile = chosen_profile or _profile(len(chosen))
     devices = tuple(disk.path for disk in chosen)
     sizes = {disk.path: disk.size for disk in chosen}
     needs = {disk.path: _signature_reasons(disk) for disk in chosen if _signature_reasons(disk)}
@@ -386,7 +412,10 @@ def render(plan: Plan) -> str:
 def _summary(plan: Plan) -> str:
     if plan.profile == "none":
         return "No array: no free disk."
-    usable = f"{plan.usable_bytes / 1e12:.1f} TB ({plan.usable_bytes / 2**40:.1f} TiB)"
+    if plan.usable_bytes >= 10**12:
+        usable = f"{plan.usable_bytes / 1e12:.1f} TB ({plan.usable_bytes / 2**40:.1f} TiB)"
+    else:  # small disks (test loops, a spare SSD): "0.0 TB" would say nothing
+        usable = f"{plan.usable_bytes / 1e9:.1f} GB ({plan.usable_bytes / 2**30:.1f} GiB)"
     return f"btrfs {plan.profile} over {len(plan.devices)} disks, about {usable} usable"
 
 

@@ -388,6 +388,9 @@ STORAGE_HARD_WARN_PERCENT = 90
 # Every pass over the qgroups, and how long one command may take before it is given up.
 STORAGE_USAGE_SECONDS = 600
 STORAGE_COMMAND_TIMEOUT = env_int("STORAGE_COMMAND_TIMEOUT", 300, minimum=10)
+# The disk planning page (storage/planning.py) offers loop devices as disks only when this is on:
+# tests and demos plan onto loops; a real server never does (its loops are snaps and images).
+STORAGE_DISKS_INCLUDE_LOOP = env_bool("STORAGE_DISKS_INCLUDE_LOOP", False)
 # rclone remotes for data ingestion (and backups): a JSON list of {"name", "type", "options",
 # "secret_file"}; credentials are read from each secret_file, never from here.
 RCLONE_REMOTES_JSON = env_str("RCLONE_REMOTES", "[]")  # read by storage.remotes, which checks it

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from storage import views
+from storage import disk_views, views
 
 app_name = "storage"
 urlpatterns = [
@@ -11,4 +11,6 @@ urlpatterns = [
     # scrub: storage/scrub_views.py
     # ingestion: storage/ingestion_views.py
     # disk planning: storage/disk_views.py
+    path("disks/", disk_views.disks_plan, name="disks"),
+    path("disks/apply/", disk_views.disks_apply, name="disks-apply"),
 ]

@@ -170,6 +170,9 @@ ACCESS: dict[str, Rule] = {
     "gpus:feed": Rule(**ANYONE, target=_alice_feed),
     # Unsigned requests (tests/gpus/test_slack_command.py signs them).
     "gpus:slack-command": Rule(**OWN_SECRET, method="post"),
+    # An admin's empty POST is refused as bad input: the page again, with the messages (400).
+    "storage:disks": Rule(**ADMIN_ONLY),
+    "storage:disks-apply": Rule(**ADMIN_ONLY, method="post"),
 }
 
 

@@ -267,6 +267,43 @@ def test_unequal_raid10_caps_a_disk_at_a_quarter_of_the_raw_space() -> None:
     assert hd.usable_bytes("raid10", [TB8] * 3) == 0
 
 
+def test_a_chosen_profile_replaces_the_one_by_count() -> None:
+    plan = hd.propose(FOUR, profile="raid1")
+    assert (plan.profile, plan.usable_bytes) == ("raid1", 2 * TB8)
+    assert plan.commands[0][:7] == ["mkfs.btrfs", "-L", "data", "-d", "raid1", "-m", "raid1"]
+    assert plan.commands == hd._commands(plan)  # so apply accepts it
+
+
+@pytest.mark.parametrize(
+    ("profile", "match"),
+    [("raid10", "raid10 needs at least 4 free disks; 3 are"), ("raid5", "'raid5' is not a profile")],
+)
+def test_a_chosen_profile_the_disks_cannot_make_is_refused(profile: str, match: str) -> None:
+    with pytest.raises(DiskRefused, match=match):
+        hd.propose(server(_hdd("sda"), _hdd("sdb"), _hdd("sdc")), profile=profile)
+
+
+def test_only_the_chosen_disks_make_the_array_and_the_others_still_tell_what_is_in_use() -> None:
+    same = "a4a1b7de-0f3c-4a55-9d33-6d1f0c35e1aa"
+    disks = server(
+        _hdd("sda", fstype="btrfs", uuid=same, mountpoints=["/old"]),
+        _hdd("sdb", fstype="btrfs", uuid=same),
+        _hdd("sdc"),
+        _hdd("sdd"),
+    )
+    plan = hd.propose(disks, only={"/dev/sdb", "/dev/sdc", "/dev/sdd"})
+    assert (plan.profile, plan.devices) == ("raid1", ("/dev/sdc", "/dev/sdd"))
+    assert plan.refused == {"/dev/sdb": ["member of the btrfs filesystem mounted at /old (with sda)"]}
+
+
+def test_left_out_says_why_a_disk_is_in_no_array() -> None:
+    assert hd.left_out(FOUR[1], FOUR) == []
+    assert hd.left_out(FOUR[-1], FOUR) == ["is a removable or USB disk: not for the array"]
+    loop = hd.parse_lsblk(json.dumps({"blockdevices": [_hdd("loop0", type="loop", tran=None)]}))[0]
+    assert hd.left_out(loop, [loop]) is None
+    assert hd.left_out(loop, [loop], include_loop=True) == []
+
+
 def test_a_disk_with_an_old_filesystem_needs_confirmation_and_is_wiped_partitions_first() -> None:
     old = _hdd("sdb", children=[_part("sdb1", TB8 - 2**20, None, "ext4", "sdb")])
     plan = hd.propose(server(_hdd("sda"), old, _hdd("sdc"), _hdd("sdd")))
