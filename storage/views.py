@@ -3,6 +3,8 @@ deletion of a departed member's storage. Views read what the worker recorded, ne
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
@@ -36,19 +38,24 @@ def overview(request: AuthedRequest) -> HttpResponse:
     return render(request, "storage/overview.html", context)
 
 
-def _chart(members: list[dict[str, object]]) -> dict[str, object]:
-    """Per-member bars in GiB (home, scratch stacked) and each member's soft limit."""
-    gib = 1024**3
+_UNITS = (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2))
+
+
+def _chart(members: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-member bars (home and scratch stacked) and each member's soft limit, in the unit
+    that suits the largest figure: GiB from 1 GiB, TiB from 10 TiB."""
     measured = [figures for figures in members if figures["measured"]]
-
-    def row_of(figures: dict[str, object]) -> MemberStorage:
-        return figures["row"]  # type: ignore[return-value]
-
+    largest = max((max(figures["used"] or 0, figures["soft"] or 0) for figures in measured), default=0)
+    unit, scale = next(
+        ((name, size) for name, size in _UNITS if largest >= (10 if name == "TiB" else 1) * size), _UNITS[-1]
+    )
+    rows = [figures["row"] for figures in measured]
     return {
-        "labels": [row_of(figures).user.username for figures in measured],
-        "home": [round((row_of(figures).home_referenced or 0) / gib, 2) for figures in measured],
-        "scratch": [round((row_of(figures).scratch_referenced or 0) / gib, 2) for figures in measured],
-        "soft": [round(int(figures["soft"] or 0) / gib, 2) for figures in measured],  # type: ignore[call-overload]
+        "unit": unit,
+        "labels": [row.user.username for row in rows],
+        "home": [round((row.home_referenced or 0) / scale, 2) for row in rows],
+        "scratch": [round((row.scratch_referenced or 0) / scale, 2) for row in rows],
+        "soft": [round((figures["soft"] or 0) / scale, 2) for figures in measured],
         "over": [bool(figures["over_soft"]) for figures in measured],
     }
 

@@ -1,4 +1,4 @@
-// The storage page's chart (Chart.js): each member's home and scratch in GiB, stacked, with
+// The storage page's chart (Chart.js): each member's home and scratch (in data.unit), stacked, with
 // their soft limit as a marker. The table under it carries the same figures.
 (function () {
   "use strict";
@@ -6,13 +6,14 @@
   const canvas = document.getElementById("storage-chart");
   if (!source || !canvas || typeof window.Chart === "undefined") return;
   const data = JSON.parse(source.textContent);
-  const homeColours = data.over.map((over) => (over ? "#d69a14" : "#2f6fde"));
+  // Over the soft limit: the home bar turns amber (the legend keeps the plain colour).
+  const homeColour = (context) => (data.over[context.dataIndex] ? "#d69a14" : "#2f6fde");
   new window.Chart(canvas, {
     type: "bar",
     data: {
       labels: data.labels,
       datasets: [
-        { label: "Home", data: data.home, backgroundColor: homeColours, borderRadius: 3, stack: "use" },
+        { label: "Home", data: data.home, backgroundColor: homeColour, borderRadius: 3, stack: "use" },
         { label: "Scratch", data: data.scratch, backgroundColor: "#a7b1c2", borderRadius: 3, stack: "use" },
         {
           label: "Soft limit",
@@ -33,12 +34,12 @@
       maintainAspectRatio: false,
       animation: false,
       scales: {
-        x: { stacked: true, beginAtZero: true, title: { display: true, text: "GiB" } },
+        x: { stacked: true, beginAtZero: true, title: { display: true, text: data.unit } },
         y: { stacked: true, grid: { display: false } },
       },
       plugins: {
         legend: { position: "bottom" },
-        tooltip: { callbacks: { label: (item) => `${item.dataset.label}: ${item.formattedValue} GiB` } },
+        tooltip: { callbacks: { label: (item) => `${item.dataset.label}: ${item.formattedValue} ${data.unit}` } },
       },
     },
   });

@@ -127,6 +127,7 @@ def test_the_storage_page_shows_the_filesystem_devices_and_each_members_use(admi
     assert re.search(r'class="num text-bad">2<', body)  # read errors stand out
     chart = json.loads(re.search(r'id="storage-data" type="application/json">(.*?)</script>', body)[1])
     assert chart["labels"] == ["heavy", "light"]  # the largest first
+    assert chart["unit"] == "GiB"
     assert chart["home"] == [1200.0, 10.0]
     assert chart["scratch"] == [100.0, 0.0]
     assert chart["over"] == [True, False]
