@@ -164,12 +164,14 @@ class QuotaForm(forms.Form):
     )
     storage_soft = SizeField(
         label="Storage soft limit",
-        help_text="Recorded for the storage pool, which is not set up yet: no usage is measured and nobody is warned.",
+        help_text="Home and scratch together. Crossing it warns the member and the admins once (portal and Slack); "
+        "nothing is refused.",
     )
     storage_hard = SizeField(
         label="Storage hard limit",
         required=False,
-        help_text="Recorded for the storage pool, which is not set up yet: nothing enforces it today. Blank: none.",
+        help_text="A BTRFS quota on home and scratch together: writes past it fail, and the member is warned at 90%. "
+        "Blank: none. Only where the storage is BTRFS.",
     )
 
     def __init__(self, data: Any = None, *, quota: Quota) -> None:
