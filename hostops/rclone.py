@@ -347,6 +347,7 @@ def sync(
     dry_run: bool = False,
     excludes: Sequence[str] = (),
     on_progress: Callable[[Progress], None] | None = None,
+    on_error: Callable[[str], None] | None = None,
     stats_interval: float = 1.0,
     retries: int = 3,
     low_level_retries: int = 10,
@@ -364,7 +365,7 @@ def sync(
         retries=retries,
         low_level_retries=low_level_retries,
     )
-    return _transfer(argv, config=config, on_progress=on_progress, timeout=timeout)
+    return _transfer(argv, config=config, on_progress=on_progress, on_error=on_error, timeout=timeout)
 
 
 def copy(
@@ -377,6 +378,7 @@ def copy(
     dry_run: bool = False,
     excludes: Sequence[str] = (),
     on_progress: Callable[[Progress], None] | None = None,
+    on_error: Callable[[str], None] | None = None,
     stats_interval: float = 1.0,
     retries: int = 3,
     low_level_retries: int = 10,
@@ -387,8 +389,9 @@ def copy(
     from write_config). ``bwlimit`` is rclone's (bytes/s; see bwlimit_from_mbps), ``excludes``
     rclone filter patterns; ``retries`` (whole runs) and ``low_level_retries`` (each request)
     are rclone's. ``on_progress`` gets a Progress every ``stats_interval`` seconds, in
-    this thread. A failure of rclone is a TransferResult with ok False (raise_for_status turns it
-    into an error); past ``timeout`` seconds rclone is killed and CommandTimeout raised.
+    this thread; ``on_error`` each error line rclone reports, as it comes. A failure of rclone
+    is a TransferResult with ok False (raise_for_status turns it into an error); past
+    ``timeout`` seconds rclone is killed and CommandTimeout raised.
     """
     argv = transfer_argv(
         "copy",
@@ -401,7 +404,7 @@ def copy(
         retries=retries,
         low_level_retries=low_level_retries,
     )
-    return _transfer(argv, config=config, on_progress=on_progress, timeout=timeout)
+    return _transfer(argv, config=config, on_progress=on_progress, on_error=on_error, timeout=timeout)
 
 
 def transfer_argv(
@@ -436,14 +439,22 @@ def transfer_argv(
 
 
 def _transfer(
-    argv: list[str], *, config: str | None, on_progress: Callable[[Progress], None] | None, timeout: float
+    argv: list[str],
+    *,
+    config: str | None,
+    on_progress: Callable[[Progress], None] | None,
+    on_error: Callable[[str], None] | None = None,
+    timeout: float,
 ) -> TransferResult:
     log = TransferLog(argv[1])
 
     def on_line(stream: str, line: str) -> None:
+        last = log.errors[-1] if log.errors else None
         progress = log.feed(line)
         if progress is not None and on_progress is not None:
             on_progress(progress)
+        if on_error is not None and log.errors and log.errors[-1] is not last:  # a new line (a new object)
+            on_error(log.errors[-1])
 
     started = time.monotonic()
     exit_code = run_streaming(argv, on_line, timeout=timeout, env=_env(config))
