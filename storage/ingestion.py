@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -57,6 +58,7 @@ RUN_TIMEOUT_S = 20 * 3600
 STATS_INTERVAL_S = 1.0  # how often rclone reports progress (and the Operation row is written)
 LOCK_NAMESPACE = 0x494E  # "IN": ingestion jobs' advisory locks, apart from the workspaces' ("WS")
 CHECK_LISTED = 5  # differences named in a failed check's message
+HEARTBEAT_S = 60.0  # how often a silent step (the check) tells the Operation it is alive
 
 
 class IngestionError(Exception):
@@ -506,11 +508,27 @@ def _transfer(run: IngestionRun, operation_id: int) -> str:
     )
     if not job.check_after:
         return done + "."
-    operation_progress(operation_id, message=f"{done}; checking the target against the source")
-    report = rclone.check(source, target, config=config, timeout=RUN_TIMEOUT_S)
+    report = _checking(run, operation_id, lambda: rclone.check(source, target, config=config, timeout=RUN_TIMEOUT_S))
     if not report.ok:
         raise IngestionFailed(f"{done}, but the check found differences: {check_words(report)}")
     return f"{done}; checked: all {report.matching} file{'s' if report.matching != 1 else ''} match."
+
+
+def _checking(run: IngestionRun, operation_id: int, check: Callable[[], rclone.CheckResult]) -> rclone.CheckResult:
+    """Run the check (silent for as long as hashing takes: hours, on terabytes) in a thread while
+    this one writes a heartbeat to the Operation, so the reaper never takes it for dead; the
+    overrun alert keeps watching too."""
+    started = timezone.now()
+    operation_progress(operation_id, message="Checking the target against the source (sizes and hashes)")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rclone-check") as pool:
+        future = pool.submit(check)
+        while True:
+            try:
+                return future.result(timeout=HEARTBEAT_S)
+            except TimeoutError:
+                took = duration_words((timezone.now() - started).total_seconds())
+                operation_progress(operation_id, message=f"Checking the target against the source ({took} so far)")
+                ingestion_overrun_check(run, eta_s=None)
 
 
 def check_words(report: rclone.CheckResult) -> str:

@@ -18,6 +18,7 @@ MAX_MBPS = 100_000
 class IngestionJobForm(forms.ModelForm):  # type: ignore[type-arg]
     bwlimit_mbps = forms.IntegerField(
         label="Bandwidth limit (Mbit/s)",
+        initial=100,
         min_value=1,
         max_value=MAX_MBPS,
         error_messages={
@@ -45,7 +46,7 @@ class IngestionJobForm(forms.ModelForm):  # type: ignore[type-arg]
             "name": "Lowercase letters, digits and '-'; the schedule's beat entry is storage-ingestion-<name>.",
             "target": "A dataset folder such as customer-data/daily (under the shared datasets), "
             "or remote:path on another remote.",
-            "schedule_minute": "Cron fields, server time. Leave minute and hour empty to run by hand only.",
+            "schedule_minute": "Leave minute and hour empty to run the job by hand only.",
             "schedule_day_of_week": "* for every day, or such as mon-fri or 1,3,5 (0 is Sunday).",
         }
         error_messages = {

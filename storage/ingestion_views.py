@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, Subquery
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from hostops import rclone
@@ -45,7 +46,12 @@ class RunRow:
 
 def run_row(run: IngestionRun) -> RunRow:
     end = run.finished_at or (run.operation.finished if run.operation else None)
-    duration = ingestion.duration_words((end - run.started_at).total_seconds()) if end else ""
+    if end:
+        duration = ingestion.duration_words((end - run.started_at).total_seconds())
+    elif run.result == IngestionRun.Result.RUNNING:
+        duration = ingestion.duration_words((timezone.now() - run.started_at).total_seconds()) + " so far"
+    else:
+        duration = ""
     result, label = run.result, run.get_result_display()
     if run.result == IngestionRun.Result.RUNNING and run.operation is not None:
         if run.operation.is_final:

@@ -203,6 +203,31 @@ def test_the_check_afterwards_passes_when_everything_arrived(place: Path) -> Non
     assert run.message.endswith("; checked: all 2 files match.")
 
 
+def test_a_long_check_keeps_telling_the_operation_it_is_alive(place: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check says nothing until it ends (hours of hashing on terabytes): a heartbeat keeps
+    the Operation fresh, so the reaper does not give the run up."""
+    source = fill(place / "incoming", {"a.txt": b"a\n"})
+    real_check = ingestion.rclone.check
+
+    def slow_check(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.5)
+        return real_check(*args, **kwargs)
+
+    beats: list[str] = []
+    report = ingestion.operation_progress
+
+    def recording(operation_id: int, **kwargs: Any) -> None:
+        report(operation_id, **kwargs)
+        beats.append(kwargs.get("message", ""))
+
+    monkeypatch.setattr(ingestion.rclone, "check", slow_check)
+    monkeypatch.setattr(ingestion, "HEARTBEAT_S", 0.1)
+    monkeypatch.setattr(ingestion, "operation_progress", recording)
+    run = run_now(make_job(source=f"src:{source}", check_after=True))
+    assert run.result == IngestionRun.Result.SUCCEEDED, run.message
+    assert len([beat for beat in beats if beat.startswith("Checking the target against the source (")]) >= 2, beats
+
+
 def test_a_job_between_remotes_syncs_to_the_other_remote(place: Path) -> None:
     """The seed's one-off migration (GCS to Drive), here between two local remotes: sync makes
     the target match, deleting its extras, and the check confirms it."""
