@@ -46,10 +46,26 @@ _BWLIMIT = re.compile(rf"{_UP_DOWN}|{_ENTRY}(?:[ ;]{_ENTRY})*", re.IGNORECASE)
 _PLAIN_OPTIONS: dict[str, frozenset[str]] = {
     "local": frozenset({"copy_links", "links", "skip_links", "one_file_system", "no_check_updated"}),
     "drive": frozenset({"client_id", "root_folder_id", "scope", "team_drive", "chunk_size", "stop_on_upload_limit"}),
+    # Google Cloud Storage (the seed's migration source): a service account, or OAuth like drive.
+    "gcs": frozenset(
+        {
+            "client_id",
+            "project_number",
+            "service_account_file",
+            "anonymous",
+            "object_acl",
+            "bucket_acl",
+            "bucket_policy_only",
+            "location",
+            "storage_class",
+            "no_check_bucket",
+        }
+    ),
 }
 _SECRET_OPTIONS: dict[str, frozenset[str]] = {
     "local": frozenset(),
     "drive": frozenset({"client_secret", "token"}),
+    "gcs": frozenset({"client_secret", "token", "service_account_credentials"}),
 }
 
 # rclone's exit statuses (https://rclone.org/docs/#exit-code), in words for an admin.
@@ -139,7 +155,9 @@ class RemoteConfig:
     credentials (drive: ``client_secret`` and ``token``) come from ``secret_file``, a JSON object
     such as ``{"client_secret": "…", "token": {"access_token": "…", "refresh_token": "…", …}}``.
 
-    Types: ``local`` (plain options only) and ``drive`` (client_id, root_folder_id, scope, …).
+    Types: ``local`` (plain options only), ``drive`` (client_id, root_folder_id, scope, …) and
+    ``gcs`` (project_number, bucket_policy_only, …; ``service_account_credentials``, or
+    ``client_secret`` and ``token``, from the secret file).
     """
 
     name: str
@@ -158,7 +176,9 @@ class RemoteConfig:
     def _plain(self) -> dict[str, str]:
         allowed = _PLAIN_OPTIONS.get(self.type)
         if allowed is None:
-            raise HostOpsError(f"Remote {self.name}: type {self.type!r} is not supported (use one of local, drive).")
+            raise HostOpsError(
+                f"Remote {self.name}: type {self.type!r} is not supported (use one of {', '.join(_PLAIN_OPTIONS)})."
+            )
         unknown = sorted(set(self.options) - allowed)
         if unknown:
             hint = " (credentials belong in the secret file)" if set(unknown) & _SECRET_OPTIONS[self.type] else ""

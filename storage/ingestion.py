@@ -204,6 +204,8 @@ def schedule_words(job: IngestionJob) -> str:
         when = f"at minute {minute} of hour {hour}"
     if day == "*":
         days = "daily"
+    elif "/" in day:
+        days = f"on days of the week {day}"
     else:
         days = re.sub(r"[0-7]|[a-z]{3}", lambda m: _DAYS.get(m[0], _DAY_NAMES.get(m[0], m[0])), day.lower())
         days = days.replace("7", "Sunday").replace(",", ", ")

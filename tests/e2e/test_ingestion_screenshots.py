@@ -69,7 +69,16 @@ def _run(job: IngestionJob, *, days_ago: int, state: str, **fields: object) -> I
 @pytest.fixture
 def seeded(settings: Settings) -> dict[str, IngestionRun]:
     settings.RCLONE_REMOTES_JSON = json.dumps(
-        [{"name": "customer", "type": "local"}, {"name": "gdrive", "type": "drive", "options": {"scope": "drive"}}]
+        [
+            {"name": "customer", "type": "local"},
+            {"name": "gcs", "type": "gcs", "secret_file": "/etc/portal/rclone/gcs.json"},
+            {
+                "name": "gdrive",
+                "type": "drive",
+                "options": {"scope": "drive"},
+                "secret_file": "/etc/portal/rclone/gdrive.json",
+            },
+        ]
     )
     UserFactory(username="ada", first_name="Ada", is_staff=True)
     daily = IngestionJob.objects.create(
@@ -81,7 +90,7 @@ def seeded(settings: Settings) -> dict[str, IngestionRun]:
     migration = IngestionJob.objects.create(
         name="team-migration",
         description="One-off: the team's bucket to Google Drive",
-        source="customer:/mnt/gcs-team",
+        source="gcs:team-bucket",
         target_kind=IngestionJob.TargetKind.REMOTE,
         target="gdrive:team-archive",
         mode=IngestionJob.Mode.SYNC,
@@ -117,7 +126,7 @@ def seeded(settings: Settings) -> dict[str, IngestionRun]:
             minutes=12,
             message="Synced 312 files (4.8 GB) in 12 min, but the check found differences: "
             "2 files differ (q3/report.xlsx, q3/scan-0042.pdf).",
-            argv="rclone sync customer:/mnt/gcs-team gdrive:team-archive --use-json-log -v --stats=1s --bwlimit=48828K",
+            argv="rclone sync gcs:team-bucket gdrive:team-archive --use-json-log -v --stats=1s --bwlimit=48828K",
         ),
         "running": _run(
             daily,

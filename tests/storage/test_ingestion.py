@@ -408,6 +408,7 @@ def test_beat_does_nothing_for_a_disabled_or_deleted_job(place: Path) -> None:
         ("30", "23", "mon-fri", "Monday-Friday at 23:30"),
         ("5", "1", "0,6", "Sunday, Saturday at 01:05"),
         ("*/15", "1-5", "*", "daily at minute */15 of hour 1-5"),
+        ("0", "4", "*/2", "on days of the week */2 at 04:00"),
         ("", "", "*", "by hand only"),
     ],
 )

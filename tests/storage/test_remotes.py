@@ -27,6 +27,7 @@ def test_a_list_of_remotes_becomes_remote_configs(settings: Settings) -> None:
         settings,
         [
             {"name": "customer", "type": "local", "options": {"one_file_system": "true"}},
+            {"name": "gcs", "type": "gcs", "options": {"project_number": "42"}, "secret_file": "/etc/portal/gcs.json"},
             {
                 "name": "gdrive",
                 "type": "drive",
@@ -38,9 +39,10 @@ def test_a_list_of_remotes_becomes_remote_configs(settings: Settings) -> None:
     found = remotes.remotes()
     assert [(r.name, r.type, dict(r.options), r.secret_file) for r in found] == [
         ("customer", "local", {"one_file_system": "true"}, None),
+        ("gcs", "gcs", {"project_number": "42"}, "/etc/portal/gcs.json"),
         ("gdrive", "drive", {"scope": "drive"}, "/etc/portal/gd.json"),
     ]
-    assert remotes.remote_names() == ["customer", "gdrive"]
+    assert remotes.remote_names() == ["customer", "gcs", "gdrive"]
     assert remotes.remote_problems() == []
 
 
