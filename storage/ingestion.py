@@ -58,6 +58,7 @@ RUN_TIMEOUT_S = 20 * 3600
 STATS_INTERVAL_S = 1.0  # how often rclone reports progress (and the Operation row is written)
 LOCK_NAMESPACE = 0x494E  # "IN": ingestion jobs' advisory locks, apart from the workspaces' ("WS")
 CHECK_LISTED = 5  # differences named in a failed check's message
+DUPLICATE_WINDOW_S = 600  # a second beat message for a run it started this recently is a redelivery
 HEARTBEAT_S = 60.0  # how often a silent step (the check) tells the Operation it is alive
 
 
@@ -66,7 +67,11 @@ class IngestionError(Exception):
 
 
 class IngestionBusy(IngestionError):
-    """A run of the job is already going."""
+    """A run of the job is already going (``run``)."""
+
+    def __init__(self, message: str, run: IngestionRun) -> None:
+        super().__init__(message)
+        self.run = run
 
 
 class IngestionFailed(Exception):
@@ -326,7 +331,8 @@ def ingestion_job_delete(*, job: IngestionJob, actor: User | None, context: Audi
     if running is not None:
         raise IngestionBusy(
             f"{job.name} is running (since {timezone.localtime(running.started_at):%H:%M}); "
-            "delete it once the run has finished."
+            "delete it once the run has finished.",
+            running,
         )
     audit_record(action="storage.ingestion_job_delete", actor=actor, target=job, context=context, source=job.source)
     task = job.periodic_task
@@ -361,7 +367,8 @@ def ingestion_run_start(*, job: IngestionJob, actor: User | None, context: Audit
     if running is not None:
         raise IngestionBusy(
             f"{job.name} is already running (started {timezone.localtime(running.started_at):%Y-%m-%d %H:%M}); "
-            "wait for it to finish."
+            "wait for it to finish.",
+            running,
         )
     run = IngestionRun.objects.create(job=job)
     op = operation_create(kind=KIND, actor=actor, target=job, message="Waiting for the worker")
@@ -387,6 +394,13 @@ def ingestion_scheduled(job_id: int) -> None:
     try:
         ingestion_run_start(job=job, actor=None, context=SYSTEM)
     except IngestionBusy as exc:
+        if (
+            exc.run.operation is not None
+            and exc.run.operation.actor_id is None
+            and exc.run.started_at > (timezone.now() - timedelta(seconds=DUPLICATE_WINDOW_S))
+        ):
+            logger.info("ingestion %s: beat's start delivered twice; the first started the run", job.name)
+            return
         notify_admins(
             title=f"Ingestion {job.name}: the scheduled run was skipped",
             body=str(exc),

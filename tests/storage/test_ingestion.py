@@ -387,6 +387,11 @@ def test_beats_start_runs_the_job_and_skips_a_job_still_going(place: Path, admin
     assert run.operation is not None
     assert run.operation.actor is None
     assert run.operation.state == Operation.State.QUEUED
+    ingestion_tasks.ingestion_scheduled_task.run(job.pk)  # the same message delivered again
+    assert IngestionRun.objects.count() == 1
+    assert not Notification.objects.exists()
+    # The next day's start finds yesterday's run still going: skipped, and the admins are told.
+    IngestionRun.objects.update(started_at=timezone.now() - timedelta(hours=24))
     ingestion_tasks.ingestion_scheduled_task.run(job.pk)
     assert IngestionRun.objects.count() == 1
     note = Notification.objects.get(user=admin_user)
