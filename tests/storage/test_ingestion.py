@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -17,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -25,7 +27,7 @@ from pytest_django.fixtures import Settings
 
 from portal.audit import SYSTEM
 from portal.models import AuditEvent, Notification, Operation, User
-from portal.operations import operation_fail
+from portal.operations import operation_claim, operation_fail
 from storage import ingestion, ingestion_tasks
 from storage.ingestion_forms import IngestionJobForm
 from storage.models import IngestionJob, IngestionRun
@@ -276,6 +278,44 @@ def test_a_second_delivery_of_the_task_does_nothing(place: Path, monkeypatch: py
     ingestion_tasks.ingestion_run_task.run(run.operation_id)
     run.refresh_from_db()
     assert (run.result, run.finished_at) == (IngestionRun.Result.SUCCEEDED, finished)
+
+
+def test_a_run_whose_worker_died_is_taken_over_by_the_next_delivery(place: Path) -> None:
+    source = fill(place / "incoming", {"a.txt": b"a\n"})
+    op = ingestion.ingestion_run_start(job=make_job(source=f"src:{source}"), actor=None, context=SYSTEM)
+    assert operation_claim(op.pk)  # a worker claimed it, then died (its lock died with it)
+    ingestion_tasks.ingestion_run_task.run(op.pk)
+    op.refresh_from_db()
+    assert (op.state, op.attempts) == (Operation.State.SUCCEEDED, 2)
+    assert "The previous worker stopped mid-run" in op.log
+    assert IngestionRun.objects.get(operation=op).result == IngestionRun.Result.SUCCEEDED
+
+
+def test_a_delivery_while_another_worker_holds_the_job_does_nothing(place: Path) -> None:
+    job = make_job(source=f"src:{fill(place / 'incoming', {'a.txt': b'a'})}")
+    op = ingestion.ingestion_run_start(job=job, actor=None, context=SYSTEM)
+    holding, release = threading.Event(), threading.Event()
+
+    def other_worker() -> None:  # its own database connection, so its own advisory lock
+        try:
+            with ingestion._job_lock(job.pk) as mine:
+                assert mine
+                holding.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        ingestion_tasks.ingestion_run_task.run(op.pk)
+    finally:
+        release.set()
+        thread.join()
+    op.refresh_from_db()
+    assert op.state == Operation.State.QUEUED  # left to the worker that holds the job
+    assert not (place / "datasets" / "customer" / "daily").exists()
 
 
 def test_the_run_task_is_sent_to_the_hosts_queue_after_commit(
