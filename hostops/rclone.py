@@ -46,10 +46,26 @@ _BWLIMIT = re.compile(rf"{_UP_DOWN}|{_ENTRY}(?:[ ;]{_ENTRY})*", re.IGNORECASE)
 _PLAIN_OPTIONS: dict[str, frozenset[str]] = {
     "local": frozenset({"copy_links", "links", "skip_links", "one_file_system", "no_check_updated"}),
     "drive": frozenset({"client_id", "root_folder_id", "scope", "team_drive", "chunk_size", "stop_on_upload_limit"}),
+    # Google Cloud Storage (the seed's migration source): a service account, or OAuth like drive.
+    "gcs": frozenset(
+        {
+            "client_id",
+            "project_number",
+            "service_account_file",
+            "anonymous",
+            "object_acl",
+            "bucket_acl",
+            "bucket_policy_only",
+            "location",
+            "storage_class",
+            "no_check_bucket",
+        }
+    ),
 }
 _SECRET_OPTIONS: dict[str, frozenset[str]] = {
     "local": frozenset(),
     "drive": frozenset({"client_secret", "token"}),
+    "gcs": frozenset({"client_secret", "token", "service_account_credentials"}),
 }
 
 # rclone's exit statuses (https://rclone.org/docs/#exit-code), in words for an admin.
@@ -139,7 +155,9 @@ class RemoteConfig:
     credentials (drive: ``client_secret`` and ``token``) come from ``secret_file``, a JSON object
     such as ``{"client_secret": "…", "token": {"access_token": "…", "refresh_token": "…", …}}``.
 
-    Types: ``local`` (plain options only) and ``drive`` (client_id, root_folder_id, scope, …).
+    Types: ``local`` (plain options only), ``drive`` (client_id, root_folder_id, scope, …) and
+    ``gcs`` (project_number, bucket_policy_only, …; ``service_account_credentials``, or
+    ``client_secret`` and ``token``, from the secret file).
     """
 
     name: str
@@ -158,7 +176,9 @@ class RemoteConfig:
     def _plain(self) -> dict[str, str]:
         allowed = _PLAIN_OPTIONS.get(self.type)
         if allowed is None:
-            raise HostOpsError(f"Remote {self.name}: type {self.type!r} is not supported (use one of local, drive).")
+            raise HostOpsError(
+                f"Remote {self.name}: type {self.type!r} is not supported (use one of {', '.join(_PLAIN_OPTIONS)})."
+            )
         unknown = sorted(set(self.options) - allowed)
         if unknown:
             hint = " (credentials belong in the secret file)" if set(unknown) & _SECRET_OPTIONS[self.type] else ""
@@ -347,6 +367,7 @@ def sync(
     dry_run: bool = False,
     excludes: Sequence[str] = (),
     on_progress: Callable[[Progress], None] | None = None,
+    on_error: Callable[[str], None] | None = None,
     stats_interval: float = 1.0,
     retries: int = 3,
     low_level_retries: int = 10,
@@ -364,7 +385,7 @@ def sync(
         retries=retries,
         low_level_retries=low_level_retries,
     )
-    return _transfer(argv, config=config, on_progress=on_progress, timeout=timeout)
+    return _transfer(argv, config=config, on_progress=on_progress, on_error=on_error, timeout=timeout)
 
 
 def copy(
@@ -377,6 +398,7 @@ def copy(
     dry_run: bool = False,
     excludes: Sequence[str] = (),
     on_progress: Callable[[Progress], None] | None = None,
+    on_error: Callable[[str], None] | None = None,
     stats_interval: float = 1.0,
     retries: int = 3,
     low_level_retries: int = 10,
@@ -387,8 +409,9 @@ def copy(
     from write_config). ``bwlimit`` is rclone's (bytes/s; see bwlimit_from_mbps), ``excludes``
     rclone filter patterns; ``retries`` (whole runs) and ``low_level_retries`` (each request)
     are rclone's. ``on_progress`` gets a Progress every ``stats_interval`` seconds, in
-    this thread. A failure of rclone is a TransferResult with ok False (raise_for_status turns it
-    into an error); past ``timeout`` seconds rclone is killed and CommandTimeout raised.
+    this thread; ``on_error`` each error line rclone reports, as it comes. A failure of rclone
+    is a TransferResult with ok False (raise_for_status turns it into an error); past
+    ``timeout`` seconds rclone is killed and CommandTimeout raised.
     """
     argv = transfer_argv(
         "copy",
@@ -401,7 +424,7 @@ def copy(
         retries=retries,
         low_level_retries=low_level_retries,
     )
-    return _transfer(argv, config=config, on_progress=on_progress, timeout=timeout)
+    return _transfer(argv, config=config, on_progress=on_progress, on_error=on_error, timeout=timeout)
 
 
 def transfer_argv(
@@ -436,14 +459,22 @@ def transfer_argv(
 
 
 def _transfer(
-    argv: list[str], *, config: str | None, on_progress: Callable[[Progress], None] | None, timeout: float
+    argv: list[str],
+    *,
+    config: str | None,
+    on_progress: Callable[[Progress], None] | None,
+    on_error: Callable[[str], None] | None = None,
+    timeout: float,
 ) -> TransferResult:
     log = TransferLog(argv[1])
 
     def on_line(stream: str, line: str) -> None:
+        last = log.errors[-1] if log.errors else None
         progress = log.feed(line)
         if progress is not None and on_progress is not None:
             on_progress(progress)
+        if on_error is not None and log.errors and log.errors[-1] is not last:  # a new line (a new object)
+            on_error(log.errors[-1])
 
     started = time.monotonic()
     exit_code = run_streaming(argv, on_line, timeout=timeout, env=_env(config))

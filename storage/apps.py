@@ -8,3 +8,4 @@ class StorageConfig(AppConfig):
 
     def ready(self) -> None:
         from storage import signals  # noqa: F401  (new members' folders, quota changes)
+        from storage import checks  # noqa: F401  (registers the system checks)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from storage import disk_views, views
+from storage import disk_views, ingestion_views, views
 
 app_name = "storage"
 urlpatterns = [
@@ -10,6 +10,12 @@ urlpatterns = [
     path("members/<int:pk>/delete/", views.member_storage_delete, name="member-delete"),
     # scrub: storage/scrub_views.py
     # ingestion: storage/ingestion_views.py
+    path("ingestion/", ingestion_views.ingestion_list, name="ingestion"),
+    path("ingestion/new/", ingestion_views.ingestion_new, name="ingestion-new"),
+    path("ingestion/<int:pk>/", ingestion_views.ingestion_edit, name="ingestion-edit"),
+    path("ingestion/<int:pk>/delete/", ingestion_views.ingestion_delete, name="ingestion-delete"),
+    path("ingestion/<int:pk>/run/", ingestion_views.ingestion_run, name="ingestion-run"),
+    path("ingestion/runs/<int:pk>/", ingestion_views.ingestion_run_detail, name="ingestion-run-detail"),
     # disk planning: storage/disk_views.py
     path("disks/", disk_views.disks_plan, name="disks"),
     path("disks/apply/", disk_views.disks_apply, name="disks-apply"),

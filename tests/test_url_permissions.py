@@ -17,6 +17,7 @@ from gpus.models import GPU, Booking, Token
 from gpus.services import booking_create
 from gpus.tokens import token_create
 from portal.models import AccessRequest, AuditEvent, Host, Operation, User
+from storage.models import IngestionJob, IngestionRun
 from tests.factories import SSHKeyFactory, UserFactory
 from workspaces.models import Workspace
 
@@ -97,6 +98,14 @@ def _alice_feed(world: World) -> dict[str, Any]:
     return {"secret": world.objects["feed_secret"]}
 
 
+def _ingestion_job(world: World) -> dict[str, Any]:
+    return {"pk": world.objects["ingestion_job"].pk}
+
+
+def _ingestion_run(world: World) -> dict[str, Any]:
+    return {"pk": world.objects["ingestion_run"].pk}
+
+
 ADMIN_ONLY = {"anon": ANON_LOGIN, "member": DENIED, "other": DENIED, "admin": OK}
 OWN_OBJECT = {"anon": ANON_LOGIN, "member": OK, "other": DENIED, "admin": OK}
 ANY_MEMBER = {"anon": ANON_LOGIN, "member": OK, "other": OK, "admin": OK}
@@ -173,6 +182,12 @@ ACCESS: dict[str, Rule] = {
     # An admin's empty POST is refused as bad input: the page again, with the messages (400).
     "storage:disks": Rule(**ADMIN_ONLY),
     "storage:disks-apply": Rule(**ADMIN_ONLY, method="post"),
+    "storage:ingestion": Rule(**ADMIN_ONLY),
+    "storage:ingestion-new": Rule(**ADMIN_ONLY),
+    "storage:ingestion-edit": Rule(**ADMIN_ONLY, target=_ingestion_job),
+    "storage:ingestion-delete": Rule(**ADMIN_ONLY, target=_ingestion_job, method="post"),
+    "storage:ingestion-run": Rule(**ADMIN_ONLY, target=_ingestion_job, method="post"),
+    "storage:ingestion-run-detail": Rule(**ADMIN_ONLY, target=_ingestion_run),
 }
 
 
@@ -218,6 +233,8 @@ def world(db: None) -> World:
         "token": token_create(user=alice, kind=Token.Kind.API, name="script", actor=alice)[0],
         "feed_secret": token_create(user=alice, kind=Token.Kind.FEED, name="calendar", actor=alice)[1],
     }
+    objects["ingestion_job"] = IngestionJob.objects.create(name="customer-data", source="src:/in", target="customer")
+    objects["ingestion_run"] = IngestionRun.objects.create(job=objects["ingestion_job"], result="succeeded")
     return World(alice, bob, admin, objects)
 
 

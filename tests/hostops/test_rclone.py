@@ -154,6 +154,16 @@ def test_a_missing_source_folder_fails_with_rclones_words_and_exit_3(tmp_path: P
     assert str(excinfo.value) == result.error_message
 
 
+def test_each_error_line_reaches_on_error_as_it_comes(tmp_path: Path) -> None:
+    errors: list[str] = []
+    result = rclone.copy(
+        str(tmp_path / "missing"), str(tmp_path / "out"), retries=2, on_error=errors.append, timeout=60
+    )
+    assert not result.ok
+    assert len(errors) >= 2  # one per attempt at least, in the order rclone wrote them
+    assert errors[0].endswith(f"{tmp_path}/missing: error reading source root directory: directory not found")
+
+
 def test_exit_5_is_retryable_and_raises_transient() -> None:
     result = rclone.TransferResult(False, 5, 0, 0, 1, 1.0, rclone.failure_message("copy", 5, ["boom"]))
     assert result.retryable
@@ -297,6 +307,20 @@ def test_a_secret_file_key_the_backend_does_not_take_is_refused(tmp_path: Path) 
     with pytest.raises(HostOpsError, match=r"has key\(s\) root_folder_id") as excinfo:
         rclone.write_config([RemoteConfig("gdrive", "drive", {}, str(secret_file))], tmp_path)
     assert CLIENT_SECRET not in str(excinfo.value)
+
+
+def test_a_gcs_remote_takes_its_service_account_from_the_secret_file(tmp_path: Path) -> None:
+    secret_file = tmp_path / "gcs.json"
+    account = {"type": "service_account", "project_id": "team", "private_key": "-----BEGIN PRIVATE KEY-----\\nx"}
+    secret_file.write_text(json.dumps({"service_account_credentials": account}))
+    remote = RemoteConfig("gcs", "gcs", {"project_number": "123", "bucket_policy_only": "true"}, str(secret_file))
+    config = rclone.write_config([remote], tmp_path)
+    assert Path(config).read_text() == (
+        "[gcs]\ntype = gcs\nproject_number = 123\nbucket_policy_only = true\n"
+        f"service_account_credentials = {json.dumps(account, separators=(',', ':'))}\n"
+    )
+    with pytest.raises(HostOpsError, match="credentials belong in the secret file"):
+        RemoteConfig("gcs", "gcs", {"service_account_credentials": "{}"}).section()
 
 
 def test_two_remotes_of_one_name_are_refused(tmp_path: Path) -> None:
