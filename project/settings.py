@@ -191,7 +191,8 @@ CELERY_BEAT_SCHEDULE = {
     "gpus-samples": {"task": "gpus.tasks.gpu_sample_fanout_task", "schedule": 60.0},
     "gpus-prune-samples": {"task": "gpus.tasks.gpu_sample_prune_task", "schedule": crontab(minute=47, hour=3)},
     # Storage (storage/tasks.py): members' usage from the qgroups, limits applied, warnings sent.
-    # The monthly scrub and each ingestion job are rows admins edit (storage/schedules.py).
+    # The monthly scrub (storage/scrub.py) and each ingestion job (storage/ingestion.py) are
+    # django-celery-beat rows that admins edit in the portal.
     "storage-usage": {"task": "storage.tasks.storage_usage_fanout_task", "schedule": 600.0},
 }
 

@@ -7,5 +7,5 @@ class StorageConfig(AppConfig):
     name = "storage"
 
     def ready(self) -> None:
-        from storage import signals  # noqa: F401  (new members' folders, quota changes)
-        from storage import checks  # noqa: F401  (registers the system checks)
+        # The system check of RCLONE_REMOTES; new members' folders and quota changes.
+        from storage import checks, signals  # noqa: F401
