@@ -15,6 +15,12 @@ def size(num_bytes: int | None) -> str:
 
 
 @register.filter
+def kind_label(kind: str) -> str:
+    """An Operation's kind in words: "storage.member_delete" is "Member delete", "start" "Start"."""
+    return kind.rsplit(".", 1)[-1].replace("_", " ").capitalize()
+
+
+@register.filter
 def percent_of(part: int | None, whole: int | None) -> int:
     if not part or not whole:
         return 0
