@@ -388,6 +388,8 @@ STORAGE_HARD_WARN_PERCENT = 90
 # Every pass over the qgroups, and how long one command may take before it is given up.
 STORAGE_USAGE_SECONDS = 600
 STORAGE_COMMAND_TIMEOUT = env_int("STORAGE_COMMAND_TIMEOUT", 300, minimum=10)
+# A scrub still running after this many hours is cancelled (and recorded so), never left hanging.
+STORAGE_SCRUB_MAX_HOURS = env_int("STORAGE_SCRUB_MAX_HOURS", 24, minimum=1)
 # rclone remotes for data ingestion (and backups): a JSON list of {"name", "type", "options",
 # "secret_file"}; credentials are read from each secret_file, never from here.
 RCLONE_REMOTES_JSON = env_str("RCLONE_REMOTES", "[]")  # read by storage.remotes, which checks it

@@ -166,6 +166,11 @@ ACCESS: dict[str, Rule] = {
     "gpus:feed": Rule(**ANYONE, target=_alice_feed),
     # Unsigned requests (tests/gpus/test_slack_command.py signs them).
     "gpus:slack-command": Rule(**OWN_SECRET, method="post"),
+    # The scrub (storage/scrub_views.py): an admin's POST starts or is refused with words (302);
+    # an empty schedule form is bad input (400).
+    "storage:scrub-start": Rule(**ADMIN_ONLY, method="post"),
+    "storage:scrub-cancel": Rule(**ADMIN_ONLY, method="post"),
+    "storage:scrub-schedule": Rule(**ADMIN_ONLY, method="post"),
 }
 
 
