@@ -122,9 +122,10 @@ def scrub_start(*, actor: User | None, context: AuditContext) -> Operation:
 
 
 def scrub_cancel(*, actor: User, context: AuditContext) -> ScrubRun:
-    """Stop the running scrub. One still waiting for its worker ends at once; one under way is
-    cancelled by the worker following it at its next look (within POLL_SECONDS), which records
-    what the scrub had read and found by then."""
+    """Stop the running scrub. One still waiting for its worker ends at once; one under way (or
+    waiting to retry) is cancelled by the worker following it at its next look (within
+    POLL_SECONDS), which records what the scrub had read and found by then. The request is kept
+    on the Operation's params, which only this and the worker write."""
     with transaction.atomic():
         run = ScrubRun.objects.select_for_update().filter(result=ScrubRun.Result.RUNNING).first()
         op = (
@@ -135,7 +136,7 @@ def scrub_cancel(*, actor: User, context: AuditContext) -> ScrubRun:
         if run is None or op is None or op.is_final:
             raise ScrubError("No scrub is running, so there is nothing to cancel.")
         audit_record(action="storage.scrub_cancel", actor=actor, target=run, context=context, mount=run.mount)
-        if op.state in Operation.CLAIMABLE_STATES:
+        if op.state == Operation.State.QUEUED:  # no worker has it: no kernel scrub either
             words = f"Cancelled by {actor.username} before it started."
             operation_fail(op.pk, message=words, error=words)
             _finish(run, result=ScrubRun.Result.CANCELLED, message=words)

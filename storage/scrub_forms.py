@@ -12,7 +12,7 @@ DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Satur
 class ScrubScheduleForm(forms.Form):
     enabled = forms.BooleanField(label="Scrub every month", required=False, help_text="Off: only Scrub now starts one.")
     day_of_week = forms.TypedChoiceField(
-        label="On the first",
+        label="On the first … of each month",
         choices=[(str(number), name) for number, name in enumerate(DAYS)],
         coerce=int,
         error_messages={
