@@ -193,6 +193,8 @@ CELERY_BEAT_SCHEDULE = {
     # Storage (storage/tasks.py): members' usage from the qgroups, limits applied, warnings sent.
     # The monthly scrub and each ingestion job are rows admins edit (storage/schedules.py).
     "storage-usage": {"task": "storage.tasks.storage_usage_task", "schedule": 600.0},
+    # A scrub whose worker died is sent again to a live one, which follows the kernel's scrub.
+    "storage-scrub-watch": {"task": "storage.scrub_tasks.scrub_watch_task", "schedule": 60.0},
 }
 
 # --- login ----------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from portal.operations import (
     operation_enqueue,
     operation_fail,
     operation_progress,
+    operation_resend,
     operation_succeed,
     operation_takeover,
 )
@@ -356,6 +357,25 @@ def _scrub_lock() -> Iterator[bool]:
         if acquired:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s, %s)", list(_LOCK))
+
+
+def scrub_watch() -> bool:
+    """Beat, every minute: a scrub job "running" whose worker is gone (nobody holds the lock:
+    it died with that worker's database session) is sent again at once, so a live worker takes
+    it over and follows the kernel's scrub, which goes on without it. Redis alone would hand
+    the unacked message out again only after its visibility timeout (an hour), after the
+    reaper had failed the row. True when it sent one."""
+    op = Operation.objects.filter(kind=SCRUB_KIND, state=Operation.State.RUNNING).first()
+    if op is None:
+        return False
+    with _scrub_lock() as free:
+        if not free or connection.vendor != "postgresql":
+            return False
+    op.refresh_from_db()
+    if op.state != Operation.State.RUNNING:  # it ended meanwhile
+        return False
+    note = "The worker following the scrub is gone; sent the job again."
+    return operation_resend(op, task=SCRUB_TASK, queue=Host.local().queue, note=note)
 
 
 def scrub_execute(operation_id: int) -> None:

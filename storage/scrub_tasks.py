@@ -33,3 +33,9 @@ def scrub_task(self: Task, operation_id: int, **_params: Any) -> None:
 def scrub_monthly_task() -> None:
     """Beat's "storage-scrub" row (made by storage/migrations/0002_scrub_schedule.py)."""
     scrub.scrub_monthly()
+
+
+@shared_task(ignore_result=True)
+def scrub_watch_task() -> None:
+    """Every minute (CELERY_BEAT_SCHEDULE): send a scrub whose worker died to a live one."""
+    scrub.scrub_watch()

@@ -678,3 +678,29 @@ def test_a_background_start_returns_at_once_and_a_second_one_is_refused(on_fs: L
     time.sleep(1)
     assert btrfs.scrub_start(on_fs.mount) is False  # already running: left alone
     btrfs.scrub_cancel(on_fs.mount)
+
+
+@pytest.mark.django_db
+def test_the_watch_sends_again_a_scrub_whose_worker_is_gone(admin_user: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.db import connections
+
+    sent: list[tuple[str, int, str]] = []
+
+    def send_task(name: str, args: list[Any], queue: str, **kwargs: Any) -> None:
+        sent.append((name, args[0], queue))
+
+    monkeypatch.setattr(current_app, "send_task", send_task)
+    op = scrub.scrub_start(actor=admin_user, context=SYSTEM)
+    assert scrub.scrub_watch() is False  # queued: its message is on the way
+    assert operation_claim(op.pk)
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:  # a live worker holds the lock
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [0x5343, 1])
+        assert scrub.scrub_watch() is False
+    finally:
+        other.close()  # the worker dies: its lock with it
+    assert scrub.scrub_watch() is True
+    assert sent == [("storage.scrub_tasks.scrub_task", op.pk, "host.local")]
+    op.refresh_from_db()
+    assert "sent the job again" in op.log
