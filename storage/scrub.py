@@ -225,7 +225,7 @@ SCHEDULE_DESCRIPTION = (
 )
 
 
-def scrub_monthly(*, today: date | None = None, actor: User | None = None) -> Operation | None:
+def scrub_monthly(*, today: date | None = None) -> Operation | None:
     """Beat's monthly run: a scrub on the first week's day the schedule names. Beat fires only
     then (see scrub_schedule_update); this skips any other day, and a second run in the same
     month, so a schedule edited by hand to fire more often still scrubs once a month. Refusals
@@ -242,7 +242,7 @@ def scrub_monthly(*, today: date | None = None, actor: User | None = None) -> Op
         logger.info("monthly scrub skipped: this month's scheduled scrub already ran")
         return None
     try:
-        return scrub_start(actor=actor, context=SYSTEM)
+        return scrub_start(actor=None, context=SYSTEM)
     except ScrubError as exc:
         logger.warning("monthly scrub not started: %s", exc)
         return None
