@@ -414,6 +414,13 @@ def scrub_give_up(operation_id: int, exc: Exception) -> None:
         operation_fail(operation_id, message=words, error=f"{type(exc).__name__}: {exc}")
         if run is not None:
             _finish(run, result=ScrubRun.Result.FAILED, message=words)
+            # The monthly run has nobody watching it: say so, or a failing scrub goes unseen.
+            notify_admins(
+                title=f"Scrub of {run.mount} could not run",
+                body=words,
+                url=reverse("storage:overview"),
+                level=Notification.Level.WARNING,
+            )
 
 
 def _claim(op: Operation) -> bool:
@@ -603,6 +610,13 @@ def scrub_record(
             operation_fail(op.pk, message=summary, error=words)
         if uncorrectable or corrected or status.errors or grown:
             _tell_admins(run, status, grown)
+        elif result == ScrubRun.Result.FAILED:
+            notify_admins(
+                title=f"Scrub of {run.mount} stopped before the end",
+                body=words,
+                url=reverse("storage:overview"),
+                level=Notification.Level.WARNING,
+            )
     return run
 
 

@@ -338,7 +338,9 @@ def test_a_storage_root_not_on_btrfs_fails_the_run_and_then_is_refused_at_once(
 
 
 @pytest.mark.django_db
-def test_a_storage_root_that_does_not_exist_fails_the_run_with_words(tmp_path: Path, settings: Any) -> None:
+def test_a_storage_root_that_does_not_exist_fails_the_run_with_words(
+    tmp_path: Path, settings: Any, admin_user: User
+) -> None:
     settings.STORAGE_ROOT = str(tmp_path / "missing")
     op = scrub.scrub_start(actor=None, context=SYSTEM)
     scrub_task.run(op.pk)
@@ -346,6 +348,8 @@ def test_a_storage_root_that_does_not_exist_fails_the_run_with_words(tmp_path: P
     assert op.state == Operation.State.FAILED
     assert "does not exist on this server" in op.message
     assert run_of(op).result == ScrubRun.Result.FAILED
+    note = Notification.objects.get()  # nobody may be watching the monthly run
+    assert note.title == f"Scrub of {tmp_path / 'missing'} could not run"
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
