@@ -708,3 +708,13 @@ def test_the_watch_sends_again_a_scrub_whose_worker_is_gone(admin_user: User, mo
     assert sent == [("storage.scrub_tasks.scrub_task", op.pk, "host.local")]
     op.refresh_from_db()
     assert "sent the job again" in op.log
+
+
+def test_the_task_names_sent_by_string_are_the_worker_s_tasks(settings: Any) -> None:
+    """Services and beat send these by name: a typo would be a job nobody runs."""
+    from project.celery import app
+
+    app.loader.import_default_modules()
+    beat = {entry["task"] for name, entry in settings.CELERY_BEAT_SCHEDULE.items() if name.startswith("storage-scrub")}
+    for name in {scrub.SCRUB_TASK, scrub.MONTHLY_TASK, *beat}:
+        assert name in app.tasks, name
