@@ -86,11 +86,13 @@ def _block_device(path: str) -> str:
 # --- running btrfs ---------------------------------------------------------------------------
 
 
-def _btrfs(args: Sequence[str], *, path: str, timeout: float = _TIMEOUT, ok: Sequence[int] = (0,)) -> RunResult:
+def _btrfs(
+    args: Sequence[str], *, path: str, timeout: float = _TIMEOUT, ok: Sequence[int] = (0,), daemonizes: bool = False
+) -> RunResult:
     """Run ``btrfs args``; a status outside ``ok`` becomes the domain error its stderr names.
     Paths are absolute by then, so none passes for an option even where btrfs takes no ``--``
     (quota enable/disable, qgroup clear-stale in 6.2)."""
-    result = run(["btrfs", *args], timeout=timeout, check=False, env=_ENV)
+    result = run(["btrfs", *args], timeout=timeout, check=False, env=_ENV, daemonizes=daemonizes)
     if result.returncode not in ok:
         raise _error(result, path)
     return result
@@ -383,14 +385,17 @@ def device_stats(mount: str) -> list[DeviceStats]:
 
 
 def scrub_start(mount: str) -> bool:
-    """Start a scrub in the background; False if one is already running (it is left alone)."""
-    try:
-        _btrfs(["scrub", "start", "--", checked_path(mount)], path=mount)
-    except HostOpsError as exc:
-        if "already running" in str(exc):
-            return False
-        raise
-    return True
+    """Start a scrub in the background; False if one is already running (it is left alone).
+    Returns at once: the background btrfs process that runs the scrub keeps the output it
+    inherited, so it is not waited for (run's ``daemonizes``)."""
+    checked_path(mount)
+    # btrfs 6.2 says "Scrub is already running." first and two lines of advice after it.
+    result = _btrfs(["scrub", "start", "--", mount], path=mount, daemonizes=True, ok=range(256))
+    if result.returncode == 0:
+        return True
+    if "already running" in result.stderr.lower():
+        return False
+    raise _error(result, mount)
 
 
 def scrub_start_foreground(mount: str, *, timeout: float) -> ScrubStatus:

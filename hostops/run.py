@@ -8,6 +8,7 @@ import os
 import queue
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +39,7 @@ def run(
     input: str | None = None,
     env: Mapping[str, str] | None = None,
     check: bool = True,
+    daemonizes: bool = False,
 ) -> RunResult:
     """Run ``argv`` without a shell and return its result.
 
@@ -45,10 +47,16 @@ def run(
     otherwise /dev/null. Past ``timeout`` seconds the process group (the command and everything
     it started) is killed and CommandTimeout raised. A non-zero exit raises CommandFailed when
     ``check`` is true; a program that does not exist always raises CommandFailed (status 127).
+    ``daemonizes``: the command leaves a background process behind that inherits its output
+    (``btrfs scrub start``), so the result is the command's own exit and what it wrote by then,
+    read from files, rather than waiting for pipes that the background process keeps open.
     """
     args = _checked_argv(argv)
     started = time.monotonic()
-    returncode, stdout, stderr = _execute(args, timeout=timeout, input=input, env=env)
+    if daemonizes:
+        returncode, stdout, stderr = _execute_daemonizing(args, timeout=timeout, env=env)
+    else:
+        returncode, stdout, stderr = _execute(args, timeout=timeout, input=input, env=env)
     result = RunResult(args, returncode, stdout, stderr, time.monotonic() - started)
     if check and returncode != 0:
         raise CommandFailed(args, returncode, stdout, stderr)
@@ -85,14 +93,38 @@ def _execute(
     return proc.returncode, stdout, stderr
 
 
-def _start(args: list[str], *, piped_stdin: bool, env: Mapping[str, str] | None) -> subprocess.Popen[str]:
+def _execute_daemonizing(args: list[str], *, timeout: float, env: Mapping[str, str] | None) -> tuple[int, str, str]:
+    """Wait for the command itself, its output going to unlinked files its daemon may keep."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = _start(args, piped_stdin=False, env=env, stdout=out, stderr=err)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            _kill_group(proc)
+            raise CommandTimeout(f"{args[0]} ran past {timeout:g}s and was killed") from exc
+        except BaseException:
+            _kill_group(proc)
+            raise
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read(), err.read()
+
+
+def _start(
+    args: list[str],
+    *,
+    piped_stdin: bool,
+    env: Mapping[str, str] | None,
+    stdout: IO[str] | int = subprocess.PIPE,
+    stderr: IO[str] | int = subprocess.PIPE,
+) -> subprocess.Popen[str]:
     """Start the command without a shell, in its own session (so its group can be killed)."""
     try:
         return subprocess.Popen(
             args,
             stdin=subprocess.PIPE if piped_stdin else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=stdout,
+            stderr=stderr,
             env={**os.environ, **env} if env is not None else None,
             start_new_session=True,
             text=True,

@@ -194,6 +194,8 @@ CELERY_BEAT_SCHEDULE = {
     # The monthly scrub (storage/scrub.py) and each ingestion job (storage/ingestion.py) are
     # django-celery-beat rows that admins edit in the portal.
     "storage-usage": {"task": "storage.tasks.storage_usage_fanout_task", "schedule": 600.0},
+    # A scrub whose worker died is sent again to a live one, which follows the kernel's scrub.
+    "storage-scrub-watch": {"task": "storage.scrub_tasks.scrub_watch_task", "schedule": 60.0},
 }
 
 # --- login ----------------------------------------------------------------------------
@@ -392,6 +394,8 @@ STORAGE_COMMAND_TIMEOUT = env_int("STORAGE_COMMAND_TIMEOUT", 300, minimum=10)
 # The disk planning page (storage/planning.py) offers loop devices as disks only when this is on:
 # tests and demos plan onto loops; a real server never does (its loops are snaps and images).
 STORAGE_DISKS_INCLUDE_LOOP = env_bool("STORAGE_DISKS_INCLUDE_LOOP", False)
+# A scrub still running after this many hours is cancelled (and recorded so), never left hanging.
+STORAGE_SCRUB_MAX_HOURS = env_int("STORAGE_SCRUB_MAX_HOURS", 24, minimum=1)
 # rclone remotes for data ingestion (and backups): a JSON list of {"name", "type", "options",
 # "secret_file"}; credentials are read from each secret_file, never from here.
 RCLONE_REMOTES_JSON = env_str("RCLONE_REMOTES", "[]")  # read by storage.remotes, which checks it

@@ -19,11 +19,12 @@ from storage import services
 from storage.cards import usage_figures
 from storage.forms import MemberStorageDeleteForm
 from storage.models import FilesystemState, MemberStorage
+from storage.scrub import scrub_section_context
 
 
-@staff_required
-@require_GET
-def overview(request: AuthedRequest) -> HttpResponse:
+def overview_page(request: AuthedRequest, *, scrub_form: Any = None, status: int = 200) -> HttpResponse:
+    """The page, also with a scrub schedule form that failed (shown again with its messages,
+    status 400)."""
     rows = MemberStorage.objects.exclude(state=MemberStorage.State.DELETED).select_related("user", "user__quota")
     members = [usage_figures(row, getattr(row.user, "quota", None)) for row in rows]
     members.sort(key=lambda figures: -(figures["used"] or 0))
@@ -34,8 +35,15 @@ def overview(request: AuthedRequest) -> HttpResponse:
         "chart": _chart(members),
         "chart_height": 70 + 30 * sum(1 for figures in members if figures["measured"]),
         "usage_every_minutes": settings.STORAGE_USAGE_SECONDS // 60,
+        **scrub_section_context(form=scrub_form),
     }
-    return render(request, "storage/overview.html", context)
+    return render(request, "storage/overview.html", context, status=status)
+
+
+@staff_required
+@require_GET
+def overview(request: AuthedRequest) -> HttpResponse:
+    return overview_page(request)
 
 
 _UNITS = (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2))

@@ -188,6 +188,11 @@ ACCESS: dict[str, Rule] = {
     "storage:ingestion-delete": Rule(**ADMIN_ONLY, target=_ingestion_job, method="post"),
     "storage:ingestion-run": Rule(**ADMIN_ONLY, target=_ingestion_job, method="post"),
     "storage:ingestion-run-detail": Rule(**ADMIN_ONLY, target=_ingestion_run),
+    # The scrub (storage/scrub_views.py): an admin's POST starts or is refused with words (302);
+    # an empty schedule form is bad input (400).
+    "storage:scrub-start": Rule(**ADMIN_ONLY, method="post"),
+    "storage:scrub-cancel": Rule(**ADMIN_ONLY, method="post"),
+    "storage:scrub-schedule": Rule(**ADMIN_ONLY, method="post"),
 }
 
 

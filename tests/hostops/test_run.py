@@ -88,6 +88,26 @@ def test_a_missing_program_raises_command_failed_127() -> None:
     assert excinfo.value.returncode == 127
 
 
+def test_a_command_that_leaves_a_daemon_holding_its_output_returns_when_it_exits(tmp_path: Path) -> None:
+    """``btrfs scrub start`` forks the scrub into the background, and the child keeps the
+    output it inherited: waiting for the pipes to close would wait for the whole scrub."""
+    pid_file = tmp_path / "daemon.pid"
+    started = time.monotonic()
+    result = run(
+        ["sh", "-c", f"sleep 30 & echo $! > {pid_file}; echo started; echo note >&2"], timeout=10, daemonizes=True
+    )
+    try:
+        assert time.monotonic() - started < 5
+        assert (result.returncode, result.stdout, result.stderr) == (0, "started\n", "note\n")
+    finally:
+        os.kill(int(pid_file.read_text()), 9)
+
+
+def test_a_daemonizing_command_past_its_timeout_is_killed() -> None:
+    with pytest.raises(CommandTimeout):
+        run(["sleep", "30"], timeout=0.3, daemonizes=True)
+
+
 def _gone_or_zombie(pid: int) -> bool:
     """SIGKILL is delivered asynchronously: the child closes its pipes (which ends the drain) a
     moment before the kernel marks it a zombie, so allow it a short while to finish dying."""
