@@ -352,7 +352,7 @@ def test_a_storage_root_that_does_not_exist_fails_the_run_with_words(
     assert note.title == f"Scrub of {tmp_path / 'missing'} could not run"
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_queue_that_does_not_answer_leaves_no_run_waiting(admin_user: User, monkeypatch: pytest.MonkeyPatch) -> None:
     def down(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("redis is down")

@@ -21,7 +21,7 @@ from storage.models import ScrubRun
 from tests.e2e.conftest import browser, browser_context, page, playwright, sign_in_as  # noqa: F401
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 SHOTS = Path(__file__).resolve().parent.parent / "e2e" / "screenshots"
 UTC = ZoneInfo("UTC")

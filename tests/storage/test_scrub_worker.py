@@ -27,7 +27,7 @@ pytestmark = [
     pytest.mark.worker,
     pytest.mark.loopdev,
     needs_loop_devices,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 MIB = 1024 * 1024
