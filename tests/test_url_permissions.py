@@ -173,6 +173,7 @@ ACCESS: dict[str, Rule] = {
     # An admin's empty POST is refused as bad input: the page again, with the messages (400).
     "storage:disks": Rule(**ADMIN_ONLY),
     "storage:disks-apply": Rule(**ADMIN_ONLY, method="post"),
+    "storage:disks-scan": Rule(**ADMIN_ONLY, method="post"),
 }
 
 
