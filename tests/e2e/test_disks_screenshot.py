@@ -7,18 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import current_app
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from hostops.run import run
 from portal.models import Operation, User
 from storage import planning
 from storage.disk_tasks import disk_plan_apply_task, disk_scan_task
+from storage.models import DiskScan
 from tests.factories import UserFactory
 from tests.loopfs import MIB, attach, detach, needs_loop_devices, umount
 
@@ -89,3 +92,9 @@ def test_screenshot_of_the_disk_plan_and_its_apply(
     expect(page.locator(f"#op-{operation.pk}")).to_contain_text("Done: btrfs raid10 over 5 disks")
     expect(page.locator(f"#disk-{five_loops[0].removeprefix('/dev/')}")).to_contain_text("btrfs filesystem at")
     page.screenshot(path=str(SHOTS / "storage-disks-applied.png"), full_page=True)
+
+    # Half an hour later the reading is stale: labelled so, and applying waits for a new one.
+    DiskScan.objects.update(read_at=timezone.now() - timedelta(minutes=30))
+    page.reload()
+    expect(page.locator("#disks-read")).to_contain_text("Stale")
+    page.screenshot(path=str(SHOTS / "storage-disks-stale.png"), full_page=False)

@@ -693,6 +693,11 @@ def test_a_second_reading_while_one_is_queued_is_refused_and_the_next_click_work
     assert len(sent) == 2
 
 
+def test_the_services_send_the_tasks_the_worker_registers() -> None:
+    """By name (services never import tasks): a renamed task would leave every job queued."""
+    assert (disk_scan_task.name, disk_plan_apply_task.name) == (planning.SCAN_TASK, planning.TASK)
+
+
 def test_old_readings_are_dropped(blank: list[str], db: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(planning, "SCANS_KEPT", 2)
     scans = [_scan() for _ in range(3)]
