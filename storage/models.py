@@ -11,7 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils import timezone
 
-from portal.models import Operation, User
+from portal.models import Host, Operation, User
 
 
 class MemberStorage(models.Model):
@@ -206,3 +206,22 @@ class FilesystemState(models.Model):
     @property
     def device_errors(self) -> int:
         return sum(sum(device.get("errors", {}).values()) for device in self.devices)
+
+
+class DiskScan(models.Model):
+    """A host's disks as its worker read them (lsblk, wipefs): the web process has no /dev, so
+    the disk planning page plans from the newest of these rather than asking the host itself."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="+")
+    operation = models.ForeignKey(Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    read_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # hostops.disks.Disk, children nested (storage.planning: disks_to_json / disks_from_json)
+    disks = models.JSONField(default=list, blank=True)
+    bcache_supported = models.BooleanField(default=False)
+    error = models.TextField(blank=True)  # why the disks could not be read; then no disks
+
+    class Meta:
+        ordering = ["-read_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"disks of {self.host} at {self.read_at:%Y-%m-%d %H:%M}"

@@ -22,4 +22,5 @@ urlpatterns = [
     # disk planning: storage/disk_views.py
     path("disks/", disk_views.disks_plan, name="disks"),
     path("disks/apply/", disk_views.disks_apply, name="disks-apply"),
+    path("disks/scan/", disk_views.disks_scan, name="disks-scan"),
 ]

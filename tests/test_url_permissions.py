@@ -193,6 +193,7 @@ ACCESS: dict[str, Rule] = {
     "storage:scrub-start": Rule(**ADMIN_ONLY, method="post"),
     "storage:scrub-cancel": Rule(**ADMIN_ONLY, method="post"),
     "storage:scrub-schedule": Rule(**ADMIN_ONLY, method="post"),
+    "storage:disks-scan": Rule(**ADMIN_ONLY, method="post"),
 }
 
 

@@ -1,22 +1,27 @@
 """Screenshots of the disk planning page (tests/e2e/screenshots/, ignored by git) over real loop
-devices: the plan for four free disks and one with an old filesystem, then the page after the
-admin typed the confirmation, applied, and the worker made the array."""
+devices: the page before the disks were ever read, the plan for four free disks and one with an
+old filesystem once the worker read them, then the page after the admin typed the confirmation,
+applied, and the worker made the array (and read the disks again)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import current_app
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from hostops.run import run
 from portal.models import Operation, User
-from storage.disk_tasks import disk_plan_apply_task
+from storage import planning
+from storage.disk_tasks import disk_plan_apply_task, disk_scan_task
+from storage.models import DiskScan
 from tests.factories import UserFactory
 from tests.loopfs import MIB, attach, detach, needs_loop_devices, umount
 
@@ -59,7 +64,18 @@ def test_screenshot_of_the_disk_plan_and_its_apply(
     sign_in_as(UserFactory(username="ada", first_name="Ada", is_staff=True))
     query = "&".join(f"devices={device}" for device in five_loops)
     page.goto(f"{reverse('storage:disks')}?{query}&profile=auto&label=data&mount_target={tmp_path}/mnt")
+    expect(page.get_by_text("The server's disks have not been read yet")).to_be_visible()
+    page.screenshot(path=str(SHOTS / "storage-disks-unread.png"), full_page=True)
+
+    page.get_by_role("button", name="Read the disks").click()
+    expect(page.get_by_role("heading", level=2, name="Reading the disks")).to_be_visible()
+    scan = Operation.objects.get(kind=planning.SCAN_KIND)
+    disk_scan_task.run(scan.pk)  # the worker, in-process: lsblk and wipefs on the loop devices
+    expect(page.get_by_role("heading", level=2, name="Reading the disks")).to_be_hidden()  # reloaded by itself
+    expect(page.locator(f"#disk-{five_loops[0].removeprefix('/dev/')}")).to_be_visible()
+    page.goto(f"{reverse('storage:disks')}?{query}&profile=auto&label=data&mount_target={tmp_path}/mnt")
     expect(page.get_by_role("heading", level=2, name="Proposed layout")).to_be_visible()
+    expect(page.locator("#disks-read")).to_contain_text("read by the worker of local")
     confirmation = page.locator("code.confirm-text").inner_text()
     assert confirmation == "wipe " + " ".join(device.removeprefix("/dev/") for device in five_loops)
     page.screenshot(path=str(SHOTS / "storage-disks-plan.png"), full_page=True)
@@ -68,10 +84,17 @@ def test_screenshot_of_the_disk_plan_and_its_apply(
     page.get_by_label("Type the confirmation").fill(confirmation)
     page.get_by_role("button", name="Apply the plan").click()
     expect(page.get_by_text("The plan is queued")).to_be_visible()
-    operation = Operation.objects.get()
-    disk_plan_apply_task.run(operation.pk, **sent[0]["kwargs"])
+    operation = Operation.objects.get(kind=planning.KIND)
+    disk_plan_apply_task.run(operation.pk, **sent[1]["kwargs"])
     page.reload()
     expect(page.get_by_role("heading", level=2, name="Last apply")).to_be_visible()
     page.locator(f"#op-{operation.pk} details summary").click()
     expect(page.locator(f"#op-{operation.pk}")).to_contain_text("Done: btrfs raid10 over 5 disks")
+    expect(page.locator(f"#disk-{five_loops[0].removeprefix('/dev/')}")).to_contain_text("btrfs filesystem at")
     page.screenshot(path=str(SHOTS / "storage-disks-applied.png"), full_page=True)
+
+    # Half an hour later the reading is stale: labelled so, and applying waits for a new one.
+    DiskScan.objects.update(read_at=timezone.now() - timedelta(minutes=30))
+    page.reload()
+    expect(page.locator("#disks-read")).to_contain_text("Stale")
+    page.screenshot(path=str(SHOTS / "storage-disks-stale.png"), full_page=False)

@@ -1,6 +1,8 @@
-"""The disk planning page and its apply Operation, on real loop devices: the plan, the typed
-confirmation, the refusals (in use, old signatures, a second apply, disks changed before the
-worker starts) and the filesystem the worker makes."""
+"""The disk planning page, its reading of the disks and its apply Operation, on real loop devices:
+the worker reads and stores the disks (DiskScan), the page plans from the stored reading and never
+asks the host, an apply needs a fresh reading; the plan, the typed confirmation, the refusals (in
+use, old signatures, a second apply, a stale reading, disks changed before the worker starts) and
+the filesystem the worker makes."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import pytest
 from celery import current_app
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from hostops import btrfs
 from hostops import disks as hd
@@ -26,8 +30,9 @@ from portal.audit import SYSTEM
 from portal.models import AuditEvent, Host, Notification, Operation, User
 from portal.operations import QUEUE_DOWN
 from storage import planning
-from storage.disk_tasks import disk_plan_apply_task
-from storage.planning import DiskChoice, DiskPlanError
+from storage.disk_tasks import disk_plan_apply_task, disk_scan_task
+from storage.models import DiskScan
+from storage.planning import DiskChoice, DiskPlanError, DiskScanBusy
 from tests.loopfs import MIB, attach, detach, needs_loop_devices
 
 pytestmark = [pytest.mark.loopdev, needs_loop_devices]
@@ -108,6 +113,17 @@ def _mounted_btrfs(device: str, where: Path) -> None:
     run(["mount", device, str(where)], timeout=60)
 
 
+def _scan() -> DiskScan:
+    """The worker's reading of the disks, stored (run in-process: lsblk and wipefs for real)."""
+    scan = planning.disk_scan_store(Host.local())
+    assert scan.error == "", scan.error
+    return scan
+
+
+def _survey() -> planning.Survey:
+    return planning.disk_survey(_scan())
+
+
 # --- the service --------------------------------------------------------------------------
 
 
@@ -151,7 +167,7 @@ def _names(devices: list[str]) -> str:
 def test_the_plan_for_four_free_loop_disks_is_raid10_with_its_usable_capacity(
     blank: list[str], tmp_path: Path, db: None
 ) -> None:
-    survey = planning.disk_survey()
+    survey = _survey()
     rows = {row.disk.path: row for row in survey.rows}
     assert all(rows[device].usable and rows[device].reasons == [] for device in blank)
     assert rows[blank[0]].contents == []
@@ -166,7 +182,7 @@ def test_loop_devices_are_no_candidates_unless_the_setting_is_on(
     blank: list[str], tmp_path: Path, settings: Any, db: None
 ) -> None:
     settings.STORAGE_DISKS_INCLUDE_LOOP = False
-    survey = planning.disk_survey()
+    survey = _survey()
     assert not set(blank) & {row.disk.path for row in survey.rows}
     with pytest.raises(DiskPlanError, match=f"{blank[0]}: not free for an array"):
         planning.disk_plan(survey, _choice(blank[:1], tmp_path))
@@ -174,7 +190,7 @@ def test_loop_devices_are_no_candidates_unless_the_setting_is_on(
 
 def test_the_mount_target_defaults_to_the_storage_root(blank: list[str], settings: Any, db: None) -> None:
     settings.STORAGE_ROOT = "/srv/portal-test-root"
-    plan = planning.disk_plan(planning.disk_survey(), DiskChoice(tuple(blank[:2])))
+    plan = planning.disk_plan(_survey(), DiskChoice(tuple(blank[:2])))
     assert plan.mount_target == "/srv/portal-test-root"
     assert plan.profile == "raid1"
 
@@ -182,7 +198,7 @@ def test_the_mount_target_defaults_to_the_storage_root(blank: list[str], setting
 def test_a_chosen_profile_replaces_the_one_by_count_and_too_few_disks_are_refused(
     blank: list[str], tmp_path: Path, db: None
 ) -> None:
-    survey = planning.disk_survey()
+    survey = _survey()
     plan = planning.disk_plan(survey, _choice(blank[:4], tmp_path, profile="raid1"))
     assert (plan.profile, plan.usable_bytes) == ("raid1", 2 * LOOP_SIZE)
     assert plan.commands[0][:7] == ["mkfs.btrfs", "-L", plan.label, "-d", "raid1", "-m", "raid1"]
@@ -196,6 +212,7 @@ def test_applying_after_the_typed_confirmation_makes_the_raid10_filesystem(
     blank: list[str], tmp_path: Path, admin_user: User, sent: Sent, django_capture_on_commit_callbacks: Any
 ) -> None:
     choice = _choice(blank[:4], tmp_path)
+    _scan()
     with django_capture_on_commit_callbacks(execute=True):
         operation = _apply(choice, admin_user, f"wipe {_names(blank[:4])}")
     assert [(name, args, queue) for name, args, _, queue in sent] == [
@@ -239,6 +256,7 @@ def test_a_wrong_confirmation_is_refused_and_nothing_is_queued(
     typed = typed.format(names=_names(blank[:4]), first=_names(blank[:1]), label=choice.label)
     expected = f"wipe {_names(blank[:4])}"
     refusal = re.escape(f"does not match: type {expected!r}. Nothing was queued.")
+    _scan()
     with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(DiskPlanError, match=refusal):
         _apply(choice, admin_user, typed)
     assert (callbacks, sent) == ([], [])
@@ -250,7 +268,7 @@ def test_a_wrong_confirmation_is_refused_and_nothing_is_queued(
 
 def test_a_mounted_disk_is_refused_as_in_use(blank: list[str], tmp_path: Path, admin_user: User, sent: Sent) -> None:
     _mounted_btrfs(blank[4], tmp_path / "old")
-    survey = planning.disk_survey()
+    survey = _survey()
     row = next(row for row in survey.rows if row.disk.path == blank[4])
     assert (row.usable, row.reasons) == (False, [f"mounted at {tmp_path / 'old'}"])
     assert row.contents == [f"btrfs filesystem at {tmp_path / 'old'}"]
@@ -266,7 +284,7 @@ def test_a_disk_with_an_old_signature_is_wiped_only_once_confirmed_by_name(
     blank: list[str], tmp_path: Path, admin_user: User, sent: Sent, django_capture_on_commit_callbacks: Any
 ) -> None:
     run(["mkfs.btrfs", "-q", "-f", "-L", "old", blank[4]], timeout=120)
-    survey = planning.disk_survey()
+    survey = _survey()
     row = next(row for row in survey.rows if row.disk.path == blank[4])
     assert (row.usable, row.reasons) == (True, ["holds an old btrfs signature (a filesystem, RAID or LVM)"])
     choice = _choice(blank, tmp_path)
@@ -295,6 +313,7 @@ def test_a_disk_with_an_old_signature_is_wiped_only_once_confirmed_by_name(
 def test_a_second_apply_while_one_is_queued_is_refused(
     blank: list[str], tmp_path: Path, admin_user: User, sent: Sent, django_capture_on_commit_callbacks: Any
 ) -> None:
+    _scan()
     with django_capture_on_commit_callbacks(execute=True):
         first = _apply(_choice(blank[:2], tmp_path), admin_user, f"wipe {_names(blank[:2])}")
     with pytest.raises(DiskPlanError, match="Another apply is queued \\(started by ada\\); wait until it ends"):
@@ -309,6 +328,7 @@ def test_a_second_apply_while_one_is_queued_is_refused(
 def test_the_worker_refuses_when_a_disk_was_mounted_after_the_confirmation(
     blank: list[str], tmp_path: Path, admin_user: User, sent: Sent, django_capture_on_commit_callbacks: Any
 ) -> None:
+    _scan()
     with django_capture_on_commit_callbacks(execute=True):
         operation = _apply(_choice(blank[:4], tmp_path), admin_user, f"wipe {_names(blank[:4])}")
     _mounted_btrfs(blank[3], tmp_path / "old")
@@ -326,6 +346,7 @@ def test_the_worker_refuses_when_a_disk_was_mounted_after_the_confirmation(
 def test_the_worker_runs_the_plan_it_rebuilds_never_commands_from_the_row(
     blank: list[str], tmp_path: Path, admin_user: User, sent: Sent, django_capture_on_commit_callbacks: Any
 ) -> None:
+    _scan()
     with django_capture_on_commit_callbacks(execute=True):
         operation = _apply(_choice(blank[:2], tmp_path), admin_user, f"wipe {_names(blank[:2])}")
     params = {**operation.params, "commands": [["touch", str(tmp_path / "owned")]]}
@@ -341,6 +362,7 @@ def test_the_worker_runs_the_plan_it_rebuilds_never_commands_from_the_row(
 def test_a_failing_command_fails_the_operation_with_its_output_in_the_log(
     blank: list[str], tmp_path: Path, admin_user: User, sent: Sent, django_capture_on_commit_callbacks: Any
 ) -> None:
+    _scan()
     with django_capture_on_commit_callbacks(execute=True):
         operation = _apply(_choice(blank[:2], tmp_path), admin_user, f"wipe {_names(blank[:2])}")
     (tmp_path / "mnt").write_text("a file where the mount point should be")
@@ -364,6 +386,7 @@ def test_the_apply_fails_at_once_with_words_when_the_queue_is_down(
         raise ConnectionError("redis is away")
 
     monkeypatch.setattr(current_app, "send_task", down)
+    _scan()
     with django_capture_on_commit_callbacks(execute=True):
         operation = _apply(_choice(blank[:2], tmp_path), admin_user, f"wipe {_names(blank[:2])}")
     assert (operation.state, operation.message) == ("failed", QUEUE_DOWN)
@@ -383,6 +406,7 @@ def test_the_page_shows_the_disks_the_plan_its_commands_and_the_exact_confirmati
     blank: list[str], tmp_path: Path, admin_client: Client
 ) -> None:
     run(["mkfs.btrfs", "-q", "-f", "-L", "old", blank[4]], timeout=120)
+    _scan()
     response = admin_client.get(reverse("storage:disks"), _query(blank, tmp_path, label="pool"))
     assert response.status_code == 200
     page = response.content.decode()
@@ -403,6 +427,7 @@ def test_the_page_shows_the_disks_the_plan_its_commands_and_the_exact_confirmati
 def test_the_page_without_a_query_plans_on_every_free_disk(
     blank: list[str], admin_client: Client, settings: Any
 ) -> None:
+    _scan()
     response = admin_client.get(reverse("storage:disks"))
     assert response.status_code == 200
     plan = response.context["plan"]
@@ -427,6 +452,7 @@ def test_bad_choices_on_the_page_are_explained(
 ) -> None:
     query = _query(blank[:4], tmp_path)
     query[field] = value
+    _scan()
     response = admin_client.get(reverse("storage:disks"), query)
     assert response.status_code == 400
     assert message in response.content.decode()
@@ -436,6 +462,7 @@ def test_bad_choices_on_the_page_are_explained(
 def test_a_profile_the_disks_are_too_few_for_is_explained(
     blank: list[str], tmp_path: Path, admin_client: Client
 ) -> None:
+    _scan()
     response = admin_client.get(reverse("storage:disks"), {**_query(blank[:2], tmp_path), "profile": "raid10"})
     assert response.status_code == 400
     assert "raid10 needs at least 4 free disks" in response.content.decode()
@@ -449,6 +476,7 @@ def _post(client: Client, data: dict[str, Any], capture: Callable[..., Any]) -> 
 def test_applying_from_the_page_queues_the_operation_and_shows_its_progress(
     blank: list[str], tmp_path: Path, admin_client: Client, sent: Sent, django_capture_on_commit_callbacks: Any
 ) -> None:
+    _scan()
     plan = admin_client.get(reverse("storage:disks"), _query(blank[:4], tmp_path)).context["plan"]
     data = {
         **_query(blank[:4], tmp_path),
@@ -492,6 +520,7 @@ def test_bad_apply_input_is_refused_with_words_and_nothing_is_queued(
     change: dict[str, str | None],
     message: str,
 ) -> None:
+    _scan()
     plan = admin_client.get(reverse("storage:disks"), _query(blank[:4], tmp_path)).context["plan"]
     data: dict[str, Any] = {
         **_query(blank[:4], tmp_path),
@@ -534,6 +563,7 @@ def test_the_page_says_so_when_the_job_queue_does_not_take_the_apply(
         raise ConnectionError("redis is away")
 
     monkeypatch.setattr(current_app, "send_task", down)
+    _scan()
     plan = admin_client.get(reverse("storage:disks"), _query(blank[:2], tmp_path)).context["plan"]
     data = {
         **_query(blank[:2], tmp_path),
@@ -547,16 +577,324 @@ def test_the_page_says_so_when_the_job_queue_does_not_take_the_apply(
 
 
 def test_disks_that_cannot_be_read_are_explained_and_nothing_can_be_applied(
-    admin_client: Client, monkeypatch: pytest.MonkeyPatch, sent: Sent
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch, sent: Sent, django_capture_on_commit_callbacks: Any
 ) -> None:
     def unreadable() -> list[hd.Disk]:
         raise CommandFailed(["lsblk"], 127, "", "lsblk: command not found")
 
     monkeypatch.setattr(hd, "list_disks", unreadable)
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(reverse("storage:disks-scan"))
+    operation = Operation.objects.get(kind=planning.SCAN_KIND)
+    disk_scan_task.run(operation.pk)
+    operation.refresh_from_db()
+    assert operation.state == "failed"
+    assert operation.error.startswith("The disks could not be read: ")
+    scan = DiskScan.objects.get()
+    assert (scan.operation_id, scan.disks, scan.error) == (operation.pk, [], operation.error)
     response = admin_client.get(reverse("storage:disks"))
     assert response.status_code == 200
     assert "The disks could not be read: " in response.content.decode()
     assert response.context["apply_form"] is None
     response = admin_client.post(reverse("storage:disks-apply"), {"typed_confirmation": "wipe sda"})
     assert response.status_code == 400
+    assert not Operation.objects.filter(kind=planning.KIND).exists()
+
+
+# --- reading the disks: the worker reads and stores, the page shows the stored rows ---------
+
+
+def test_a_disk_stored_as_json_comes_back_exactly(blank: list[str], db: None) -> None:
+    run(["mkfs.btrfs", "-q", "-f", "-L", "old", blank[4]], timeout=120)
+    found = hd.list_disks()
+    scan = _scan()
+    scan.refresh_from_db()  # through PostgreSQL's jsonb, not just the Python dicts
+    assert planning.disks_from_json(scan.disks) == found
+    stored = {disk.path: disk for disk in planning.disks_from_json(scan.disks)}
+    assert (stored[blank[4]].fstype, stored[blank[4]].signatures) == ("btrfs", ("btrfs",))
+    nested = hd.Disk(
+        name="sda",
+        path="/dev/sda",
+        size=4 * 10**12,
+        rotational=True,
+        model="WDC WD40EFRX",
+        serial="WD-1",
+        transport="sata",
+        type="disk",
+        signatures=("gpt", "PMBR"),
+        probe_error="wipefs: /dev/sda: probing failed",
+        removable=True,
+        read_only=True,
+        children=(
+            hd.Disk(
+                name="sda1",
+                path="/dev/sda1",
+                size=10**12,
+                rotational=True,
+                model="",
+                serial="",
+                transport="",
+                type="part",
+                mountpoints=("/", "/var/lib/docker"),
+                fstype="ext4",
+                uuid="0f3a",
+                children=(hd.Disk("md0", "/dev/md0", 10**12, True, "", "", "", "raid1", ("[SWAP]",), "swap"),),
+            ),
+        ),
+    )
+    DiskScan.objects.filter(pk=scan.pk).update(disks=planning.disks_to_json([nested]))
+    scan.refresh_from_db()
+    assert planning.disks_from_json(scan.disks) == [nested]
+
+
+def test_reading_the_disks_is_an_operation_the_worker_runs_and_stores(
+    blank: list[str], admin_user: User, sent: Sent, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        operation = planning.disk_scan_request(actor=admin_user, context=SYSTEM)
+    assert [(name, args, queue) for name, args, _, queue in sent] == [
+        ("storage.disk_tasks.disk_scan_task", [operation.pk], Host.local().queue)
+    ]
+    assert (operation.kind, operation.target_label, operation.state) == ("storage.disks_scan", "local", "queued")
+    assert AuditEvent.objects.get(action="storage.disks_scan").actor == admin_user
+    assert not DiskScan.objects.exists()
+
+    disk_scan_task.run(operation.pk, **sent[0][2])
+    operation.refresh_from_db()
+    assert operation.state == "succeeded", f"{operation.message}\n{operation.error}"
+    scan = DiskScan.objects.get()
+    assert (scan.host, scan.operation_id, scan.error) == (Host.local(), operation.pk, "")
+    assert scan.bcache_supported == hd.bcache_supported()
+    assert set(blank) <= {disk["path"] for disk in scan.disks}
+    survey = planning.disk_survey(scan)
+    assert set(blank) <= set(survey.candidates)
+    assert (survey.host, survey.read_at, survey.stale) == ("local", scan.read_at, False)
+    assert operation.message == f"Read {len(survey.rows)} disks on local; {len(survey.candidates)} free for an array"
+
+    # A second delivery of the same message finds the row final and reads nothing again.
+    disk_scan_task.run(operation.pk, **sent[0][2])
+    assert DiskScan.objects.count() == 1
+    operation.refresh_from_db()
+    assert operation.attempts == 1
+
+
+def test_a_second_reading_while_one_is_queued_is_refused_and_the_next_click_works(
+    blank: list[str], admin_user: User, sent: Sent, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        first = planning.disk_scan_request(actor=admin_user, context=SYSTEM)
+    with pytest.raises(DiskScanBusy, match="The disks are being read already \\(queued, asked by ada\\)"):
+        planning.disk_scan_request(actor=admin_user, context=SYSTEM)
+    assert list(Operation.objects.values_list("pk", flat=True)) == [first.pk]
+    disk_scan_task.run(first.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        planning.disk_scan_request(actor=admin_user, context=SYSTEM)
+    assert Operation.objects.count() == 2
+    assert len(sent) == 2
+
+
+def test_the_services_send_the_tasks_the_worker_registers() -> None:
+    """By name (services never import tasks): a renamed task would leave every job queued."""
+    assert (disk_scan_task.name, disk_plan_apply_task.name) == (planning.SCAN_TASK, planning.TASK)
+
+
+def test_old_readings_are_dropped(blank: list[str], db: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(planning, "SCANS_KEPT", 2)
+    scans = [_scan() for _ in range(3)]
+    assert list(DiskScan.objects.values_list("pk", flat=True)) == [scans[2].pk, scans[1].pk]
+    assert planning.disk_scan_latest() == scans[2]
+
+
+def test_the_page_never_reads_the_host(
+    blank: list[str],
+    tmp_path: Path,
+    admin_client: Client,
+    sent: Sent,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """As in production, where the web container has no /dev: lsblk, wipefs and /sys are not asked."""
+    _scan()
+
+    def host_read(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the web process read the host")
+
+    for name in ("list_disks", "bcache_supported", "run"):
+        monkeypatch.setattr(hd, name, host_read)
+    response = admin_client.get(reverse("storage:disks"), _query(blank[:4], tmp_path))
+    assert response.status_code == 200
+    plan = response.context["plan"]
+    assert plan.devices == tuple(blank[:4])
+    data = {
+        **_query(blank[:4], tmp_path),
+        "typed_confirmation": plan.confirmation,
+        "plan_digest": planning.plan_digest(plan),
+    }
+    response = _post(admin_client, data, django_capture_on_commit_callbacks)
+    assert response.status_code == 302
+    assert Operation.objects.get().kind == planning.KIND
+
+
+def test_the_page_shows_when_and_where_the_disks_were_read_and_offers_to_read_them_again(
+    blank: list[str], admin_client: Client
+) -> None:
+    scan = _scan()
+    page = admin_client.get(reverse("storage:disks")).content.decode()
+    assert "read by the worker of <strong>local</strong> at" in page
+    assert f'datetime="{scan.read_at.isoformat()}"' in page or scan.read_at.strftime("%Y-%m-%d") in page
+    assert f'action="{reverse("storage:disks-scan")}"' in page
+    assert "Read the disks again</button>" in page
+    assert "Stale" not in page
+
+
+def test_without_a_reading_the_page_says_so_and_offers_to_read_the_disks(
+    blank: list[str], tmp_path: Path, admin_client: Client, sent: Sent, django_capture_on_commit_callbacks: Any
+) -> None:
+    response = admin_client.get(reverse("storage:disks"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "The server&#x27;s disks have not been read yet" in page
+    assert "Read the disks</button>" in page
+    assert (response.context["plan"], response.context["apply_form"]) == (None, None)
+    data = {**_query(blank[:2], tmp_path), "typed_confirmation": f"wipe {_names(blank[:2])}", "plan_digest": "0" * 64}
+    response = _post(admin_client, data, django_capture_on_commit_callbacks)
+    assert response.status_code == 400
+    assert not Operation.objects.exists()
+
+
+def test_applying_from_a_stale_reading_is_refused(
+    blank: list[str], tmp_path: Path, admin_user: User, sent: Sent, django_capture_on_commit_callbacks: Any
+) -> None:
+    scan = _scan()
+    DiskScan.objects.filter(pk=scan.pk).update(read_at=timezone.now() - timedelta(minutes=11))
+    with pytest.raises(DiskPlanError, match=r"The disks were read 11 minutes ago.* Read the disks again first"):
+        _apply(_choice(blank[:2], tmp_path), admin_user, f"wipe {_names(blank[:2])}")
+    assert not Operation.objects.exists()
+    assert sent == []
+    DiskScan.objects.filter(pk=scan.pk).update(read_at=timezone.now() - timedelta(minutes=9))
+    with django_capture_on_commit_callbacks(execute=True):
+        _apply(_choice(blank[:2], tmp_path), admin_user, f"wipe {_names(blank[:2])}")
+    assert len(sent) == 1
+
+
+def test_the_page_labels_a_stale_reading_and_its_apply_is_refused_with_words(
+    blank: list[str], tmp_path: Path, admin_client: Client, sent: Sent, django_capture_on_commit_callbacks: Any
+) -> None:
+    scan = _scan()
+    plan = admin_client.get(reverse("storage:disks"), _query(blank[:2], tmp_path)).context["plan"]
+    DiskScan.objects.filter(pk=scan.pk).update(read_at=timezone.now() - timedelta(minutes=30))
+    response = admin_client.get(reverse("storage:disks"), _query(blank[:2], tmp_path))
+    page = response.content.decode()
+    assert '<span class="pill pill-warn">Stale</span>' in page
+    assert 'disabled title="Read the disks again first"' in page
+    assert response.context["plan"] == plan  # still shown, from the stored reading
+    data = {
+        **_query(blank[:2], tmp_path),
+        "typed_confirmation": plan.confirmation,
+        "plan_digest": planning.plan_digest(plan),
+    }
+    response = _post(admin_client, data, django_capture_on_commit_callbacks)
+    assert response.status_code == 400
+    assert "Read the disks again first" in response.content.decode()
+    assert not Operation.objects.exists()
+    assert sent == []
+
+
+def test_applying_is_refused_after_an_apply_began_since_the_reading(
+    blank: list[str], tmp_path: Path, admin_user: User, sent: Sent
+) -> None:
+    _scan()
+    Operation.objects.create(
+        kind=planning.KIND,
+        actor=admin_user,
+        state=Operation.State.FAILED,
+        started=timezone.now(),
+        finished=timezone.now(),
+    )
+    with pytest.raises(
+        DiskPlanError, match=r"after the disks were read, so they may have changed\. Read the disks again"
+    ):
+        _apply(_choice(blank[:2], tmp_path), admin_user, f"wipe {_names(blank[:2])}")
+    assert Operation.objects.count() == 1
+    _scan()
+    _apply(_choice(blank[:2], tmp_path), admin_user, f"wipe {_names(blank[:2])}")
+    assert Operation.objects.count() == 2
+
+
+def test_the_apply_leaves_a_new_reading_of_the_disks_for_the_page(
+    blank: list[str],
+    tmp_path: Path,
+    admin_client: Client,
+    admin_user: User,
+    sent: Sent,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    _scan()
+    with django_capture_on_commit_callbacks(execute=True):
+        operation = _apply(_choice(blank[:2], tmp_path), admin_user, f"wipe {_names(blank[:2])}")
+    disk_plan_apply_task.run(operation.pk, **sent[0][2])
+    operation.refresh_from_db()
+    try:
+        assert operation.state == "succeeded", f"{operation.message}\n{operation.log}"
+        latest = planning.disk_scan_latest()
+        assert latest is not None
+        assert latest.read_at > operation.started
+        rows = {row.disk.path: row for row in planning.disk_survey(latest).rows}
+        assert rows[blank[0]].contents == [f"btrfs filesystem at {tmp_path / 'mnt'}"]
+        assert rows[blank[0]].usable is False
+        page = admin_client.get(reverse("storage:disks")).content.decode()
+        assert f"btrfs filesystem at {tmp_path / 'mnt'}" in page
+    finally:
+        btrfs.umount(str(tmp_path / "mnt"))
+
+
+def test_reading_the_disks_from_the_page_queues_it_and_the_page_polls_it(
+    blank: list[str], admin_client: Client, sent: Sent, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(reverse("storage:disks-scan"), {"devices": "/dev/sda; rm -rf /"})  # ignored
+    assert (response.status_code, response["Location"]) == (302, reverse("storage:disks"))
+    operation = Operation.objects.get()
+    assert operation.kind == planning.SCAN_KIND
+    page = admin_client.get(reverse("storage:disks")).content.decode()
+    assert "The server&#x27;s worker is reading the disks" in page
+    assert "Reading the disks</h2>" in page
+    assert reverse("operation-status", args=[operation.pk]) in page
+    assert 'hx-trigger="operation-finished from:body"' in page  # the page reloads when it ends
+    assert 'disabled title="The worker is reading the disks"' in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(reverse("storage:disks-scan"), follow=True)
+    assert "The disks are being read already" in response.content.decode()
+    assert Operation.objects.count() == 1
+    disk_scan_task.run(operation.pk)
+    page = admin_client.get(reverse("storage:disks")).content.decode()
+    assert "Reading the disks</h2>" not in page
+    assert 'hx-trigger="operation-finished from:body"' not in page
+    assert f'id="disk-{blank[0].removeprefix("/dev/")}"' in page
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: the task is sent (and refused) inside the request
+def test_the_page_says_so_when_the_job_queue_does_not_take_the_reading(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*_: Any, **__: Any) -> None:
+        raise ConnectionError("redis is away")
+
+    monkeypatch.setattr(current_app, "send_task", down)
+    response = admin_client.post(reverse("storage:disks-scan"), follow=True)
+    page = response.content.decode()
+    assert "The job queue is not answering" in page
+    assert "Last reading of the disks</h2>" in page
+    assert Operation.objects.get().state == "failed"
+    assert not DiskScan.objects.exists()
+
+
+def test_members_may_not_read_the_disks(alice_client: Client, sent: Sent) -> None:
+    assert alice_client.post(reverse("storage:disks-scan")).status_code == 403
+    assert not Operation.objects.exists()
+    assert sent == []
+
+
+def test_reading_the_disks_takes_a_post(admin_client: Client, sent: Sent) -> None:
+    assert admin_client.get(reverse("storage:disks-scan")).status_code == 405
     assert not Operation.objects.exists()
