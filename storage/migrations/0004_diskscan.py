@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('portal', '0007_operation_params'),
-        ('storage', '0002_filesystem_state'),
+        ('storage', '0003_scrub_schedule'),
     ]
 
     operations = [
