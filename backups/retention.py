@@ -5,13 +5,14 @@ It reproduces restic's ``forget --keep-*`` (``ApplyPolicy`` in restic 0.18's
 follow one rule, and so the portal can show a dry run with restic's own reasons before anything
 is deleted. Pure Python: no Django, no I/O, so it is cheap to call from a page, a task or a test.
 
-restic's rules, which this module keeps exactly (see /work/shared/research/backups.md (b)):
+restic's rules, which this module keeps exactly (tests/backups/test_retention_restic.py checks
+it against restic 0.18 itself):
 
 * Each group is planned on its own; inside a group snapshots are taken newest first, by their
   instant (ties keep the input order, as Go's stable sort does).
 * Bucket keys come from each snapshot's *own* wall clock (its offset or zone): hour, day, ISO
   week (ISO week-year), month, year. Python compares datetimes that share a ``ZoneInfo`` by
-  wall clock, ignoring ``fold``, so instants are compared as integers instead.
+  wall clock, ignoring ``fold``, so instants (time since the epoch) are compared instead.
 * Every count rule keeps the newest snapshot of each of its last n buckets that hold one, and
   the oldest snapshot too if the rule still has count left ("oldest daily snapshot"). Rules
   overlap: one snapshot can use a slot in several rules.
@@ -248,8 +249,9 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Counters:
-    """What each count rule had left after this snapshot (-1: unlimited; 0: off or used up),
-    as restic's JSON ``counters`` (which leaves the zeros out)."""
+    """What each count rule had left after this snapshot (-1: unlimited; 0: off or used up):
+    the counters of restic's ``KeepReason`` (restic 0.18's ``forget --json`` does not print
+    them; a page can, to show how much of each rule is used)."""
 
     last: int
     hourly: int
@@ -259,7 +261,7 @@ class Counters:
     yearly: int
 
     def as_dict(self) -> dict[str, int]:
-        """restic's form: zeros left out."""
+        """As restic's KeepReason marshals them: zeros left out."""
         return {rule: n for rule in COUNT_RULES if (n := getattr(self, rule))}
 
 
