@@ -789,3 +789,15 @@ def test_command_as_a_process_exit_status_and_stderr() -> None:
     helped = run("")
     assert helped.returncode == 2
     assert "stdin: not valid JSON" in helped.stderr
+
+
+@settings(max_examples=150, deadline=None)
+@given(timelines(), st.lists(st.integers(0, 6), min_size=6, max_size=6))
+def test_count_rules_keep_no_more_than_their_counts_summed(items: list[Snapshot], numbers: list[int]) -> None:
+    """restic's own check (policySum): without tags, pins, within rules or unlimited counts, at
+    most the sum of the counts is kept; the oldest-snapshot rule uses a count too."""
+    if not any(numbers):
+        return
+    unpinned = [Snapshot(id=s.id, time=s.time) for s in items]
+    policy = Policy(**{f"keep_{rule}": n for rule, n in zip(COUNT_RULES, numbers, strict=True)})  # type: ignore[arg-type]
+    assert len(plan(unpinned, policy, now=NOW).keep_ids) <= sum(numbers)
