@@ -367,8 +367,8 @@ def _plan_group(key: Hashable, members: list[Snapshot], policy: Policy, now: tim
     times = [snap.time for snap in snaps]
     size = len(snaps)
     final = size - 1
-    # latest: the newest snapshot before now (ats descend: count those not before now).
-    future = bisect_left(ats, -now, key=neg)
+    # latest: the newest snapshot strictly before now (ats descend: skip those at or after now).
+    future = bisect_right(ats, -now, key=neg)
     latest = times[future] if future < size else None
 
     def within(d: Duration) -> int:

@@ -298,6 +298,13 @@ def test_the_anchor_is_the_newest_snapshot_not_in_the_future() -> None:
     assert kept_times(daily) == [utc(2024, 6, 14, 20)]
 
 
+def test_a_snapshot_taken_exactly_now_is_not_the_anchor() -> None:
+    times = [utc(2024, 6, 10), utc(2024, 6, 14)]
+    result = plan(snaps(times), Policy(keep_within="1d"), now=utc(2024, 6, 14))  # restic: Before(now), strictly
+    assert result.groups[0].latest == utc(2024, 6, 10)
+    assert kept_times(result) == times[::-1]
+
+
 def test_with_every_snapshot_in_the_future_all_are_within() -> None:
     times = series(utc(2030, 1, 1), 3, timedelta(days=30))
     result = plan(snaps(times), Policy(keep_within="1d"), now=utc(2024, 1, 1))
@@ -563,6 +570,8 @@ def timelines(draw: st.DrawFn, max_size: int = 60) -> list[Snapshot]:
         pinned = draw(st.integers(0, 9)) == 0
         tags = draw(st.sampled_from([(), ("a",), ("a", "b")]))
         items.append(Snapshot(id=str(i), time=at.astimezone(zone), tags=tags, pinned=pinned, pin_reason="p" * pinned))
+    if draw(st.integers(0, 3)) == 0:  # one taken exactly at NOW: not the anchor (restic: Before(now))
+        items.append(Snapshot(id="now", time=NOW.astimezone(draw(st.sampled_from(ZONES)))))
     return items
 
 
