@@ -174,7 +174,8 @@ def _duration(name: str, value: object) -> Duration:
 @dataclass(frozen=True)
 class Policy:
     """What to keep. Counts: None or 0 = rule off, -1 = every bucket, n = the last n buckets.
-    Durations: restic's "1y2m3d4h" strings (or ``Duration``); None, "" or zero = off.
+    Durations: restic's "1y2m3d4h" strings (or ``Duration``); None, "" or zero = off. After
+    construction they hold a ``Duration``, or None where off.
     ``keep_tags``: lists of tags; a snapshot carrying all tags of any one list is kept (a list
     holding "" matches untagged snapshots), like ``--keep-tag``.
 
@@ -209,6 +210,10 @@ class Policy:
         tag_lists = tuple(tuple(tags) for tags in self.keep_tags)
         if not any(counts) and within.zero and all(d.zero for d in withins) and not tag_lists:
             raise PolicyError("", "empty: set at least one keep_* rule (an empty policy would remove every snapshot)")
+        # Parsed forms, so that Policy(keep_within="7d") == Policy(keep_within=Duration(days=7)).
+        object.__setattr__(self, "keep_within", None if within.zero else within)
+        for rule, d in zip(WITHIN_RULES, withins, strict=True):
+            object.__setattr__(self, f"keep_within_{rule}", None if d.zero else d)
         object.__setattr__(self, "keep_tags", tag_lists)
         object.__setattr__(self, "counts", counts)
         object.__setattr__(self, "within", within)

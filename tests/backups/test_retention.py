@@ -483,6 +483,12 @@ def test_snapshot_times_must_be_aware_and_ids_unique() -> None:
         plan([], Policy(keep_last=1), now=datetime(2024, 1, 1))  # noqa: DTZ001
 
 
+def test_policies_hold_parsed_durations() -> None:
+    assert Policy(keep_within="7d") == Policy(keep_within=Duration(days=7))
+    assert Policy(keep_daily=1, keep_within="0d").keep_within is None
+    assert Policy(keep_within_weekly=" 2m ").keep_within_weekly == Duration(months=2)
+
+
 def test_duration_text_is_restics() -> None:
     assert str(Duration.parse("4h3d2m1y")) == "1y2m3d4h"
     assert str(Duration.parse(" 24h ")) == "24h"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from argparse import RawDescriptionHelpFormatter
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -94,8 +95,6 @@ class Command(BaseCommand):
     stealth_options = ("stdin",)
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        from argparse import RawDescriptionHelpFormatter
-
         return super().create_parser(prog_name, subcommand, formatter_class=RawDescriptionHelpFormatter, **kwargs)
 
     def handle(self, *args: Any, **options: Any) -> None:
