@@ -219,6 +219,25 @@ class Policy:
         object.__setattr__(self, "within", within)
         object.__setattr__(self, "withins", withins)
 
+    def forget_args(self) -> list[str]:
+        """The same policy as ``restic forget`` options, so the offsite tier runs restic with
+        exactly what the planner dry-ran. Pins are not policy: restic needs them as tags
+        (``--keep-tag``) on the snapshots."""
+        args: list[str] = []
+        for rule, count in zip(COUNT_RULES, self.counts, strict=True):
+            if count:
+                args += [f"--keep-{rule}", "unlimited" if count < 0 else str(count)]
+        if not self.within.zero:
+            args += ["--keep-within", str(self.within)]
+        for rule, d in zip(WITHIN_RULES, self.withins, strict=True):
+            if not d.zero:
+                args += [f"--keep-within-{rule}", str(d)]
+        for tags in self.keep_tags:
+            if any("," in tag for tag in tags):
+                raise PolicyError("keep_tags", "a tag with a comma cannot be passed to restic's --keep-tag")
+            args += ["--keep-tag", ",".join(tags)]
+        return args
+
 
 # --- input and output ---------------------------------------------------------------------
 

@@ -489,6 +489,25 @@ def test_policies_hold_parsed_durations() -> None:
     assert Policy(keep_within_weekly=" 2m ").keep_within_weekly == Duration(months=2)
 
 
+def test_forget_args_say_the_policy_to_restic() -> None:
+    policy = Policy(keep_last=1, keep_daily=7, keep_monthly=-1, keep_within="1y2m", keep_within_hourly="36h")
+    assert policy.forget_args() == [
+        "--keep-last",
+        "1",
+        "--keep-daily",
+        "7",
+        "--keep-monthly",
+        "unlimited",
+        "--keep-within",
+        "1y2m",
+        "--keep-within-hourly",
+        "36h",
+    ]
+    assert Policy(keep_tags=[["a", "b"], [""]]).forget_args() == ["--keep-tag", "a,b", "--keep-tag", ""]
+    with pytest.raises(PolicyError, match="keep_tags: a tag with a comma"):
+        Policy(keep_tags=[["a,b"]]).forget_args()
+
+
 def test_duration_text_is_restics() -> None:
     assert str(Duration.parse("4h3d2m1y")) == "1y2m3d4h"
     assert str(Duration.parse(" 24h ")) == "24h"

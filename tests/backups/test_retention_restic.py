@@ -239,7 +239,7 @@ POLICIES: dict[str, tuple[list[str], Policy]] = {
         Policy(keep_hourly=8, keep_daily=4, keep_weekly=3, keep_monthly=3, keep_yearly=2),
     ),
     "unlimited": (
-        ["--keep-daily", "5", "--keep-weekly", "3", "--keep-monthly", "unlimited", "--keep-last", "1"],
+        ["--keep-last", "1", "--keep-daily", "5", "--keep-weekly", "3", "--keep-monthly", "unlimited"],
         Policy(keep_daily=5, keep_weekly=3, keep_monthly=-1, keep_last=1),
     ),
     "hourly": (["--keep-hourly", "30"], Policy(keep_hourly=30)),
@@ -251,24 +251,25 @@ POLICIES: dict[str, tuple[list[str], Policy]] = {
     ),
     "within-long": (
         [
+            "--keep-daily",
+            "2",
             "--keep-within",
             "1y2m3d4h",
             "--keep-within-monthly",
             "2y",
             "--keep-within-yearly",
             "9999y",
-            "--keep-daily",
-            "2",
         ],
         Policy(keep_within="1y2m3d4h", keep_within_monthly="2y", keep_within_yearly="9999y", keep_daily=2),
     ),
-    "tags": (["--keep-tag", "pinned", "--keep-daily", "2"], Policy(keep_tags=[["pinned"]], keep_daily=2)),
+    "tags": (["--keep-daily", "2", "--keep-tag", "pinned"], Policy(keep_tags=[["pinned"]], keep_daily=2)),
 }
 
 
 @pytest.mark.parametrize("name", POLICIES)
 def test_plan_matches_restic_forget(repo: Repo, name: str) -> None:
     args, policy = POLICIES[name]
+    assert policy.forget_args() == args  # what the offsite tier will pass restic
     theirs = _restic_groups(repo.forget(args))
     ours = _planned(_inputs(repo), policy)
     assert set(ours) == set(TIMELINES)
