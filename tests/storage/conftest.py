@@ -1,5 +1,6 @@
-"""Storage tests on a real BTRFS (a loop device made for the module, quotas on); each test gets
-a storage root of its own on it, and everything it made there is deleted afterwards."""
+"""Storage tests on a real BTRFS: a RAID10 over four loop devices made for the module, quotas
+on, as on the server. Each test gets a storage root of its own on it, and everything it made
+there is deleted afterwards."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.loopfs import MIB, LoopFs, loop_btrfs
 
 @pytest.fixture(scope="module")
 def storage_fs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopFs]:
-    with loop_btrfs(tmp_path_factory.mktemp("storage")) as made:
+    with loop_btrfs(tmp_path_factory.mktemp("storage"), count=4, profile="raid10") as made:
         btrfs.quota_enable(made.mount)
         btrfs.quota_rescan(made.mount, wait=True, timeout=60)
         yield made

@@ -49,8 +49,9 @@ def test_usage_matches_what_was_written_within_btrfs_accounting(btrfs_root: str,
     assert row.exclusive == row.referenced  # nothing is shared with a snapshot yet
     assert row.measured_at is not None
     fs = FilesystemState.objects.get(root=btrfs_root)
-    assert (fs.problems, fs.on_btrfs, fs.data_profile, fs.size) == ([], True, "single", 256 * MIB)
-    assert [device["errors"]["corruption_errs"] for device in fs.devices] == [0]
+    assert (fs.problems, fs.on_btrfs, fs.data_profile, fs.size) == ([], True, "RAID10", 4 * 256 * MIB)
+    assert len(fs.devices) == 4
+    assert [device["errors"]["corruption_errs"] for device in fs.devices] == [0] * 4
     assert {folder["name"]: folder["subvolume"] for folder in fs.folders} == {
         "homes": True,
         "scratch": True,
