@@ -123,12 +123,21 @@ class ResticInterrupted(ResticFailed, HostOpsTransient):
 
 
 class PartialForget(ResticFailed):
-    """``forget`` removed some snapshots but could not remove others (exit 3); ``groups`` holds
-    what restic reported it decided."""
+    """``forget`` could not remove some of the snapshots it decided to remove; ``groups`` holds
+    what restic decided (hostops.restic.ForgetGroup), ``unremoved`` the ids it said it could not
+    delete (empty when restic gave no ids)."""
 
-    def __init__(self, message: str, *, exit_code: int, argv: list[str] | None = None, groups: object = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_code: int,
+        argv: list[str] | None = None,
+        groups: object = (),
+        unremoved: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message, exit_code=exit_code, argv=argv)
-        self.groups = groups
+        self.groups, self.unremoved = groups, unremoved
 
 
 class DumpTooLarge(HostOpsError):

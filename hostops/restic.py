@@ -18,7 +18,8 @@ Exit statuses (https://restic.readthedocs.io/en/stable/075_scripting.html):
 - 1 failure -> ResticFailed (``init`` on an existing repository -> RepositoryExists);
 - 3 "backup read only part of the source": the snapshot **was** written, so backup() returns its
   BackupSummary with ``partial`` True and the per-file errors (the caller records the snapshot
-  and warns); for ``forget`` ("could not remove some snapshots") PartialForget is raised;
+  and warns); for ``forget`` ("could not remove some snapshots") PartialForget is raised, also
+  when restic 0.18.0 reports an undeletable snapshot only in words and exits 0;
 - 10 RepositoryMissing, 11 RepositoryLocked (transient: retry, or unlock a stale lock),
   12 WrongPassword, 130 or a signal ResticInterrupted (transient);
 - anything else ResticFailed.
@@ -257,6 +258,11 @@ class _Outcome:
     errors: list[str] = field(default_factory=list)
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=40))
     stdout_lines: list[str] = field(default_factory=list)
+    unremoved: list[str] = field(default_factory=list)  # snapshot ids forget reported it could not remove
+
+
+# restic 0.18.0's forget reports a snapshot it could not delete only in words, and exits 0.
+_UNREMOVED = re.compile(r"unable to remove snapshot/([0-9a-f]{64}) from the repository")
 
 
 def _restic(
@@ -292,6 +298,9 @@ def _restic(
         if data is None:
             if line.strip():
                 outcome.stderr_tail.append(line.strip())
+            unremoved = _UNREMOVED.search(line)
+            if unremoved:
+                outcome.unremoved.append(unremoved[1])
         elif data.get("message_type") == "exit_error":
             outcome.exit_error = str(data.get("message", "")).strip()
         elif data.get("message_type") == "error":
@@ -792,8 +801,11 @@ def forget(
     """Apply ``policy`` (see policy_args) to each group of snapshots (``group_by``: host, paths,
     tags, comma-separated; '' for one group) and return what restic kept and removed, with why.
     ``tags`` limits it to snapshots carrying them; ``dry_run`` removes nothing; ``prune`` also
-    deletes the data no snapshot uses any more (slow: give a long ``timeout``). Exit 3 (some
-    snapshots could not be removed) raises PartialForget carrying the groups."""
+    deletes the data no snapshot uses any more (slow: give a long ``timeout``).
+
+    Snapshots restic decided to remove but could not delete raise PartialForget, carrying the
+    groups and their ids: on exit 3 as documented, and also when restic (0.18.0 does) only says
+    "unable to remove snapshot/<id>" on stderr and exits 0."""
     args = ["forget", *policy_args(policy), f"--group-by={_group_by(group_by)}"]
     if tags:
         args.append(f"--tag={','.join(_tags(tags))}")
@@ -805,12 +817,18 @@ def forget(
         args.append("--prune")
     outcome = _restic(repo, args, timeout=timeout, keep_stdout=True)
     groups = parse_forget("\n".join(outcome.stdout_lines))
-    if outcome.returncode == 3:
+    if outcome.returncode in (0, 3) and (outcome.returncode == 3 or outcome.unremoved):
+        count = len(outcome.unremoved)
+        which = f" {count} snapshot{'s' if count != 1 else ''} ({', '.join(i[:8] for i in outcome.unremoved)})"
+        failed = [line for line in outcome.stderr_tail if "failed:" in line]
+        reason = failed[-1] if failed else _restic_words(outcome)
         raise PartialForget(
-            f"restic forget on {repo.location} could not remove some snapshots: {_scrub(_restic_words(outcome), repo)}",
-            exit_code=3,
+            f"restic forget on {repo.location} could not remove{which if count else ' some snapshots'}: "
+            f"{_scrub(reason, repo)}",
+            exit_code=outcome.returncode,
             argv=outcome.argv,
             groups=groups,
+            unremoved=tuple(outcome.unremoved),
         )
     _check("forget", outcome, repo)
     return groups

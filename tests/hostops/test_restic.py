@@ -20,15 +20,18 @@ import pytest
 
 from hostops import rclone, restic
 from hostops.errors import (
+    CommandTimeout,
     DumpTooLarge,
     HostOpsError,
     HostOpsTransient,
+    PartialForget,
     RepositoryExists,
     RepositoryLocked,
     RepositoryMissing,
     ResticFailed,
     WrongPassword,
 )
+from hostops.run import run
 from tests.hostops import restic_recorded as rec
 
 # scripts/test-setup.sh puts Debian trixie's restic 0.18 here; RESTIC_BINARY overrides it.
@@ -239,6 +242,56 @@ def test_forget_dry_run_reasons_then_forget(local_repo: restic.Repository, tree:
 
     restic.forget(local_repo, {"keep_daily": 7}, group_by="host,tags", prune=True)
     assert [s.id for s in restic.snapshots(local_repo)] == [ids[0], ids[2]]
+
+
+@needs_restic
+def test_forget_that_cannot_delete_a_snapshot_says_so(local_repo: restic.Repository, tree: Path) -> None:
+    """An immutable snapshot file (chattr +i: even root cannot delete it) stands for a backend
+    that refuses the deletion. restic 0.18.0 then says so on stderr but exits 0."""
+    day = datetime(2024, 3, 5, tzinfo=UTC)
+    old, new = (restic.backup(local_repo, [str(tree)], time=day.replace(hour=h), host="gpu1") for h in (10, 11))
+    stuck = Path(local_repo.location) / "snapshots" / old.snapshot_id
+    if run(["chattr", "+i", str(stuck)], timeout=30, check=False).returncode != 0:
+        pytest.skip("chattr +i does not work on this filesystem")
+    try:
+        with pytest.raises(PartialForget) as caught:
+            restic.forget(local_repo, {"keep_last": 1})
+    finally:
+        run(["chattr", "-i", str(stuck)], timeout=30)
+    error = caught.value
+    assert error.unremoved == (old.snapshot_id,)
+    assert f"could not remove 1 snapshot ({old.snapshot_id[:8]})" in str(error)
+    assert "operation not permitted" in str(error)
+    (group,) = error.groups  # type: ignore[misc]
+    assert [s.id for s in group.keep] == [new.snapshot_id]
+    assert PASSWORD not in str(error)
+
+
+@needs_restic
+def test_backup_past_its_timeout_is_killed_and_leaves_a_stale_lock(local_repo: restic.Repository, tree: Path) -> None:
+    slow = restic.Repository(
+        location=local_repo.location,
+        password_file=local_repo.password_file,
+        cache_dir=local_repo.cache_dir,
+        limit_upload_kib=20,  # 300 kB at 20 KiB/s: about 15 s
+    )
+    started = time.monotonic()
+    with pytest.raises(CommandTimeout, match="ran past 2s"):
+        restic.backup(slow, [str(tree)], host="gpu1", timeout=2)
+    assert time.monotonic() - started < 10
+    assert restic.snapshots(local_repo) == []
+    (lock,) = restic.list_locks(local_repo)  # what a killed job leaves behind
+    assert not lock.exclusive
+    restic.unlock(local_repo)
+    assert restic.list_locks(local_repo) == []
+
+
+@needs_restic
+def test_backup_of_nothing_that_exists_fails_in_restics_words(local_repo: restic.Repository, tmp_path: Path) -> None:
+    with pytest.raises(ResticFailed, match="all source directories/files do not exist") as caught:
+        restic.backup(local_repo, [str(tmp_path / "gone")])
+    assert caught.value.exit_code == 1
+    assert str(caught.value).startswith(f"restic backup on {local_repo.location} failed (exit 1): ")
 
 
 @needs_restic
