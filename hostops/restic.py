@@ -21,7 +21,8 @@ Exit statuses (https://restic.readthedocs.io/en/stable/075_scripting.html):
   and warns); for ``forget`` ("could not remove some snapshots") PartialForget is raised, also
   when restic 0.18.0 reports an undeletable snapshot only in words and exits 0;
 - 10 RepositoryMissing, 11 RepositoryLocked (transient: retry, or unlock a stale lock),
-  12 WrongPassword, 130 or a signal ResticInterrupted (transient);
+  12 WrongPassword, 130 or a signal ResticInterrupted (transient; 0.18.0 ends a SIGINT with
+  exit 1 and "context canceled", which is read as an interruption too);
 - anything else ResticFailed.
 
 Pure ``parse_*`` functions turn restic's JSON into dataclasses; they are tested on recorded
@@ -82,6 +83,7 @@ _WITHIN = re.compile(r"(?=\d)(?:\d{1,4}y)?(?:\d{1,4}m)?(?:\d{1,5}d)?(?:\d{1,6}h)
 _GROUP_BY = frozenset({"host", "paths", "tags"})
 _KEEP_COUNTS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
 _KEEP_WITHIN = tuple(f"keep_within{suffix}" for suffix in ("", "_hourly", "_daily", "_weekly", "_monthly", "_yearly"))
+_OVERWRITE = ("always", "if-changed", "if-newer", "never")
 _MESSAGE_LIMIT = 800
 _DUMP_CHUNK = 1 << 16
 
@@ -371,7 +373,7 @@ def failure(command: str, outcome: _Outcome, repo: Repository | None) -> ResticF
         holder = holder_match[1] if holder_match else ""
         age = parse_go_duration(age_match[1]) if age_match else None
         detail = f" by {holder}" if holder else ""
-        detail += f" since {_human_age(age)}" if age is not None else ""
+        detail += f" (lock taken {_human_age(age)} ago)" if age is not None else ""
         return RepositoryLocked(
             f"The repository at {where} is locked{detail}: restic {command} did not run. A running job lets go "
             "when it ends; a lock left by a killed job is removed with 'Unlock'.",
@@ -387,7 +389,7 @@ def failure(command: str, outcome: _Outcome, repo: Repository | None) -> ResticF
             exit_code=code,
             argv=argv,
         )
-    if code == 130 or code < 0:
+    if code == 130 or code < 0 or (code == 1 and _was_interrupted(outcome)):
         how = f"killed by signal {-code}" if code < 0 else "interrupted"
         return ResticInterrupted(
             f"restic {command} on {where} was {how} before it finished.", exit_code=code, argv=argv
@@ -398,6 +400,14 @@ def failure(command: str, outcome: _Outcome, repo: Repository | None) -> ResticF
         )
     label = f"exit {code}" if code in (1, 2) else f"exit {code}, a status restic does not document"
     return ResticFailed(f"restic {command} on {where} failed ({label}): {words}", exit_code=code, argv=argv)
+
+
+def _was_interrupted(outcome: _Outcome) -> bool:
+    """restic 0.18.0 ends a SIGINT with exit 1 ("signal interrupt received, cleaning up", then
+    "…: context canceled"), not the documented 130."""
+    return any("signal interrupt received" in line for line in outcome.stderr_tail) or outcome.exit_error.endswith(
+        "context canceled"
+    )
 
 
 def parse_go_duration(text: str) -> float | None:
@@ -955,6 +965,7 @@ def restore(
     subdir: str | None = None,
     include: Sequence[str] = (),
     verify: bool = True,
+    overwrite: str = "always",
     on_progress: Callable[[Progress], None] | None = None,
     progress_fps: float | None = None,
     timeout: float = LONG_TIMEOUT,
@@ -963,7 +974,11 @@ def restore(
     the folder's contents land directly in ``target``) into ``target``, an absolute path restic
     creates. ``include`` (paths relative to subdir, as restic matches them) limits it to some
     files. ``verify`` reads every restored file back and compares it with the snapshot; a
-    mismatch or an unwritable file fails the restore (ResticFailed with restic's count)."""
+    mismatch or an unwritable file fails the restore (ResticFailed with restic's count).
+    ``overwrite`` is restic's rule for files already in ``target``: always (restic's default),
+    if-changed, if-newer or never."""
+    if overwrite not in _OVERWRITE:
+        raise HostOpsError(f"overwrite {overwrite!r} is not one of {', '.join(_OVERWRITE)}.")
     source = _snapshot_id(snapshot_id)
     if subdir is not None:
         source = f"{source}:{_snapshot_path(subdir, 'The folder to restore')}"
@@ -973,15 +988,17 @@ def restore(
     args += [f"--include={_snapshot_path(item, 'An included path')}" for item in include]
     if verify:
         args.append("--verify")
+    args.append(f"--overwrite={overwrite}")
     env = {"RESTIC_PROGRESS_FPS": _fps(progress_fps)} if progress_fps is not None else {}
     collector = _JsonRun(on_progress)
     started = _time.monotonic()
     outcome = _restic(repo, args, timeout=timeout, on_json=collector, env=env)
     _check("restore", outcome, repo)
     errors = [_scrub(error, repo) for error in [*collector.errors, *outcome.errors]]
-    return parse_restore_summary(
-        collector.summary or {}, verified=verify, duration=_time.monotonic() - started, errors=errors
-    )
+    summary = collector.summary or {}
+    elapsed = summary.get("seconds_elapsed")
+    duration = float(elapsed) if isinstance(elapsed, int | float) else _time.monotonic() - started
+    return parse_restore_summary(summary, verified=verify, duration=duration, errors=errors)
 
 
 def dump(
@@ -1196,12 +1213,18 @@ def list_locks(repo: Repository, *, timeout: float = SHORT_TIMEOUT) -> list[Lock
     return sorted(locks, key=lambda lock: lock.time)
 
 
-def unlock(repo: Repository, *, remove_all: bool = False, timeout: float = SHORT_TIMEOUT) -> None:
-    """Remove stale locks (restic's rule: see Lock); with ``remove_all`` every lock, also those of
-    jobs still running, which an admin does only when sure nothing runs."""
+_REMOVED_LOCKS = re.compile(r"successfully removed (\d+) locks?")
+
+
+def unlock(repo: Repository, *, remove_all: bool = False, timeout: float = SHORT_TIMEOUT) -> int:
+    """Remove stale locks (restic's rule: see Lock) and return how many went; with
+    ``remove_all`` every lock, also those of jobs still running, which an admin does only when
+    sure nothing runs."""
     args = ["unlock", *(["--remove-all"] if remove_all else [])]
-    outcome = _restic(repo, args, timeout=timeout)
+    outcome = _restic(repo, args, timeout=timeout, keep_stdout=True)
     _check("unlock", outcome, repo)
+    said = _REMOVED_LOCKS.search("\n".join([*outcome.stdout_lines, *outcome.stderr_tail]))
+    return int(said[1]) if said else 0
 
 
 __all__ = [

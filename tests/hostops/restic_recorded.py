@@ -74,3 +74,15 @@ EXIT_ERROR_PASSWORD = r"""
 VERSION = r"""
 {"message_type":"version","version":"0.18.0","go_version":"go1.24.4","go_os":"linux","go_arch":"amd64"}
 """.strip()
+
+# stderr of a backup sent SIGINT: restic 0.18.0 exits 1 here, not the documented 130
+BACKUP_INTERRUPTED_STDERR = r"""
+signal interrupt received, cleaning up
+{"message_type":"exit_error","code":1,"message":"Fatal: unable to save snapshot: context canceled"}
+""".strip()
+
+# stderr of forget when one snapshot file could not be deleted (chattr +i): exit 0 all the same
+FORGET_UNREMOVED_STDERR = r"""
+Remove(<snapshot/277aff0a49>) failed: remove repo2/snapshots/277aff0a49dd5ddf14d83672d0dfd0b0c86409c034454ec9be365164369a05d2: operation not permitted
+unable to remove snapshot/277aff0a49dd5ddf14d83672d0dfd0b0c86409c034454ec9be365164369a05d2 from the repository
+""".strip()

@@ -29,6 +29,7 @@ from hostops.errors import (
     RepositoryLocked,
     RepositoryMissing,
     ResticFailed,
+    ResticInterrupted,
     WrongPassword,
 )
 from hostops.run import run
@@ -203,6 +204,12 @@ def test_backup_twice_list_ls_restore_dump(repo: restic.Repository, tree: Path, 
     assert partial.files_restored >= 1
     assert (one / "new\nline.txt").read_text() == "a name with a newline\n"
     assert not (one / "file04.bin").exists()
+    (one / "new\nline.txt").write_text("changed here\n")
+    kept = restic.restore(
+        repo, "latest", str(one), subdir=f"{tree}/deep", include=["/new\nline.txt"], overwrite="never"
+    )
+    assert kept.files_skipped >= 1
+    assert (one / "new\nline.txt").read_text() == "changed here\n"
 
     out = io.BytesIO()
     written = restic.dump(repo, first.snapshot_id, f"{tree}/deep/er/file11.bin", out, max_bytes=10**6)
@@ -282,8 +289,54 @@ def test_backup_past_its_timeout_is_killed_and_leaves_a_stale_lock(local_repo: r
     assert restic.snapshots(local_repo) == []
     (lock,) = restic.list_locks(local_repo)  # what a killed job leaves behind
     assert not lock.exclusive
-    restic.unlock(local_repo)
+    assert restic.unlock(local_repo) == 1
     assert restic.list_locks(local_repo) == []
+
+
+def _restic_child(location: str, command: str) -> int:
+    """The pid of the running restic ``command`` on ``location``, found in /proc."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"--repo={location}".encode() in argv and command.encode() in argv:
+            return int(entry.name)
+    raise AssertionError(f"no restic {command} on {location} is running")
+
+
+@needs_restic
+def test_interrupted_backup_and_what_the_child_sees(local_repo: restic.Repository, tree: Path) -> None:
+    """The running restic's own argv and environment (from /proc): the password file is named
+    in its environment, the password is nowhere. A SIGINT ends it: restic 0.18.0 exits 1 with
+    "context canceled" (not the documented 130), read as an interruption all the same."""
+    slow = restic.Repository(
+        location=local_repo.location,
+        password_file=local_repo.password_file,
+        cache_dir=local_repo.cache_dir,
+        limit_upload_kib=20,
+    )
+    seen: dict[str, bytes] = {}
+
+    def on_progress(progress: restic.Progress) -> None:
+        if not seen:
+            pid = _restic_child(slow.location, "backup")
+            seen["cmdline"] = Path(f"/proc/{pid}/cmdline").read_bytes()
+            seen["environ"] = Path(f"/proc/{pid}/environ").read_bytes()
+            os.kill(pid, signal.SIGINT)
+
+    with pytest.raises(ResticInterrupted) as caught:
+        restic.backup(slow, [str(tree)], host="gpu1", on_progress=on_progress, progress_fps=20, timeout=60)
+    assert isinstance(caught.value, HostOpsTransient)
+    assert caught.value.exit_code in (1, 130)
+    assert "was interrupted before it finished" in str(caught.value)
+    assert PASSWORD.encode() not in seen["cmdline"]
+    assert b"--limit-upload=20" in seen["cmdline"].split(b"\0")
+    environ = seen["environ"].split(b"\0")
+    assert f"RESTIC_PASSWORD_FILE={slow.password_file}".encode() in environ
+    assert PASSWORD.encode() not in seen["environ"]
 
 
 @needs_restic
@@ -424,9 +477,9 @@ def test_live_lock_blocks_forget_until_removed(
     assert lock.age_s >= 1
     assert abs((datetime.now(UTC) - lock.time).total_seconds() - lock.age_s) < 30
 
-    restic.unlock(local_repo)  # only stale locks: the holder is alive
+    assert restic.unlock(local_repo) == 0  # only stale locks: the holder is alive
     assert len(restic.list_locks(local_repo)) == 1
-    restic.unlock(local_repo, remove_all=True)
+    assert restic.unlock(local_repo, remove_all=True) == 1
     assert restic.list_locks(local_repo) == []
     (group,) = restic.forget(local_repo, {"keep_last": 1})
     assert len(group.keep) == 1
@@ -443,7 +496,7 @@ def test_lock_of_a_killed_backup_stays_until_unlock(
     assert lock.pid == proc.pid
     with pytest.raises(RepositoryLocked, match=f"PID {proc.pid}"):
         restic.forget(local_repo, {"keep_last": 1})
-    restic.unlock(local_repo)  # its process is gone from this host: stale, removed without --remove-all
+    assert restic.unlock(local_repo) == 1  # its process is gone from this host: stale, so removed
     assert restic.list_locks(local_repo) == []
     assert restic.forget(local_repo, {"keep_last": 1}) == []
 
@@ -644,6 +697,8 @@ def test_snapshot_ids_and_paths_are_validated(tmp_path: Path) -> None:
         restic.dump(repository, "latest", "--x", io.BytesIO(), max_bytes=10)
     with pytest.raises(HostOpsError, match="restore target must be an absolute path"):
         restic.restore(repository, "latest", "here")
+    with pytest.raises(HostOpsError, match="overwrite 'sometimes'"):
+        restic.restore(repository, "latest", "/tmp/x", overwrite="sometimes")
     with pytest.raises(HostOpsError, match="max_bytes"):
         restic.dump(repository, "latest", "/x", io.BytesIO(), max_bytes=-1)
 
@@ -707,7 +762,9 @@ def test_failure_mapping_on_recorded_exit_errors(tmp_path: Path) -> None:
     assert isinstance(locked, HostOpsTransient)
     assert locked.holder == "PID 31948 on vm by root"
     assert locked.age_s == pytest.approx(2.05, abs=0.01)
-    assert str(locked).startswith("The repository at /srv/backup/gpu1 is locked by PID 31948 on vm by root since 2 s")
+    assert str(locked).startswith(
+        "The repository at /srv/backup/gpu1 is locked by PID 31948 on vm by root (lock taken 2 s ago)"
+    )
     missing = _failure("snapshots", 10, rec.EXIT_ERROR_MISSING, repository)
     assert isinstance(missing, RepositoryMissing)
     assert "No repository at /srv/backup/gpu1" in str(missing)
@@ -721,6 +778,25 @@ def test_failure_mapping_on_recorded_exit_errors(tmp_path: Path) -> None:
     odd = _failure("check", 42, '{"message_type":"exit_error","code":42,"message":"Fatal: odd"}', repository)
     assert type(odd) is ResticFailed
     assert str(odd) == "restic check on /srv/backup/gpu1 failed (exit 42, a status restic does not document): odd"
+
+
+def test_an_interrupt_reported_as_exit_1_is_an_interruption(tmp_path: Path) -> None:
+    repository = restic.Repository(location="/srv/backup/gpu1", password_file=_password_file(tmp_path))
+    outcome = restic._Outcome(argv=["restic"], returncode=1)
+    for line in rec.BACKUP_INTERRUPTED_STDERR.splitlines():
+        data = json.loads(line) if line.startswith("{") else None
+        if data is None:
+            outcome.stderr_tail.append(line)
+        else:
+            outcome.exit_error = data["message"]
+    error = restic.failure("backup", outcome, repository)
+    assert isinstance(error, ResticInterrupted)
+    assert str(error) == "restic backup on /srv/backup/gpu1 was interrupted before it finished."
+
+
+def test_unremoved_snapshots_are_read_from_forgets_words() -> None:
+    ids = [match[1] for match in map(restic._UNREMOVED.search, rec.FORGET_UNREMOVED_STDERR.splitlines()) if match]
+    assert ids == ["277aff0a49dd5ddf14d83672d0dfd0b0c86409c034454ec9be365164369a05d2"]
 
 
 def test_messages_never_carry_the_password(tmp_path: Path) -> None:
