@@ -1,9 +1,9 @@
 """restic 0.18: the portal's one door to its backup repositories.
 
 Which restic: the program named by ``RESTIC_BINARY`` in the environment (default ``restic`` on the
-PATH). The portal supports restic 0.16 and later (forget's "oldest snapshot" rule, ``--json`` on
-every command used here) and is tested with 0.18; Debian 12's 0.14 keeps a different set of
-snapshots in ``forget``.
+PATH). Written for and tested with restic 0.18 (Debian 13's package; scripts/test-setup.sh
+unpacks it beside Debian 12's). Older releases print less of the JSON read here, and Debian 12's
+0.14 lacks forget's "oldest snapshot" rule, so its forget keeps a different set of snapshots.
 
 Secrets: the repository password reaches restic only as ``RESTIC_PASSWORD_FILE`` in the child's
 environment (never argv, never a log line), and every message built here has the password
@@ -118,6 +118,8 @@ class Repository:
     ``rclone_args`` become restic's ``-o rclone.program=`` / ``-o rclone.args=`` (default
     ``serve restic --stdio --b2-hard-delete``). ``limit_upload_kib`` is ``--limit-upload`` in
     KiB/s (see limit_from_mbps); ``cache_dir`` restic's cache (default ``~/.cache/restic``).
+    ``retry_lock_s`` makes restic wait up to that long for a conflicting lock to go before it
+    gives up with RepositoryLocked (restic's ``--retry-lock``; default: give up at once).
     """
 
     location: str
@@ -127,6 +129,7 @@ class Repository:
     rclone_args: str | None = None
     limit_upload_kib: int | None = None
     cache_dir: str | None = None
+    retry_lock_s: int | None = None
 
     def __post_init__(self) -> None:
         validate_location(self.location)
@@ -140,9 +143,17 @@ class Repository:
         if self.rclone_args is not None and (_CONTROL.search(self.rclone_args) or not self.rclone_args.strip()):
             raise HostOpsError("rclone_args must be one non-empty line, such as 'serve restic --stdio'.")
         if self.limit_upload_kib is not None and (
-            not isinstance(self.limit_upload_kib, int) or not 1 <= self.limit_upload_kib <= 10**9
+            isinstance(self.limit_upload_kib, bool)
+            or not isinstance(self.limit_upload_kib, int)
+            or not 1 <= self.limit_upload_kib <= 10**9
         ):
             raise HostOpsError(f"limit_upload_kib {self.limit_upload_kib!r} is not a whole number of KiB/s >= 1.")
+        if self.retry_lock_s is not None and (
+            isinstance(self.retry_lock_s, bool)
+            or not isinstance(self.retry_lock_s, int)
+            or not 1 <= self.retry_lock_s <= 86400
+        ):
+            raise HostOpsError(f"retry_lock_s {self.retry_lock_s!r} is not a whole number of seconds, 1 to 86400.")
 
     def options(self) -> list[str]:
         """The global options naming this repository (nothing secret)."""
@@ -155,6 +166,8 @@ class Repository:
             argv.append(f"--limit-upload={self.limit_upload_kib}")
         if self.cache_dir is not None:
             argv.append(f"--cache-dir={self.cache_dir}")
+        if self.retry_lock_s is not None:
+            argv.append(f"--retry-lock={self.retry_lock_s}s")
         return argv
 
     def env(self) -> dict[str, str]:
@@ -791,7 +804,9 @@ def policy_args(policy: Mapping[str, int | str]) -> list[str]:
             args.append(f"{flag}={value}")
         elif key in _KEEP_WITHIN:
             if not isinstance(value, str) or not _WITHIN.fullmatch(value):
-                raise HostOpsError(f"{key} must be a duration such as 7d, 2w is not one; 1y6m, 36h; not {value!r}.")
+                raise HostOpsError(
+                    f"{key} must be a duration in restic's units y, m, d, h (such as 7d, 1y6m, 36h), not {value!r}."
+                )
             args.append(f"{flag}={value}")
         else:
             raise HostOpsError(f"{key!r} is not a retention rule ({', '.join(_KEEP_COUNTS + _KEEP_WITHIN)}).")

@@ -3,6 +3,7 @@ same through rclone's local backend, plus its parsers on recorded output (restic
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -10,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -316,7 +318,7 @@ def test_interrupted_backup_and_what_the_child_sees(local_repo: restic.Repositor
         location=local_repo.location,
         password_file=local_repo.password_file,
         cache_dir=local_repo.cache_dir,
-        limit_upload_kib=20,
+        limit_upload_kib=100,
     )
     seen: dict[str, bytes] = {}
 
@@ -333,7 +335,7 @@ def test_interrupted_backup_and_what_the_child_sees(local_repo: restic.Repositor
     assert caught.value.exit_code in (1, 130)
     assert "was interrupted before it finished" in str(caught.value)
     assert PASSWORD.encode() not in seen["cmdline"]
-    assert b"--limit-upload=20" in seen["cmdline"].split(b"\0")
+    assert b"--limit-upload=100" in seen["cmdline"].split(b"\0")
     environ = seen["environ"].split(b"\0")
     assert f"RESTIC_PASSWORD_FILE={slow.password_file}".encode() in environ
     assert PASSWORD.encode() not in seen["environ"]
@@ -486,6 +488,32 @@ def test_live_lock_blocks_forget_until_removed(
 
 
 @needs_restic
+def test_retry_lock_waits_for_a_job_to_finish(
+    local_repo: restic.Repository, tree: Path, holder: Callable[[], subprocess.Popen[bytes]]
+) -> None:
+    restic.backup(local_repo, [str(tree)], host="gpu1")
+    proc = holder()
+    patient = dataclasses.replace(local_repo, retry_lock_s=60)
+    stdin = proc.stdin
+    assert stdin is not None
+
+    def end_holder() -> None:
+        stdin.write(b"what the holder backs up\n")  # an empty stdin would be a partial backup (exit 3)
+        stdin.close()
+
+    finish = threading.Timer(2.0, end_holder)
+    finish.start()
+    started = time.monotonic()
+    try:
+        groups = restic.forget(patient, {"keep_last": 1}, group_by="host")
+    finally:
+        finish.cancel()
+    assert time.monotonic() - started >= 1.5
+    assert proc.wait(timeout=30) == 0  # the holder finished its own backup
+    assert sorted(group.host for group in groups) == ["gpu1", "holder"]
+
+
+@needs_restic
 def test_lock_of_a_killed_backup_stays_until_unlock(
     local_repo: restic.Repository, holder: Callable[[], subprocess.Popen[bytes]]
 ) -> None:
@@ -629,6 +657,8 @@ def test_bad_locations_are_refused(location: str, message: str) -> None:
         ({"rclone_args": "serve\nrestic"}, "one non-empty line"),
         ({"limit_upload_kib": 0}, "whole number of KiB/s"),
         ({"cache_dir": "cache"}, "cache folder must be an absolute path"),
+        ({"retry_lock_s": 0}, "retry_lock_s 0"),
+        ({"retry_lock_s": True}, "retry_lock_s True"),
     ],
 )
 def test_bad_repository_options_are_refused(changes: dict[str, object], message: str) -> None:
