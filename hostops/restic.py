@@ -32,6 +32,7 @@ output of restic 0.18 runs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -45,7 +46,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 from zoneinfo import ZoneInfo
 
 from hostops.errors import (
@@ -64,6 +65,7 @@ from hostops.rclone import validate_remote_name
 from hostops.run import run_streaming
 
 BINARY_ENV = "RESTIC_BINARY"
+_T = TypeVar("_T")
 
 # Timeouts in seconds. The long jobs take theirs as a parameter (a first backup to Drive at
 # 100 Mbit/s moves about 1 TB a day).
@@ -442,6 +444,19 @@ def _human_age(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+def _readable(command: str, outcome: _Outcome, parse: Callable[[str], _T]) -> _T:
+    """``parse`` applied to the command's stdout; output it cannot read (a restic that changed
+    its JSON) is a ResticFailed that says so, not a stray ValueError."""
+    try:
+        return parse("\n".join(outcome.stdout_lines))
+    except (ValueError, KeyError, TypeError, AttributeError, HostOpsError) as exc:
+        raise ResticFailed(
+            f"restic {command} printed output this portal cannot read ({type(exc).__name__}); is it restic 0.18?",
+            exit_code=outcome.returncode,
+            argv=outcome.argv,
+        ) from exc
+
+
 def _check(command: str, outcome: _Outcome, repo: Repository | None) -> None:
     if outcome.returncode != 0:
         raise failure(command, outcome, repo)
@@ -542,7 +557,7 @@ def snapshots(
         args.append(f"--host={_host(host)}")
     outcome = _restic(repo, args, timeout=timeout, keep_stdout=True)
     _check("snapshots", outcome, repo)
-    return parse_snapshots("\n".join(outcome.stdout_lines))
+    return _readable("snapshots", outcome, parse_snapshots)
 
 
 # --- progress, backup ------------------------------------------------------------------------
@@ -841,7 +856,7 @@ def forget(
             raise HostOpsError("A dry run cannot prune; ask for one or the other.")
         args.append("--prune")
     outcome = _restic(repo, args, timeout=timeout, keep_stdout=True)
-    groups = parse_forget("\n".join(outcome.stdout_lines))
+    groups = _readable("forget", outcome, parse_forget)
     if outcome.returncode in (0, 3) and (outcome.returncode == 3 or outcome.unremoved):
         count = len(outcome.unremoved)
         which = f" {count} snapshot{'s' if count != 1 else ''} ({', '.join(i[:8] for i in outcome.unremoved)})"
@@ -1208,6 +1223,10 @@ def parse_lock(lock_id: str, data: Mapping[str, Any], *, now: datetime) -> Lock:
     )
 
 
+def _lock_from_text(lock_id: str, text: str, *, now: datetime) -> Lock:
+    return parse_lock(lock_id, json.loads(text), now=now)
+
+
 def list_locks(repo: Repository, *, timeout: float = SHORT_TIMEOUT) -> list[Lock]:
     """The repository's locks (read without taking one), oldest first. A lock that vanishes
     between the listing and its reading (its job ended) is left out."""
@@ -1223,8 +1242,7 @@ def list_locks(repo: Repository, *, timeout: float = SHORT_TIMEOUT) -> list[Lock
             if shown.returncode in (10, 12):
                 raise failure("cat lock", shown, repo)
             continue  # gone meanwhile
-        data = json.loads("\n".join(shown.stdout_lines))
-        locks.append(parse_lock(lock_id, data, now=now))
+        locks.append(_readable("cat lock", shown, functools.partial(_lock_from_text, lock_id, now=now)))
     return sorted(locks, key=lambda lock: lock.time)
 
 

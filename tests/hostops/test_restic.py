@@ -667,6 +667,19 @@ def test_bad_repository_options_are_refused(changes: dict[str, object], message:
         restic.Repository(**fields)  # type: ignore[arg-type]
 
 
+def test_output_restic_no_longer_prints_is_a_clear_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restic whose JSON changed (a stand-in script: such a release does not exist here)."""
+    stand_in = tmp_path / "restic"
+    stand_in.write_text('#!/bin/sh\necho \'{"snapshots": "elsewhere"}\'\n')
+    stand_in.chmod(0o755)
+    monkeypatch.setenv(restic.BINARY_ENV, str(stand_in))
+    repository = restic.Repository(location=str(tmp_path / "repo"), password_file=_password_file(tmp_path))
+    with pytest.raises(ResticFailed, match="printed output this portal cannot read"):
+        restic.snapshots(repository)
+    with pytest.raises(ResticFailed, match="version gave no version"):
+        restic.version()
+
+
 def test_limit_from_mbps_is_kib_per_second() -> None:
     assert restic.limit_from_mbps(100) == 12207
     assert restic.limit_from_mbps(1000) == 122070
