@@ -1109,6 +1109,9 @@ def _pump_binary(
         proc.wait()
         timer.cancel()
         reader.join(timeout=5)
+        proc.stdout.close()
+        if not reader.is_alive():
+            proc.stderr.close()
     if overdue.is_set():
         raise CommandTimeout(f"{argv[0]} dump ran past {timeout:g}s and was killed")
     outcome.returncode = proc.returncode

@@ -680,6 +680,21 @@ def test_output_restic_no_longer_prints_is_a_clear_failure(tmp_path: Path, monke
         restic.version()
 
 
+def test_dump_past_its_timeout_is_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dump that hangs (a stand-in that writes a little, then sleeps) is killed, group and all."""
+    stand_in = tmp_path / "restic"
+    stand_in.write_text("#!/bin/sh\nprintf partial\nsleep 60\n")
+    stand_in.chmod(0o755)
+    monkeypatch.setenv(restic.BINARY_ENV, str(stand_in))
+    repository = restic.Repository(location=str(tmp_path / "repo"), password_file=_password_file(tmp_path))
+    out = io.BytesIO()
+    started = time.monotonic()
+    with pytest.raises(CommandTimeout, match="ran past 1s"):
+        restic.dump(repository, "latest", "/a/file", out, max_bytes=1000, timeout=1)
+    assert time.monotonic() - started < 10
+    assert out.getvalue() == b"partial"
+
+
 def test_limit_from_mbps_is_kib_per_second() -> None:
     assert restic.limit_from_mbps(100) == 12207
     assert restic.limit_from_mbps(1000) == 122070
