@@ -1194,6 +1194,57 @@ def check(repo: Repository, *, read_data_subset: str | None = None, timeout: flo
     return parse_check_summary(summary[-1] if summary else {}, errors=all_errors)
 
 
+# --- stats -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepoStats:
+    """``stats --json``: ``total_size`` in bytes (what the repository stores, compressed, in
+    ``raw-data`` mode; what a restore would write in ``restore-size`` mode), the files and
+    folders counted (restore-size only), snapshots covered, and for raw-data the size before compression and
+    the ratio."""
+
+    mode: str
+    total_size: int
+    snapshots_count: int
+    total_file_count: int | None = None
+    total_uncompressed_size: int | None = None
+    compression_ratio: float | None = None
+
+
+_STATS_MODES = ("raw-data", "restore-size")
+
+
+def parse_stats(data: Mapping[str, Any], *, mode: str) -> RepoStats:
+    """stats' JSON object as RepoStats."""
+
+    def optional(key: str) -> int | None:
+        return None if data.get(key) is None else int(data[key])
+
+    ratio = data.get("compression_ratio")
+    return RepoStats(
+        mode=mode,
+        total_size=int(data.get("total_size") or 0),
+        snapshots_count=int(data.get("snapshots_count") or 0),
+        total_file_count=optional("total_file_count"),
+        total_uncompressed_size=optional("total_uncompressed_size"),
+        compression_ratio=None if ratio is None else float(ratio),
+    )
+
+
+def stats(
+    repo: Repository, snapshot_id: str | None = None, *, mode: str = "raw-data", timeout: float = LIST_TIMEOUT
+) -> RepoStats:
+    """How big the repository is (``raw-data``: bytes stored, all snapshots or one), or what
+    restoring a snapshot would write (``restore-size``)."""
+    if mode not in _STATS_MODES:
+        raise HostOpsError(f"stats mode {mode!r} is not one of {', '.join(_STATS_MODES)}.")
+    args = ["stats", f"--mode={mode}", *([_snapshot_id(snapshot_id)] if snapshot_id is not None else [])]
+    outcome = _restic(repo, args, timeout=timeout, keep_stdout=True)
+    _check("stats", outcome, repo)
+    return _readable("stats", outcome, lambda text: parse_stats(json.loads(text), mode=mode))
+
+
 # --- locks -----------------------------------------------------------------------------------
 
 
@@ -1271,6 +1322,7 @@ __all__ = [
     "Lock",
     "Node",
     "Progress",
+    "RepoStats",
     "Repository",
     "RestoreSummary",
     "Snapshot",
@@ -1284,6 +1336,7 @@ __all__ = [
     "ls",
     "restore",
     "snapshots",
+    "stats",
     "unlock",
     "version",
 ]

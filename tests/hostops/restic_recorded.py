@@ -86,3 +86,13 @@ FORGET_UNREMOVED_STDERR = r"""
 Remove(<snapshot/277aff0a49>) failed: remove repo2/snapshots/277aff0a49dd5ddf14d83672d0dfd0b0c86409c034454ec9be365164369a05d2: operation not permitted
 unable to remove snapshot/277aff0a49dd5ddf14d83672d0dfd0b0c86409c034454ec9be365164369a05d2 from the repository
 """.strip()
+
+# stats --json --mode raw-data of a small repository with two snapshots
+STATS_RAW_DATA = r"""
+{"total_size":1138,"total_uncompressed_size":1949,"compression_ratio":1.7126537785588751,"compression_progress":100,"compression_space_saving":41.611082606464855,"total_blob_count":6,"snapshots_count":2}
+""".strip()
+
+# stats --json latest --mode restore-size
+STATS_RESTORE_SIZE = r"""
+{"total_size":2,"total_file_count":5,"snapshots_count":1}
+""".strip()

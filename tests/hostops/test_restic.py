@@ -358,6 +358,23 @@ def test_check_reads_a_subset(repo: restic.Repository, tree: Path) -> None:
 
 
 @needs_restic
+def test_stats_of_the_repository_and_of_a_restore(local_repo: restic.Repository, tree: Path) -> None:
+    size = sum(f.stat().st_size for f in tree.rglob("*") if f.is_file())
+    assert restic.stats(local_repo).snapshots_count == 0
+    first = restic.backup(local_repo, [str(tree)], host="gpu1")
+    stored = restic.stats(local_repo)
+    assert stored.snapshots_count == 1
+    assert 0.9 * size < stored.total_size < 1.1 * size  # random bytes do not compress
+    assert stored.total_uncompressed_size is not None
+    assert stored.total_uncompressed_size >= size
+    restored = restic.stats(local_repo, first.snapshot_id, mode="restore-size")
+    assert restored.total_size == size
+    assert restored.total_file_count == 15 + len(tree.parts) - 1 + 2  # restic counts the folders too
+    with pytest.raises(HostOpsError, match="not one of raw-data, restore-size"):
+        restic.stats(local_repo, mode="files-by-contents")
+
+
+@needs_restic
 def test_check_finds_a_damaged_pack(local_repo: restic.Repository, tree: Path) -> None:
     restic.backup(local_repo, [str(tree)], host="gpu1")
     pack = max((Path(local_repo.location) / "data").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0)
@@ -920,6 +937,15 @@ def test_parse_check_and_lock() -> None:
     lock = restic.parse_lock("a" * 64, json.loads(rec.CAT_LOCK), now=now)
     assert (lock.hostname, lock.username, lock.pid, lock.exclusive) == ("vm", "root", 31948, False)
     assert lock.age_s == pytest.approx(3600)
+
+
+def test_parse_stats() -> None:
+    raw = restic.parse_stats(json.loads(rec.STATS_RAW_DATA), mode="raw-data")
+    assert (raw.total_size, raw.total_uncompressed_size, raw.snapshots_count) == (1138, 1949, 2)
+    assert raw.compression_ratio == pytest.approx(1.7127, abs=1e-4)
+    assert raw.total_file_count is None
+    size = restic.parse_stats(json.loads(rec.STATS_RESTORE_SIZE), mode="restore-size")
+    assert (size.total_size, size.total_file_count, size.snapshots_count, size.compression_ratio) == (2, 5, 1, None)
 
 
 def test_parse_go_duration() -> None:
