@@ -71,3 +71,74 @@ class QuotasDisabled(HostOpsError):
 
 class DeviceMissing(HostOpsError):
     """A device of a multi-device BTRFS filesystem is absent (failed disk, unplugged, not scanned)."""
+
+
+# --- restic (hostops/restic.py) -------------------------------------------------------------
+
+
+class ResticFailed(HostOpsError):
+    """restic exited with a failure (status 1, or one restic does not document); the message is
+    restic's own ``exit_error`` text or its last error lines, never the password."""
+
+    def __init__(self, message: str, *, exit_code: int, argv: list[str] | None = None) -> None:
+        self.exit_code, self.argv = exit_code, list(argv or [])
+        super().__init__(message)
+
+
+class RepositoryMissing(ResticFailed):
+    """No restic repository at the location (restic's exit 10). Never created implicitly: an
+    admin creates it with "Create repository" (restic.init)."""
+
+
+class RepositoryExists(ResticFailed):
+    """``init`` found a repository already at the location; nothing was changed."""
+
+
+class WrongPassword(ResticFailed):
+    """The password file's password opens no key of the repository (restic's exit 12)."""
+
+
+class RepositoryLocked(ResticFailed, HostOpsTransient):
+    """Another restic holds a conflicting lock (exit 11). Transient: a live job finishes and
+    lets go, so a retry later works; a lock left by a killed job stays until ``unlock`` (restic
+    drops it by itself only once it is stale). ``holder`` is restic's words on who holds it
+    ("PID 4242 on gpu1 by root"), ``age_s`` how old the lock is, when restic said so."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_code: int,
+        argv: list[str] | None = None,
+        holder: str = "",
+        age_s: float | None = None,
+    ) -> None:
+        super().__init__(message, exit_code=exit_code, argv=argv)
+        self.holder, self.age_s = holder, age_s
+
+
+class ResticInterrupted(ResticFailed, HostOpsTransient):
+    """restic was interrupted (exit 130, or killed by a signal) before it finished; running it
+    again resumes from what the repository already holds."""
+
+
+class PartialForget(ResticFailed):
+    """``forget`` could not remove some of the snapshots it decided to remove; ``groups`` holds
+    what restic decided (hostops.restic.ForgetGroup), ``unremoved`` the ids it said it could not
+    delete (empty when restic gave no ids)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_code: int,
+        argv: list[str] | None = None,
+        groups: object = (),
+        unremoved: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, exit_code=exit_code, argv=argv)
+        self.groups, self.unremoved = groups, unremoved
+
+
+class DumpTooLarge(HostOpsError):
+    """``dump`` would write more than the bytes allowed; what was written so far is incomplete."""

@@ -16,6 +16,13 @@ SLIM_IMAGE = "portal/workspace-slim:test"
 
 pytest_plugins = ["tests.worker"]
 
+# restic 0.18 for every test of hostops.restic and the backups app (workers started by tests
+# inherit it): scripts/test-setup.sh unpacks Debian trixie's package there, since Debian 12's
+# own restic is 0.14. An explicit RESTIC_BINARY wins.
+RESTIC_0_18 = "/usr/local/lib/portal-test/bin/restic"
+if os.path.exists(RESTIC_0_18):
+    os.environ.setdefault("RESTIC_BINARY", RESTIC_0_18)
+
 
 @pytest.fixture
 def alice(db: None) -> User:
