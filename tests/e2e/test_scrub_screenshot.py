@@ -1,7 +1,5 @@
 """Screenshots of the scrub section on the storage page (tests/e2e/screenshots/, ignored by git):
-a year of history, a scrub under way, and the schedule form refusing bad input. The browser
-fixtures are tests/e2e's, imported (hence F811: pytest hands them in as arguments)."""
-# ruff: noqa: F811
+a year of history, a scrub under way, and the schedule form refusing bad input."""
 
 from __future__ import annotations
 
@@ -18,12 +16,11 @@ from playwright.sync_api import Page, expect
 
 from portal.models import Operation, User
 from storage.models import ScrubRun
-from tests.e2e.conftest import browser, browser_context, page, playwright, sign_in_as  # noqa: F401
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-SHOTS = Path(__file__).resolve().parent.parent / "e2e" / "screenshots"
+SHOTS = Path(__file__).parent / "screenshots"
 UTC = ZoneInfo("UTC")
 TIB = 1024**4
 
