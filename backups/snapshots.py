@@ -266,6 +266,8 @@ def snapshot_pass(*, now: datetime, operation_id: int | None = None) -> BackupRu
     it did on the BackupRun of ``operation_id`` (a new one without): SUCCEEDED; PARTIAL when
     some sources failed and the others were done (the reasons in its message); FAILED when
     nothing could be done."""
+    if timezone.is_naive(now):
+        raise ValueError("now must be an aware datetime: snapshots are named by the UTC hour")
     run = BackupRun.objects.filter(operation_id=operation_id).first() if operation_id else None
     if run is None:
         run = BackupRun.objects.create(kind=BackupRun.Kind.SNAPSHOT, operation_id=operation_id, started_at=now)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from celery import current_app
 from django.apps import apps as django_apps
-from django.db import connection
+from django.db import connection, transaction
 from django_celery_beat.models import PeriodicTask
 
 from backups import retention, snapshots, tasks
@@ -391,6 +391,73 @@ def test_the_hourly_chain_through_the_task_functions(
     assert Snapshot.objects.count() == 3
     op.refresh_from_db()
     assert op.attempts == 1
+
+
+@pytest.mark.django_db
+def test_a_pass_whose_worker_died_is_taken_over_and_finished_once(
+    btrfs_root: str, sent: list[dict[str, Any]], django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    member("alice")
+    with django_capture_on_commit_callbacks(execute=True):
+        op = snapshots.snapshot_scheduled()
+    assert op is not None
+    run = BackupRun.objects.get(operation=op)
+    # The first worker claimed the row, took alice's snapshot and died (its lock went with it).
+    Operation.objects.filter(pk=op.pk).update(state=Operation.State.RUNNING, attempts=1)
+    os.makedirs(f"{btrfs_root}/.snapshots/homes/alice")
+    btrfs.snapshot_readonly(
+        f"{btrfs_root}/homes/alice",
+        snapshots.snapshot_path(btrfs_root, "homes/alice", snapshots.hour_of(run.started_at)),
+    )
+
+    tasks.snapshot_execute_task.run(op.pk)  # the redelivered message
+
+    op.refresh_from_db()
+    run.refresh_from_db()
+    assert (op.state, op.attempts) == (Operation.State.SUCCEEDED, 2)
+    assert "taking over" in op.log
+    assert (run.result, run.snapshots_made) == (BackupRun.Result.SUCCEEDED, 2)  # alice's was adopted
+    assert sorted(row.source for row in live()) == ["datasets", "homes/alice", "portal"]
+
+
+@pytest.mark.django_db
+def test_a_pass_that_stays_busy_is_given_up_after_its_retries(
+    btrfs_root: str,
+    sent: list[dict[str, Any]],
+    django_capture_on_commit_callbacks: Callable[..., Any],
+    lock_held_elsewhere: None,
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        op = snapshots.snapshot_scheduled()
+    assert op is not None
+    with pytest.raises(snapshots.SnapshotBusy):
+        tasks.snapshot_execute_task.run(op.pk)  # called directly, Celery re-raises instead of retrying
+    tasks.snapshot_execute_task.apply(args=[op.pk], retries=tasks.MAX_RETRIES)
+    op.refresh_from_db()
+    assert op.state == Operation.State.FAILED
+    run = BackupRun.objects.get(operation=op)
+    assert (run.result, run.message) == (
+        BackupRun.Result.FAILED,
+        "Skipped: another snapshot pass was running all along.",
+    )
+
+
+@pytest.mark.django_db
+def test_a_run_left_running_by_a_reaped_job_is_closed_at_the_next_start(sent: list[dict[str, Any]]) -> None:
+    BackupPolicy.of(BackupPolicy.Tier.SNAPSHOT)
+    with transaction.atomic():
+        op = snapshots.snapshot_scheduled()
+    assert op is not None
+    Operation.objects.filter(pk=op.pk).update(state=Operation.State.FAILED)  # the reaper gave it up
+    assert snapshots.snapshot_scheduled() is not None
+    old = BackupRun.objects.get(operation=op)
+    assert old.result == BackupRun.Result.FAILED
+    assert "worker was lost" in old.message
+
+
+def test_a_pass_needs_an_aware_time() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        snapshots.snapshot_pass(now=datetime(2026, 12, 1, 10, 0))  # noqa: DTZ001
 
 
 @pytest.mark.django_db
