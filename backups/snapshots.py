@@ -285,7 +285,7 @@ def snapshot_pass(*, now: datetime, operation_id: int | None = None) -> BackupRu
     try:
         _ensure_snapshots_dir(root)
         sources, problems = live_sources(layout)
-        _reconcile(root, sources, run, tally, progress)
+        _reconcile(root, sources, tally, progress)
     except HostOpsError as exc:
         words = f"Nothing was done: {exc}"
         return _finish(run, result=BackupRun.Result.FAILED, message=words)
@@ -377,7 +377,7 @@ def _take(root: str, source: Source, hour: datetime, run: BackupRun) -> bool:
     return True
 
 
-def _reconcile(root: str, sources: list[Source], run: BackupRun, tally: _Tally, progress: _Progress) -> None:
+def _reconcile(root: str, sources: list[Source], tally: _Tally, progress: _Progress) -> None:
     """Make the rows say what is on disk, for every source that has snapshots (a deleted
     member's too): a row whose folder is gone is marked deleted; a snapshot without a row is
     adopted (with no run: an earlier pass made it)."""
