@@ -29,13 +29,17 @@ def _duration(run: BackupRun) -> str:
         return ""
     if seconds < 60:
         return f"{seconds} s"
-    if seconds < 3600:
+    if seconds < 600:
         return f"{seconds // 60} min {seconds % 60:02d} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _made(run: BackupRun) -> str:
-    """What the run made, in the words of its kind."""
+    """What the run made, in the words of its kind ("" for a run that made nothing at all)."""
+    if run.result == BackupRun.Result.FAILED and not (run.snapshots_made or run.snapshots_removed or run.files_new):
+        return ""
     if run.kind == BackupRun.Kind.SNAPSHOT:
         return f"{run.snapshots_made} made, {run.snapshots_removed} removed"
     if run.kind == BackupRun.Kind.RESTIC:
@@ -52,9 +56,13 @@ def _chart(runs: list[BackupRun]) -> dict[str, Any]:
         "ids": [run.pk for run in ordered],
         "kinds": [run.kind for run in ordered],
         "results": [run.result for run in ordered],
-        "minutes": [round(run.duration.total_seconds() / 60, 2) if run.duration else None for run in ordered],
+        "seconds": [round(run.duration.total_seconds()) if run.duration else None for run in ordered],
         "snapshots": [run.snapshots_made if run.kind == BackupRun.Kind.SNAPSHOT else None for run in ordered],
-        "gib": [round(run.bytes_total / GIB, 2) if run.kind == BackupRun.Kind.RESTIC else None for run in ordered],
+        # A failed offsite run has no size of its own: a gap in the line, not a drop to zero.
+        "gib": [
+            round(run.bytes_total / GIB, 2) if run.kind == BackupRun.Kind.RESTIC and run.bytes_total else None
+            for run in ordered
+        ],
     }
 
 

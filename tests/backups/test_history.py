@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from backups.history_views import RUNS_PER_PAGE
+from backups.history_views import RUNS_PER_PAGE, _duration
 from backups.models import BackupPolicy, BackupRun, Snapshot
 from portal.models import Operation
 from storage.models import FilesystemState
@@ -82,7 +82,7 @@ def test_the_chart_data_matches_the_rows_of_the_page(admin_client: Client) -> No
     assert chart["ids"] == [run.pk for run in newest]
     assert chart["results"] == [run.result for run in newest]
     assert chart["snapshots"] == [run.snapshots_made for run in newest]
-    assert chart["minutes"] == [round(run.duration.total_seconds() / 60, 2) for run in newest]  # type: ignore[union-attr]
+    assert chart["seconds"] == [round(run.duration.total_seconds()) for run in newest]  # type: ignore[union-attr]
     assert chart["gib"] == [None] * RUNS_PER_PAGE
 
     second = _chart(admin_client.get(URL, {"page": 2}))
@@ -168,3 +168,28 @@ def test_a_runs_page_shows_its_log_and_snapshots(admin_client: Client) -> None:
 
 def test_members_cannot_see_the_history(alice_client: Client) -> None:
     assert alice_client.get(URL).status_code == 403
+
+
+def test_a_failed_offsite_run_leaves_a_gap_in_the_size_line_and_says_nothing_made(admin_client: Client) -> None:
+    now = timezone.now()
+    _good, bad = _runs(2, start=now - timedelta(days=2), kind=BackupRun.Kind.RESTIC)
+    BackupRun.objects.filter(pk=bad.pk).update(
+        result="failed", bytes_total=0, files_new=0, bytes_new=0, snapshots_made=0, snapshots_removed=0
+    )
+
+    response = admin_client.get(URL, {"kind": "restic"})
+
+    assert _chart(response)["gib"] == [1.0, None]
+    row = response.content.decode().split(f'id="run-{bad.pk}"')[1].split("</tr>")[0]
+    assert "0 files" not in row
+    assert "—" in row
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [(42, "42 s"), (68, "1 min 08 s"), (51 * 60, "51 min"), (85 * 60 + 20, "1 h 25 min")],
+)
+def test_durations_read_as_people_say_them(seconds: int, words: str) -> None:
+    start = timezone.now()
+    run = BackupRun(kind=BackupRun.Kind.SNAPSHOT, started_at=start, finished_at=start + timedelta(seconds=seconds))
+    assert _duration(run) == words
