@@ -4,6 +4,7 @@ twice. Real PostgreSQL; Slack is the one thing that cannot be here (its task is 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from celery import current_app
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from backups import alerts
@@ -300,3 +302,40 @@ def test_the_beat_task_runs_the_pass(
     entry = settings.CELERY_BEAT_SCHEDULE["backups-alerts"]
     assert entry == {"task": "backups.alerts_tasks.backup_alerts_task", "schedule": 600.0}
     assert "backups.alerts_tasks" in settings.CELERY_IMPORTS
+
+
+def test_a_run_stuck_in_running_does_not_hide_an_overdue_tier(
+    admins: list[User], slack_lines: list[str], django_capture_on_commit_callbacks: Capture, now: datetime
+) -> None:
+    _policy(since=now - timedelta(days=30))
+    _run(BackupRun.Result.SUCCEEDED, now - timedelta(hours=5))
+    _run(BackupRun.Result.RUNNING, now - timedelta(hours=4))  # its worker died; nobody ended the row
+    assert _pass(django_capture_on_commit_callbacks, now) == ["Local snapshots (BTRFS): overdue"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_passes_at_the_same_moment_tell_once(admins: list[User], slack_lines: list[str]) -> None:
+    """Beat's pass and the engine's hook (or a redelivered task) at once: the policy row's lock
+    makes the second wait, then see the incident already open. Real commits, real threads."""
+    now = timezone.now()
+    _policy(since=now - timedelta(days=3))
+    _run(BackupRun.Result.FAILED, now - timedelta(minutes=3), message="boom")
+    start = threading.Barrier(4)
+    told: list[str] = []
+
+    def one_pass() -> None:
+        try:
+            start.wait()
+            told.extend(alerts.alerts_pass(now=now))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one_pass) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert told == ["Local snapshots (BTRFS): the last run failed"]
+    assert Notification.objects.count() == len(admins)
+    assert len(slack_lines) == 1
