@@ -35,6 +35,10 @@ INCIDENTS = (FAILED, OVERDUE)
 # snapshots were made) but is itself a failure: a member's home went without one.
 BAD_RESULTS = (BackupRun.Result.FAILED, BackupRun.Result.PARTIAL)
 GOOD_RESULTS = (BackupRun.Result.SUCCEEDED,)
+ADVICE = {
+    FAILED: "The next runs go ahead as scheduled; you will be told when one succeeds.",
+    OVERDUE: "Check that the worker and beat are running; you will be told when a run succeeds.",
+}
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,7 @@ def judge(policy: BackupPolicy, *, now: datetime) -> Verdict:
             FAILED,
             first_bad.finished_at,
             title=f"{tier}: the last run {verb}",
-            body=f"The run of {_when(latest.started_at)} {verb}{reason} The next runs go ahead as scheduled; "
-            "you will be told when one succeeds.",
+            body=f"The run of {_when(latest.started_at)} {verb}{reason}",
         )
     good = runs.filter(result__in=GOOD_RESULTS).exclude(finished_at=None).order_by("-finished_at").first()
     limit = timedelta(hours=policy.max_age_hours)
@@ -98,8 +101,7 @@ def judge(policy: BackupPolicy, *, now: datetime) -> Verdict:
         OVERDUE,
         reference + limit,
         title=f"{tier}: overdue",
-        body=f"{last}; the policy expects one at least every {policy.max_age_hours} h. "
-        "Check that the worker and beat are running.",
+        body=f"{last}; the policy expects one at least every {policy.max_age_hours} h.",
     )
 
 
@@ -138,7 +140,8 @@ def _open(policy: BackupPolicy, verdict: Verdict) -> str:
     # update(), not save(): the policy's ``updated`` is its admins' clock, not the alerts'.
     BackupPolicy.objects.filter(pk=policy.pk).update(incident=verdict.incident, incident_since=since)
     level = Notification.Level.ERROR if verdict.incident == FAILED else Notification.Level.WARNING
-    notify_admins(title=verdict.title, body=verdict.body, url=_history_url(policy), level=level)
+    advice = ADVICE[verdict.incident]
+    notify_admins(title=verdict.title, body=f"{verdict.body} {advice}", url=_history_url(policy), level=level)
     audit_record(action="backups.incident_open", target=policy, context=SYSTEM, incident=verdict.incident)
     logger.warning("backup incident: %s", verdict.title)
     return verdict.title

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from backups.alerts import Verdict, judge
 from backups.history_forms import HistoryFilterForm
 from backups.models import BackupPolicy, BackupRun
 from portal.access import AuthedRequest, staff_required
@@ -66,6 +67,19 @@ def _chart(runs: list[BackupRun]) -> dict[str, Any]:
     }
 
 
+def _incidents() -> list[tuple[BackupPolicy, Verdict, bool]]:
+    """Each enabled tier that is failing or overdue by its rows now, and whether the admins were
+    told (judged here too, so the page says it even when the worker that sends alerts is down).
+    A few queries per tier, and there are two tiers."""
+    now = timezone.now()
+    found = []
+    for policy in BackupPolicy.objects.filter(enabled=True).order_by("tier"):
+        verdict = judge(policy, now=now)
+        if verdict.incident:
+            found.append((policy, verdict, policy.incident == verdict.incident))
+    return found
+
+
 def _snapshots_available() -> bool | None:
     """What the worker last found: is the storage root on BTRFS (None: not read yet)."""
     state = FilesystemState.objects.filter(root=str(settings.STORAGE_ROOT)).only("on_btrfs").first()
@@ -92,7 +106,7 @@ def history(request: AuthedRequest) -> HttpResponse:
         "page": page,
         "rows": [(run, _duration(run), _made(run)) for run in listed],
         "chart": _chart(listed),
-        "incidents": list(BackupPolicy.objects.filter(enabled=True).exclude(incident="").order_by("tier")),
+        "incidents": _incidents(),
         "on_btrfs": _snapshots_available(),
         "storage_root": settings.STORAGE_ROOT,
     }

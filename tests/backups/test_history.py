@@ -122,32 +122,61 @@ def test_bad_filter_input_is_refused_with_words_and_the_page_still_lists_runs(ad
 
 def test_the_banner_names_a_failing_tier_and_the_missing_btrfs(admin_client: Client) -> None:
     policy = BackupPolicy.of(BackupPolicy.Tier.SNAPSHOT)
-    BackupPolicy.objects.filter(pk=policy.pk).update(incident="failed", incident_since=timezone.now())
+    BackupPolicy.objects.filter(pk=policy.pk).update(enabled=True, updated=timezone.now() - timedelta(days=2))
+    run = _runs(7, start=timezone.now() - timedelta(hours=7))[6]  # the newest run failed
     FilesystemState.objects.create(root=str(settings.STORAGE_ROOT), on_btrfs=False)
 
     html = admin_client.get(URL).content.decode()
 
     assert 'id="incident-snapshot"' in html
     assert "Local snapshots (BTRFS) failing" in html
+    assert "No space left on device" in html.split('id="incident-snapshot"')[1].split("</div>")[0]
+    assert "The alert has not gone out yet" in html  # judged from the rows, told or not
     assert "Local snapshots are not available" in html
 
-    BackupPolicy.objects.filter(pk=policy.pk).update(incident="", incident_since=None)
+    BackupPolicy.objects.filter(pk=policy.pk).update(incident="failed", incident_since=run.finished_at)
+    assert "The admins were told" in admin_client.get(URL).content.decode()
+
+    BackupRun.objects.filter(pk=run.pk).update(result=BackupRun.Result.SUCCEEDED)
     FilesystemState.objects.filter(root=str(settings.STORAGE_ROOT)).update(on_btrfs=True)
     html = admin_client.get(URL).content.decode()
     assert "incident-snapshot" not in html
     assert "no-btrfs" not in html
+
+
+def test_the_banner_shows_an_overdue_tier_even_before_the_alert_went_out(admin_client: Client) -> None:
+    policy = BackupPolicy.of(BackupPolicy.Tier.SNAPSHOT)
+    BackupPolicy.objects.filter(pk=policy.pk).update(
+        enabled=True, incident="", updated=timezone.now() - timedelta(days=2)
+    )
+    _runs(3, start=timezone.now() - timedelta(days=1))
+
+    html = admin_client.get(URL).content.decode()
+
+    assert "Local snapshots (BTRFS) overdue" in html
+    assert "expects one at least every 2 h" in html
+
+    BackupPolicy.objects.filter(pk=policy.pk).update(enabled=False)
+    assert "incident-snapshot" not in admin_client.get(URL).content.decode()
+
+
+def test_an_empty_history(admin_client: Client) -> None:
+    html = admin_client.get(URL).content.decode()
     assert "No runs yet." in html
 
 
 @pytest.mark.parametrize("count", [10, 500])
 def test_the_query_count_does_not_grow_with_the_runs(admin_client: Client, count: int) -> None:
+    policy = BackupPolicy.of(BackupPolicy.Tier.SNAPSHOT)
+    BackupPolicy.objects.filter(pk=policy.pk).update(enabled=True)
     _runs(count, start=timezone.now() - timedelta(hours=count))
     admin_client.get(URL)  # the session's first load
     with CaptureQueriesContext(connection) as queries:
         response = admin_client.get(URL, {"kind": "snapshot", "page": 1})
     assert response.status_code == 200
-    # the user, the count, the page, the incidents, the filesystem, the menu's unread badge.
-    assert len(queries) == 6, [q["sql"] for q in queries]
+    # the user, the count, the page, the policies and two per enabled tier (its latest run, its
+    # last good one), the filesystem, the menu's unread badge.
+    assert len(queries) == 8, [q["sql"] for q in queries]
 
 
 def test_a_runs_page_shows_its_log_and_snapshots(admin_client: Client) -> None:
