@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -75,28 +76,26 @@ def judge(policy: BackupPolicy, *, now: datetime) -> Verdict:
     """The incident the tier's rows call for now (read-only; the history page shows it too)."""
     tier = policy.get_tier_display()
     runs = BackupRun.objects.filter(kind=policy.tier)
-    latest = runs.exclude(result=BackupRun.Result.RUNNING).exclude(finished_at=None).order_by("-started_at").first()
+    latest = runs.exclude(result=BackupRun.Result.RUNNING).order_by("-started_at").first()
     if latest is not None and latest.result in BAD_RESULTS:
         first_bad = _first_bad_since_good(policy.tier, latest)
         verb = "partly failed" if latest.result == BackupRun.Result.PARTIAL else "failed"
         reason = f": {latest.message}" if latest.message else "."
         return Verdict(
             FAILED,
-            first_bad.finished_at,
+            _ended(first_bad),
             title=f"{tier}: the last run {verb}",
             body=f"The run of {_when(latest.started_at)} {verb}{reason}",
         )
-    good = runs.filter(result__in=GOOD_RESULTS).exclude(finished_at=None).order_by("-finished_at").first()
+    good = runs.filter(result__in=GOOD_RESULTS).order_by("-started_at").first()
     limit = timedelta(hours=policy.max_age_hours)
     # Enabling (or editing) the policy starts its clock afresh: a tier switched back on after
     # weeks is not overdue before it had the time to run. The row keeps no creation time, so a
     # tier that never ran is judged from its last change too.
-    reference = max(good.finished_at, policy.updated) if good and good.finished_at else policy.updated
+    reference = max(_ended(good), policy.updated) if good else policy.updated
     if now - reference <= limit:
         return Verdict("", None)
-    last = (
-        f"The last good run finished {_when(good.finished_at)}" if good and good.finished_at else "No run succeeded yet"
-    )
+    last = f"The last good run finished {_when(_ended(good))}" if good else "No run succeeded yet"
     return Verdict(
         OVERDUE,
         reference + limit,
@@ -113,7 +112,7 @@ def _first_bad_since_good(tier: str, latest: BackupRun) -> BackupRun:
         .values_list("started_at", flat=True)
         .first()
     )
-    bad = BackupRun.objects.filter(kind=tier, result__in=BAD_RESULTS).exclude(finished_at=None)
+    bad = BackupRun.objects.filter(kind=tier, result__in=BAD_RESULTS)
     if good is not None:
         bad = bad.filter(started_at__gt=good)
     return bad.order_by("started_at").first() or latest
@@ -152,11 +151,12 @@ def _resolve(policy: BackupPolicy, *, now: datetime) -> list[str]:
     it: an admin's edit that restarts the clock silences an overdue tier, it does not fix it."""
     since = policy.incident_since or now
     good = (
-        BackupRun.objects.filter(kind=policy.tier, result__in=GOOD_RESULTS, finished_at__gte=since)
-        .order_by("-finished_at")
+        BackupRun.objects.filter(kind=policy.tier, result__in=GOOD_RESULTS)
+        .filter(Q(finished_at__gte=since) | Q(finished_at=None, started_at__gte=since))
+        .order_by("-started_at")
         .first()
     )
-    if good is None or good.finished_at is None:
+    if good is None:
         return []
     BackupPolicy.objects.filter(pk=policy.pk).update(incident="", incident_since=None)
     tier = policy.get_tier_display()
@@ -166,6 +166,11 @@ def _resolve(policy: BackupPolicy, *, now: datetime) -> list[str]:
     notify_admins(title=title, body=body, url=_history_url(policy))
     audit_record(action="backups.incident_resolve", target=policy, context=SYSTEM, incident=policy.incident)
     return [title]
+
+
+def _ended(run: BackupRun) -> datetime:
+    """When a final run ended (its start, if the engine left no end)."""
+    return run.finished_at or run.started_at
 
 
 def _when(moment: datetime | None) -> str:

@@ -339,3 +339,15 @@ def test_two_passes_at_the_same_moment_tell_once(admins: list[User], slack_lines
     assert told == ["Local snapshots (BTRFS): the last run failed"]
     assert Notification.objects.count() == len(admins)
     assert len(slack_lines) == 1
+
+
+def test_a_failed_run_the_engine_left_without_an_end_time_still_counts(
+    admins: list[User], slack_lines: list[str], django_capture_on_commit_callbacks: Capture, now: datetime
+) -> None:
+    _policy(since=now - timedelta(days=3))
+    _run(BackupRun.Result.SUCCEEDED, now - timedelta(hours=2))
+    bad = _run(BackupRun.Result.FAILED, now - timedelta(minutes=20))
+    BackupRun.objects.filter(pk=bad.pk).update(finished_at=None)
+
+    assert _pass(django_capture_on_commit_callbacks, now) == ["Local snapshots (BTRFS): the last run failed"]
+    assert BackupPolicy.of(BackupPolicy.Tier.SNAPSHOT).incident_since == bad.started_at
