@@ -171,7 +171,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "portal"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Task modules beside each app's tasks.py (autodiscovered), one per area of the storage app.
-CELERY_IMPORTS = ["storage.scrub_tasks", "storage.ingestion_tasks", "storage.disk_tasks"]
+CELERY_IMPORTS = ["storage.scrub_tasks", "storage.ingestion_tasks", "storage.disk_tasks", "backups.alerts_tasks"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The one place periodic work is declared (django-celery-beat copies it into the database).
 CELERY_BEAT_SCHEDULE = {
@@ -196,6 +196,8 @@ CELERY_BEAT_SCHEDULE = {
     "storage-usage": {"task": "storage.tasks.storage_usage_fanout_task", "schedule": 600.0},
     # A scrub whose worker died is sent again to a live one, which follows the kernel's scrub.
     "storage-scrub-watch": {"task": "storage.scrub_tasks.scrub_watch_task", "schedule": 60.0},
+    # Backups (backups/alerts.py): a tier failing or overdue is told once, and its end too.
+    "backups-alerts": {"task": "backups.alerts_tasks.backup_alerts_task", "schedule": 600.0},
 }
 
 # --- login ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from backups.models import BackupRun
 from gpus.models import GPU, Booking, Token
 from gpus.services import booking_create
 from gpus.tokens import token_create
@@ -106,6 +107,10 @@ def _ingestion_run(world: World) -> dict[str, Any]:
     return {"pk": world.objects["ingestion_run"].pk}
 
 
+def _backup_run(world: World) -> dict[str, Any]:
+    return {"pk": world.objects["backup_run"].pk}
+
+
 ADMIN_ONLY = {"anon": ANON_LOGIN, "member": DENIED, "other": DENIED, "admin": OK}
 OWN_OBJECT = {"anon": ANON_LOGIN, "member": OK, "other": DENIED, "admin": OK}
 ANY_MEMBER = {"anon": ANON_LOGIN, "member": OK, "other": OK, "admin": OK}
@@ -194,6 +199,9 @@ ACCESS: dict[str, Rule] = {
     "storage:scrub-cancel": Rule(**ADMIN_ONLY, method="post"),
     "storage:scrub-schedule": Rule(**ADMIN_ONLY, method="post"),
     "storage:disks-scan": Rule(**ADMIN_ONLY, method="post"),
+    # Backups (backups/history_views.py): the runs' history and one run's log, admins only.
+    "backups:history": Rule(**ADMIN_ONLY),
+    "backups:history-run": Rule(**ADMIN_ONLY, target=_backup_run),
 }
 
 
@@ -241,6 +249,7 @@ def world(db: None) -> World:
     }
     objects["ingestion_job"] = IngestionJob.objects.create(name="customer-data", source="src:/in", target="customer")
     objects["ingestion_run"] = IngestionRun.objects.create(job=objects["ingestion_job"], result="succeeded")
+    objects["backup_run"] = BackupRun.objects.create(kind=BackupRun.Kind.SNAPSHOT)
     return World(alice, bob, admin, objects)
 
 

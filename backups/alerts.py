@@ -1,0 +1,181 @@
+"""Alerts about the backup tiers: a tier whose latest run failed, or whose last good run is too
+old (overdue), is an incident; the admins are told once when it opens and once when a good run
+ends it.
+
+Everything is judged from the rows and the clock, never from events: ``alerts_pass`` (beat,
+every 10 minutes) looks at each enabled tier's runs, compares what it sees with the incident the
+policy row remembers (``BackupPolicy.incident``/``incident_since``) and tells only about a
+change. So a pass that comes late (the worker was down for a day) opens one "overdue" incident,
+not one per missed hour; a pass that runs twice, or at the same time as another, tells nothing
+twice (the policy row is locked while it is judged). ``backup_run_finished`` is the same
+judgement for one tier, for the snapshot engine to call the moment a run ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from backups.models import BackupPolicy, BackupRun
+from portal.audit import SYSTEM, audit_record
+from portal.models import Notification
+from portal.services import notify_admins
+
+logger = logging.getLogger(__name__)
+
+FAILED = "failed"
+OVERDUE = "overdue"
+INCIDENTS = (FAILED, OVERDUE)
+# A run that finished with these ends a failure; PARTIAL counts as a run that happened (some
+# snapshots were made) but is itself a failure: a member's home went without one.
+BAD_RESULTS = (BackupRun.Result.FAILED, BackupRun.Result.PARTIAL)
+GOOD_RESULTS = (BackupRun.Result.SUCCEEDED,)
+ADVICE = {
+    FAILED: "The next runs go ahead as scheduled; you will be told when one succeeds.",
+    OVERDUE: "Check that the worker and beat are running; you will be told when a run succeeds.",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the rows say about one tier now: the incident it should have ("" for none), since
+    when, and the words for the admins."""
+
+    incident: str
+    since: datetime | None
+    title: str = ""
+    body: str = ""
+
+
+def alerts_pass(*, now: datetime) -> list[str]:
+    """Judge every enabled tier; returns the titles of what was told (empty when nothing changed)."""
+    told: list[str] = []
+    for policy_id in BackupPolicy.objects.filter(enabled=True).order_by("tier").values_list("pk", flat=True):
+        told.extend(_judge_policy(policy_id, now=now))
+    return told
+
+
+def backup_run_finished(run: BackupRun) -> list[str]:
+    """Judge the run's tier right away (a failure is told at once rather than at the next pass).
+    Safe to call twice, and before or after the pass: the judgement is the same."""
+    if run.kind not in BackupPolicy.Tier.values:
+        return []  # the restore drill has no policy of its own
+    policy_id = BackupPolicy.objects.filter(tier=run.kind, enabled=True).values_list("pk", flat=True).first()
+    if policy_id is None:
+        return []
+    return _judge_policy(policy_id, now=timezone.now())
+
+
+def judge(policy: BackupPolicy, *, now: datetime) -> Verdict:
+    """The incident the tier's rows call for now (read-only; the history page shows it too)."""
+    tier = policy.get_tier_display()
+    runs = BackupRun.objects.filter(kind=policy.tier)
+    latest = runs.exclude(result=BackupRun.Result.RUNNING).order_by("-started_at").first()
+    if latest is not None and latest.result in BAD_RESULTS:
+        first_bad = _first_bad_since_good(policy.tier, latest)
+        verb = "partly failed" if latest.result == BackupRun.Result.PARTIAL else "failed"
+        reason = f": {latest.message}" if latest.message else "."
+        return Verdict(
+            FAILED,
+            _ended(first_bad),
+            title=f"{tier}: the last run {verb}",
+            body=f"The run of {_when(latest.started_at)} {verb}{reason}",
+        )
+    good = runs.filter(result__in=GOOD_RESULTS).order_by("-started_at").first()
+    limit = timedelta(hours=policy.max_age_hours)
+    # Enabling (or editing) the policy starts its clock afresh: a tier switched back on after
+    # weeks is not overdue before it had the time to run. The row keeps no creation time, so a
+    # tier that never ran is judged from its last change too.
+    reference = max(_ended(good), policy.updated) if good else policy.updated
+    if now - reference <= limit:
+        return Verdict("", None)
+    last = f"The last good run finished {_when(_ended(good))}" if good else "No run succeeded yet"
+    return Verdict(
+        OVERDUE,
+        reference + limit,
+        title=f"{tier}: overdue",
+        body=f"{last}; the policy expects one at least every {policy.max_age_hours} h.",
+    )
+
+
+def _first_bad_since_good(tier: str, latest: BackupRun) -> BackupRun:
+    """The first of the failed runs in a row that ends with ``latest`` (when the failing began)."""
+    good = (
+        BackupRun.objects.filter(kind=tier, result__in=GOOD_RESULTS, started_at__lt=latest.started_at)
+        .order_by("-started_at")
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    bad = BackupRun.objects.filter(kind=tier, result__in=BAD_RESULTS)
+    if good is not None:
+        bad = bad.filter(started_at__gt=good)
+    return bad.order_by("started_at").first() or latest
+
+
+def _judge_policy(policy_id: int, *, now: datetime) -> list[str]:
+    """Compare the verdict with the incident on the (locked) row and tell about a change only."""
+    with transaction.atomic():
+        policy = BackupPolicy.objects.select_for_update().filter(pk=policy_id, enabled=True).first()
+        if policy is None:
+            return []
+        verdict = judge(policy, now=now)
+        if verdict.incident == policy.incident:
+            return []
+        if verdict.incident:
+            return [_open(policy, verdict)]
+        return _resolve(policy, now=now)
+
+
+def _open(policy: BackupPolicy, verdict: Verdict) -> str:
+    """A new incident, or one that changed kind (overdue, then a run that failed): tell it. The
+    start of an ongoing incident is kept."""
+    since = policy.incident_since if policy.incident else verdict.since
+    # update(), not save(): the policy's ``updated`` is its admins' clock, not the alerts'.
+    BackupPolicy.objects.filter(pk=policy.pk).update(incident=verdict.incident, incident_since=since)
+    level = Notification.Level.ERROR if verdict.incident == FAILED else Notification.Level.WARNING
+    advice = ADVICE[verdict.incident]
+    notify_admins(title=verdict.title, body=f"{verdict.body} {advice}", url=_history_url(policy), level=level)
+    audit_record(action="backups.incident_open", target=policy, context=SYSTEM, incident=verdict.incident)
+    logger.warning("backup incident: %s", verdict.title)
+    return verdict.title
+
+
+def _resolve(policy: BackupPolicy, *, now: datetime) -> list[str]:
+    """The rows call for no incident. Only a good run that finished after the incident began ends
+    it: an admin's edit that restarts the clock silences an overdue tier, it does not fix it."""
+    since = policy.incident_since or now
+    good = (
+        BackupRun.objects.filter(kind=policy.tier, result__in=GOOD_RESULTS)
+        .filter(Q(finished_at__gte=since) | Q(finished_at=None, started_at__gte=since))
+        .order_by("-started_at")
+        .first()
+    )
+    if good is None:
+        return []
+    BackupPolicy.objects.filter(pk=policy.pk).update(incident="", incident_since=None)
+    tier = policy.get_tier_display()
+    was = "failing" if policy.incident == FAILED else "overdue"
+    title = f"{tier}: working again"
+    body = f"The run of {_when(good.started_at)} succeeded; the tier had been {was} since {_when(since)}."
+    notify_admins(title=title, body=body, url=_history_url(policy))
+    audit_record(action="backups.incident_resolve", target=policy, context=SYSTEM, incident=policy.incident)
+    return [title]
+
+
+def _ended(run: BackupRun) -> datetime:
+    """When a final run ended (its start, if the engine left no end)."""
+    return run.finished_at or run.started_at
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M %Z}" if moment else "an unknown time"
+
+
+def _history_url(policy: BackupPolicy) -> str:
+    return f"{reverse('backups:history')}?kind={policy.tier}"
