@@ -43,6 +43,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from backups import retention
+from backups.alerts import backup_run_finished
 from backups.models import BackupPolicy, BackupRun, Snapshot
 from hostops import btrfs, files
 from hostops.errors import HostOpsError
@@ -544,6 +545,7 @@ def _finish(run: BackupRun, *, result: str, message: str) -> BackupRun:
     run.message = message
     run.finished_at = timezone.now()
     run.save()
+    backup_run_finished(run)  # a failure is told at once, not at the next alerts pass
     return run
 
 

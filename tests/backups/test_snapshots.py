@@ -25,7 +25,7 @@ from backups import retention, snapshots, tasks
 from backups.models import BackupPolicy, BackupRun, Snapshot
 from hostops import btrfs
 from portal.audit import SYSTEM, AuditContext
-from portal.models import AuditEvent, Operation, User
+from portal.models import AuditEvent, Notification, Operation, User
 from storage.layout import Layout, delete_member_data, prepare_member
 from storage.models import MemberStorage
 from tests.factories import UserFactory
@@ -208,13 +208,16 @@ def test_when_every_source_fails_the_run_failed(btrfs_root: str) -> None:
 
 
 @pytest.mark.django_db
-def test_a_root_that_is_not_btrfs_fails_with_words(plain_root: str) -> None:
+def test_a_root_that_is_not_btrfs_fails_with_words(plain_root: str, admin_user: User) -> None:
     run = snapshots.snapshot_pass(now=T0)
     assert run.result == BackupRun.Result.FAILED
     assert run.message == snapshots.NOT_BTRFS.format(root=plain_root)
     assert "is not on a BTRFS filesystem" in run.message
     assert run.snapshots_made == 0
     assert not os.path.exists(f"{plain_root}/.snapshots")
+    # The admins are told at once, not at the next alerts pass; and only once.
+    snapshots.snapshot_pass(now=T0 + timedelta(hours=1))
+    assert Notification.objects.filter(user=admin_user).count() == 1
 
 
 @pytest.mark.django_db
