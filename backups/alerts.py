@@ -66,10 +66,10 @@ def backup_run_finished(run: BackupRun) -> list[str]:
     Safe to call twice, and before or after the pass: the judgement is the same."""
     if run.kind not in BackupPolicy.Tier.values:
         return []  # the restore drill has no policy of its own
-    policy_id = BackupPolicy.objects.filter(tier=run.kind, enabled=True).values_list("pk", flat=True).first()
-    if policy_id is None:
+    policy = BackupPolicy.of(run.kind)  # made again with the seed's defaults if it was lost
+    if not policy.enabled:
         return []
-    return _judge_policy(policy_id, now=timezone.now())
+    return _judge_policy(policy.pk, now=timezone.now())
 
 
 def judge(policy: BackupPolicy, *, now: datetime) -> Verdict:
