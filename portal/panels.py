@@ -51,6 +51,7 @@ class NavItem:
     label: str
     url: str
     current: bool
+    staff: bool = False  # an admin page: shown in the menu's Admin group
 
 
 @functools.cache
@@ -96,5 +97,5 @@ def navigation(request: HttpRequest) -> list[NavItem]:
             url = reverse(url_name)
         except NoReverseMatch:
             continue
-        items.append(NavItem(label, url, bool(here) and here.startswith(prefix)))
+        items.append(NavItem(label, url, bool(here) and here.startswith(prefix), staff=audience == "staff"))
     return items

@@ -78,6 +78,10 @@ def test_screenshot_of_the_members_list_and_a_storage_card(
     page.goto(reverse("member-list"))
     expect(page.locator(".usage-bar")).to_have_count(len(TEAM))
     page.screenshot(path=str(SHOTS / "storage-members.png"), full_page=True)
+    # The admin pages sit in the menu's Admin group; the current one marks it.
+    page.get_by_text("Admin", exact=True).first.click()
+    expect(page.locator(".adminmenu-items").get_by_role("link", name="Storage")).to_be_visible()
+    page.screenshot(path=str(SHOTS / "admin-menu.png"), clip={"x": 0, "y": 0, "width": 1280, "height": 420})
     sign_in_as(User.objects.get(username="carol"))
     page.goto(reverse("dashboard"))
     expect(page.locator("#storage-card")).to_contain_text("almost full")
