@@ -94,3 +94,29 @@ def remove_member_leftovers(engine: docker_sdk.DockerClient, username: str) -> N
         for container in network.containers:
             network.disconnect(container, force=True)
         network.remove()
+
+
+def _transactional_kind(item: pytest.Item) -> int:
+    """0: runs inside a transaction (or needs no database); 1: a real-commit test whose database
+    is restored from the serialized copy; 2: a real-commit test that starts from a flushed one."""
+    fixtures = getattr(item, "fixturenames", ())
+    marker = item.get_closest_marker("django_db")
+    kwargs = marker.kwargs if marker else {}
+    transactional = (
+        "transactional_db" in fixtures
+        or "live_server" in fixtures
+        or bool(kwargs.get("transaction"))
+        or bool(marker and marker.args and marker.args[0])
+    )
+    if not transactional:
+        return 0
+    return 1 if kwargs.get("serialized_rollback") or "django_db_serialized_rollback" in fixtures else 2
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Real-commit tests that restore the serialized database run before those that don't.
+    After a plain one, Django flushes and re-creates content types (post_migrate) with new ids,
+    and restoring the serialized copy on top of them then fails on their unique key; after a
+    serialized one the flush leaves the tables empty, which both kinds start from cleanly."""
+    items.sort(key=_transactional_kind)  # stable: the order inside each group is kept
