@@ -13,6 +13,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from backups.models import BackupPolicy
 from gpus.models import GPU, Booking, Token
 from gpus.services import booking_create
 from gpus.tokens import token_create
@@ -106,6 +107,10 @@ def _ingestion_run(world: World) -> dict[str, Any]:
     return {"pk": world.objects["ingestion_run"].pk}
 
 
+def _snapshot_tier(world: World) -> dict[str, Any]:
+    return {"tier": BackupPolicy.of(BackupPolicy.Tier.SNAPSHOT).tier}
+
+
 ADMIN_ONLY = {"anon": ANON_LOGIN, "member": DENIED, "other": DENIED, "admin": OK}
 OWN_OBJECT = {"anon": ANON_LOGIN, "member": OK, "other": DENIED, "admin": OK}
 ANY_MEMBER = {"anon": ANON_LOGIN, "member": OK, "other": OK, "admin": OK}
@@ -194,6 +199,11 @@ ACCESS: dict[str, Rule] = {
     "storage:scrub-cancel": Rule(**ADMIN_ONLY, method="post"),
     "storage:scrub-schedule": Rule(**ADMIN_ONLY, method="post"),
     "storage:disks-scan": Rule(**ADMIN_ONLY, method="post"),
+    # Backups (admins): the overview, a tier's policy and its retention preview, the simulator.
+    "backups:overview": Rule(**ADMIN_ONLY),
+    "backups:policy-edit": Rule(**ADMIN_ONLY, target=_snapshot_tier),
+    "backups:preview": Rule(**ADMIN_ONLY, target=_snapshot_tier),
+    "backups:simulator": Rule(**ADMIN_ONLY),
 }
 
 
