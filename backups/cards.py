@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -30,4 +31,5 @@ def schedule_runs(*, now: datetime | None = None) -> list[tuple[str, datetime | 
 def schedule_card(request: AuthedRequest) -> Panel | None:
     if not request.user.is_staff:
         return None
-    return Panel("backups/_schedule_card.html", {"schedule_runs": schedule_runs()}, column="side")
+    context = {"schedule_runs": schedule_runs(), "time_zone": settings.TIME_ZONE}
+    return Panel("backups/_schedule_card.html", context, column="side")

@@ -54,8 +54,13 @@ class Schedule:
     def words(self) -> str:
         return schedule_words(self)
 
+    @property
+    def cron(self) -> str:
+        return f"{self.minute} {self.hour} * * {self.day_of_week}"
+
     def as_cron(self) -> str:
-        return f"{self.minute} {self.hour} * * {self.day_of_week} ({self.zone})"
+        """The crontab with its zone, as the audit row keeps it."""
+        return f"{self.cron} ({self.zone})"
 
 
 def schedule_words(schedule: Schedule) -> str:
@@ -266,11 +271,55 @@ class PlanRow:
     pinned: str = ""
 
 
+@dataclass(frozen=True)
+class RemovedRun:
+    """Consecutive snapshots the plan removes, shown as one struck-out line (newest first)."""
+
+    rows: tuple[PlanRow, ...]
+
+    keep = False
+
+    @property
+    def newest(self) -> PlanRow:
+        return self.rows[0]
+
+    @property
+    def oldest(self) -> PlanRow:
+        return self.rows[-1]
+
+
+def compact(rows: list[PlanRow], *, shortest: int = 3) -> list[PlanRow | RemovedRun]:
+    """The timeline with each stretch of at least ``shortest`` removed snapshots folded into a
+    RemovedRun: ten days of hourly snapshots are a page, not 240 lines."""
+    out: list[PlanRow | RemovedRun] = []
+    stretch: list[PlanRow] = []
+
+    def flush() -> None:
+        if len(stretch) >= shortest:
+            out.append(RemovedRun(tuple(stretch)))
+        else:
+            out.extend(stretch)
+        stretch.clear()
+
+    for row in rows:
+        if row.keep:
+            flush()
+            out.append(row)
+        else:
+            stretch.append(row)
+    flush()
+    return out
+
+
 @dataclass
 class SourcePreview:
     source: str
     owner: str
     rows: list[PlanRow] = field(default_factory=list)
+
+    @property
+    def entries(self) -> list[PlanRow | RemovedRun]:
+        return compact(self.rows)
 
     @property
     def kept(self) -> int:

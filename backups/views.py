@@ -154,6 +154,7 @@ def simulator(request: AuthedRequest) -> HttpResponse:
         "form": form,
         "keep_fields": [form[name] for name in KEEP_FIELDS],
         "rows": rows,
+        "entries": policies.compact(rows) if rows else [],
         "kept": sum(1 for row in rows if row.keep) if rows else 0,
         "removed": sum(1 for row in rows if not row.keep) if rows else 0,
         "rules": RULE_LABELS.values(),

@@ -23,6 +23,7 @@ from portal.audit import SYSTEM
 from portal.models import AuditEvent, User
 from storage import ingestion
 from storage.models import FilesystemState, IngestionJob
+from tests.backups.beat import snapshot_policy
 
 pytestmark = pytest.mark.django_db
 
@@ -41,9 +42,9 @@ GOOD = {
 }
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def policy() -> BackupPolicy:
-    return BackupPolicy.objects.select_related("periodic_task__crontab").get(tier="snapshot")
+    return snapshot_policy()
 
 
 def _post(client: Client, **changes: str) -> Any:
