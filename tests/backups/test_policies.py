@@ -440,3 +440,34 @@ def test_keep_within_works_in_the_simulator(admin_client: Client) -> None:
     response = _simulate(admin_client, keep_daily="0", keep_within="1d")
     assert response.status_code == 200
     assert "within 1d" in response.content.decode()
+
+
+def test_a_tier_without_a_beat_row_of_its_own_is_refused_with_words(admin_client: Client) -> None:
+    restic = BackupPolicy.of(BackupPolicy.Tier.RESTIC)
+    response = admin_client.post(reverse("backups:policy-edit", args=["restic"]), GOOD)
+    assert response.status_code == 400
+    assert "Offsite backup (restic) has no schedule on this portal yet." in response.content.decode()
+    restic.refresh_from_db()
+    assert (restic.keep_hourly, restic.periodic_task_id) == (0, None)
+    assert not AuditEvent.objects.filter(action="backups.policy_update").exists()
+
+
+def test_the_timeline_folds_stretches_of_removed_snapshots() -> None:
+    at = datetime(2026, 12, 2, 14, tzinfo=UTC)
+    rows = [
+        policies.PlanRow(str(i), at - timedelta(hours=i), keep, ("hourly snapshot",) if keep else ())
+        for i, keep in enumerate([True, False, False, True, False, False, False, True, False])
+    ]
+    entries = policies.compact(rows)
+    assert [type(e).__name__ for e in entries] == [
+        "PlanRow",
+        "PlanRow",
+        "PlanRow",
+        "PlanRow",
+        "RemovedRun",
+        "PlanRow",
+        "PlanRow",
+    ]
+    run = entries[4]
+    assert isinstance(run, policies.RemovedRun)
+    assert (run.newest.label, run.oldest.label, len(run.rows)) == ("4", "6", 3)
