@@ -357,6 +357,7 @@ PORTAL_DASHBOARD_CARDS = [
     "gpus.cards.gpu_card",
     "portal.cards.recent_jobs_card",
     "storage.cards.storage_card",
+    "backups.cards.schedule_card",
     "portal.cards.limits_card",
     "portal.cards.team_services_card",
 ]
@@ -378,6 +379,7 @@ PORTAL_NAVIGATION = [
     ("Policies", "site-policies", "staff", "site-policies"),
     ("GPUs", "gpus:admin-gpus", "staff", "gpus:admin"),
     ("Storage", "storage:overview", "staff", "storage:"),
+    ("Backups", "backups:overview", "staff", "backups:"),
 ]
 
 # --- storage (storage/) -------------------------------------------------------------------

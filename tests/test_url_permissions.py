@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from backups.models import BackupRun
+from backups.models import BackupPolicy, BackupRun
 from gpus.models import GPU, Booking, Token
 from gpus.services import booking_create
 from gpus.tokens import token_create
@@ -109,6 +109,8 @@ def _ingestion_run(world: World) -> dict[str, Any]:
 
 def _backup_run(world: World) -> dict[str, Any]:
     return {"pk": world.objects["backup_run"].pk}
+def _snapshot_tier(world: World) -> dict[str, Any]:
+    return {"tier": BackupPolicy.of(BackupPolicy.Tier.SNAPSHOT).tier}
 
 
 ADMIN_ONLY = {"anon": ANON_LOGIN, "member": DENIED, "other": DENIED, "admin": OK}
@@ -202,6 +204,11 @@ ACCESS: dict[str, Rule] = {
     # Backups (backups/history_views.py): the runs' history and one run's log, admins only.
     "backups:history": Rule(**ADMIN_ONLY),
     "backups:history-run": Rule(**ADMIN_ONLY, target=_backup_run),
+    # Backups (admins): the overview, a tier's policy and its retention preview, the simulator.
+    "backups:overview": Rule(**ADMIN_ONLY),
+    "backups:policy-edit": Rule(**ADMIN_ONLY, target=_snapshot_tier),
+    "backups:preview": Rule(**ADMIN_ONLY, target=_snapshot_tier),
+    "backups:simulator": Rule(**ADMIN_ONLY),
 }
 
 

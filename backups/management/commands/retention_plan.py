@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backups.retention import COUNT_RULES, WITHIN_RULES, Policy, PolicyError, Snapshot, plan
+from backups.retention_io import parse_time
 
 POLICY_KEYS = (
     *(f"keep_{rule}" for rule in COUNT_RULES),
@@ -39,12 +40,9 @@ def _time(where: str, value: object) -> datetime:
     if not isinstance(value, str):
         raise CommandError(f"{where}: must be a string holding an ISO 8601 time with an offset", returncode=BAD_INPUT)
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.utcoffset() is None:
-        raise CommandError(f"{where}: {json.dumps(value)} is not an ISO 8601 time with an offset", returncode=BAD_INPUT)
-    return parsed
+        return parse_time(value)
+    except ValueError as exc:
+        raise CommandError(f"{where}: {exc}", returncode=BAD_INPUT) from None
 
 
 def _policy(value: object) -> Policy:

@@ -1,0 +1,162 @@
+"""The Backups pages (admins): the overview of the tiers, a tier's policy form, its retention
+preview, and the prune simulator. They render rows (policies, runs, snapshots, beat rows) and
+never ask the host: the worker records what exists."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Max, Min, Q
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from backups import policies
+from backups.forms import RULE_LABELS, BackupPolicyForm, SimulatorForm
+from backups.models import KEEP_FIELDS, BackupPolicy, BackupRun, Snapshot
+from backups.retention import PolicyError
+from portal.access import AuthedRequest, staff_required
+from portal.audit import AuditContext
+from storage.models import FilesystemState
+
+_RESULT_PILLS: dict[str, str] = {
+    BackupRun.Result.RUNNING: "pill-info",
+    BackupRun.Result.SUCCEEDED: "pill-ok",
+    BackupRun.Result.PARTIAL: "pill-warn",
+    BackupRun.Result.FAILED: "pill-bad",
+}
+
+
+def _snapshots_unavailable() -> bool:
+    """What the worker last found: the storage root is not BTRFS (None: not read yet)."""
+    fs = FilesystemState.objects.filter(root=settings.STORAGE_ROOT).first()
+    return fs is not None and not fs.on_btrfs
+
+
+def _tier_rows(now: Any) -> list[dict[str, Any]]:
+    rows = []
+    for policy in BackupPolicy.objects.select_related("periodic_task__crontab").order_by("tier"):
+        runs = BackupRun.objects.filter(kind=policy.tier)
+        last = runs.first()
+        good = runs.filter(result__in=[BackupRun.Result.SUCCEEDED, BackupRun.Result.PARTIAL]).first()
+        good_at = (good.finished_at or good.started_at) if good else None
+        rows.append(
+            {
+                "policy": policy,
+                "retention": policies.retention_words(policy),
+                "schedule": policies.schedule_of(policy.periodic_task),
+                "next": policies.next_run(policy.periodic_task, now),
+                "last": last,
+                "last_pill": _RESULT_PILLS.get(last.result, "") if last else "",
+                "last_good_at": good_at,
+                "overdue": bool(
+                    policy.enabled and good_at is not None and now - good_at > timedelta(hours=policy.max_age_hours)
+                ),
+            }
+        )
+    return rows
+
+
+@staff_required
+@require_GET
+def overview(request: AuthedRequest) -> HttpResponse:
+    now = timezone.now()
+    sources = (
+        Snapshot.objects.filter(deleted_at=None)
+        .values("source", "owner__username")
+        .annotate(
+            count=Count("pk"), oldest=Min("taken_at"), newest=Max("taken_at"), pinned=Count("pk", filter=~Q(pinned=""))
+        )
+        .order_by("source")
+    )
+    context = {
+        "tiers": _tier_rows(now),
+        "has_restic": BackupPolicy.objects.filter(tier=BackupPolicy.Tier.RESTIC).exists(),
+        "sources": list(sources),
+        "snapshots_unavailable": _snapshots_unavailable(),
+        "storage_root": settings.STORAGE_ROOT,
+        "time_zone": settings.TIME_ZONE,
+    }
+    return render(request, "backups/overview.html", context)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def policy_edit(request: AuthedRequest, tier: str) -> HttpResponse:
+    policy = get_object_or_404(BackupPolicy.objects.select_related("periodic_task__crontab"), tier=tier)
+    status = 200
+    if request.method == "POST":
+        form = BackupPolicyForm(request.POST)
+        if form.is_valid():
+            try:
+                policies.backup_policy_update(
+                    policy=policy, values=form.cleaned_data, actor=request.user, context=AuditContext.of(request)
+                )
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(None if field not in form.fields else field, errors)
+            else:
+                messages.success(request, f"Saved the policy of {policy}.")
+                return redirect("backups:overview")
+        status = 400
+    else:
+        form = BackupPolicyForm(initial=policies.policy_values(policy))
+    context = {
+        "policy": policy,
+        "form": form,
+        "keep_fields": [form[name] for name in KEEP_FIELDS],
+        "time_zone": settings.TIME_ZONE,
+    }
+    return render(request, "backups/policy_edit.html", context, status=status)
+
+
+@staff_required
+@require_GET
+def preview(request: AuthedRequest, tier: str) -> HttpResponse:
+    policy = get_object_or_404(BackupPolicy, tier=tier)
+    problem, sources = "", []
+    try:
+        sources = policies.retention_preview(policy)
+    except PolicyError as exc:
+        problem = f"This policy can't be applied ({exc.message}); fix it on the policy page."
+    context = {
+        "policy": policy,
+        "retention": policies.retention_words(policy),
+        "sources": sources,
+        "problem": problem,
+        "snapshots_unavailable": _snapshots_unavailable(),
+        "time_zone": settings.TIME_ZONE,
+    }
+    return render(request, "backups/policy_preview.html", context)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def simulator(request: AuthedRequest) -> HttpResponse:
+    rows: list[policies.PlanRow] | None = None
+    status = 200
+    if request.method == "POST":
+        form = SimulatorForm(request.POST)
+        if form.is_valid() and form.cleaned_data.get("policy") is not None:
+            data = form.cleaned_data
+            rows = policies.simulate(data["times"], data["policy"], now=data["now"])
+        else:
+            status = 400
+    else:
+        snapshot = BackupPolicy.objects.filter(tier=BackupPolicy.Tier.SNAPSHOT).first()
+        form = SimulatorForm(initial=snapshot.keep() if snapshot else {"keep_daily": 7})
+    context = {
+        "form": form,
+        "keep_fields": [form[name] for name in KEEP_FIELDS],
+        "rows": rows,
+        "entries": policies.compact(rows) if rows else [],
+        "kept": sum(1 for row in rows if row.keep) if rows else 0,
+        "removed": sum(1 for row in rows if not row.keep) if rows else 0,
+        "rules": RULE_LABELS.values(),
+    }
+    return render(request, "backups/retention_simulator.html", context, status=status)
