@@ -109,6 +109,8 @@ def _ingestion_run(world: World) -> dict[str, Any]:
 
 def _backup_run(world: World) -> dict[str, Any]:
     return {"pk": world.objects["backup_run"].pk}
+
+
 def _snapshot_tier(world: World) -> dict[str, Any]:
     return {"tier": BackupPolicy.of(BackupPolicy.Tier.SNAPSHOT).tier}
 
