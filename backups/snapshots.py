@@ -45,6 +45,7 @@ from django.utils import timezone
 from backups import retention
 from backups.alerts import backup_run_finished
 from backups.models import BackupPolicy, BackupRun, Snapshot
+from backups.policies import planner_snapshots, to_planner
 from hostops import btrfs, files
 from hostops.errors import HostOpsError
 from portal.audit import AuditContext, audit_record
@@ -449,40 +450,21 @@ def _owner_of(source: str) -> User | None:
 
 
 def _apply_retention(root: str, now: datetime, tally: _Tally, progress: _Progress) -> list[str]:
-    """Plan each source's snapshots with the policy (one group per source, times in UTC,
-    pinned rows pinned) and delete what the plan removes, a batch at a time. Each deletion
+    """Plan each source's snapshots with the policy (one group per source, at the server's
+    wall clock, pinned rows pinned) and delete what the plan removes, a batch at a time. Each deletion
     re-reads its row under a lock, so a pin set meanwhile (a restore starting) wins, and the
     newest snapshot of a source is never deleted whatever the policy."""
     policy_row = BackupPolicy.of(BackupPolicy.Tier.SNAPSHOT)
     try:
-        keep = policy_row.keep()
-        policy = retention.Policy(
-            keep_last=keep["keep_last"],
-            keep_hourly=keep["keep_hourly"],
-            keep_daily=keep["keep_daily"],
-            keep_weekly=keep["keep_weekly"],
-            keep_monthly=keep["keep_monthly"],
-            keep_yearly=keep["keep_yearly"],
-        )
+        policy = to_planner(policy_row)
     except retention.PolicyError as exc:
         return [f"Retention not applied: the snapshot policy's {exc}"]
     rows = list(_live_rows(root).only("pk", "source", "taken_at", "pinned", "path"))
     if not rows:
         return []
-    planned = retention.plan(
-        (
-            retention.Snapshot(
-                id=str(row.pk),
-                time=row.taken_at.astimezone(UTC),
-                group=row.source,
-                pinned=bool(row.pinned),
-                pin_reason=row.pinned,
-            )
-            for row in rows
-        ),
-        policy,
-        now=now.astimezone(UTC),
-    )
+    # The same view of the snapshots as the policy page's preview (the server's wall clock
+    # decides what "daily" means), so what it shows is what this deletes.
+    planned = retention.plan(planner_snapshots(rows), policy, now=now)
     latest: dict[str, Snapshot] = {}
     for row in rows:
         if row.source not in latest or row.taken_at > latest[row.source].taken_at:
