@@ -171,7 +171,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "portal"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Task modules beside each app's tasks.py (autodiscovered), one per area of the storage app.
-CELERY_IMPORTS = ["storage.scrub_tasks", "storage.ingestion_tasks", "storage.disk_tasks"]
+CELERY_IMPORTS = ["storage.scrub_tasks", "storage.ingestion_tasks", "storage.disk_tasks", "backups.restore_tasks"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The one place periodic work is declared (django-celery-beat copies it into the database).
 CELERY_BEAT_SCHEDULE = {
@@ -355,6 +355,7 @@ PORTAL_DASHBOARD_CARDS = [
     "gpus.cards.gpu_card",
     "portal.cards.recent_jobs_card",
     "storage.cards.storage_card",
+    "backups.restore_cards.snapshots_card",
     "portal.cards.limits_card",
     "portal.cards.team_services_card",
 ]
@@ -403,6 +404,13 @@ RCLONE_REMOTES_JSON = env_str("RCLONE_REMOTES", "[]")  # read by storage.remotes
 RCLONE_CONFIG_DIR = env_str("RCLONE_CONFIG_DIR", str(BASE_DIR / "var" / "rclone"))
 # The nightly backup's start (issue: ingestion must be done by then; an alert says otherwise).
 BACKUP_START_HOUR = env_int("BACKUP_START_HOUR", 6, minimum=0)
+# Members browsing their snapshots (backups/restore.py): the storage worker lists a folder and
+# the page waits at most this long. With BACKUP_BROWSE_LOCAL the web process reads the
+# snapshots itself (it sees the storage root: make run, a single-host install), and only then
+# offers single-file downloads, up to BACKUP_DOWNLOAD_MAX_BYTES; elsewhere members restore.
+BACKUP_BROWSE_TIMEOUT = env_int("BACKUP_BROWSE_TIMEOUT", 10, minimum=1)
+BACKUP_BROWSE_LOCAL = env_bool("BACKUP_BROWSE_LOCAL", _LOCAL_DEVELOPMENT)
+BACKUP_DOWNLOAD_MAX_BYTES = env_size("BACKUP_DOWNLOAD_MAX_BYTES", "512M")
 
 # --- workspaces (workspaces/) -------------------------------------------------------------
 # Which GPUs a workspace may hold, asked when its container is built: the GPU booking's

@@ -15,6 +15,7 @@ urlpatterns = [
     path("workspaces/", include("workspaces.urls")),
     path("gpus/", include("gpus.urls")),
     path("storage/", include("storage.urls")),
+    path("backups/", include("backups.urls")),
     path("django-admin/", admin.site.urls),
     path("", include("portal.urls")),
 ]

@@ -1,0 +1,544 @@
+"""Restoring from tier-1 snapshots: members browse and restore their own, admins any.
+
+Where the files are read. In production only the worker mounts the storage root (the web
+container has an empty /srv), so the web process never opens a snapshot itself:
+
+* **Browsing** is a question to the storage host's worker: the view sends
+  ``backups.restore_tasks.snapshot_list_task`` by name with a one-time reply key and waits (at
+  most BACKUP_BROWSE_TIMEOUT seconds) for the listing the worker puts in the cache (Redis),
+  since Celery keeps no results here (CELERY_TASK_IGNORE_RESULT). With BACKUP_BROWSE_LOCAL on
+  (``make run``, a single-host install whose web process sees the root) the view lists the
+  snapshot itself instead, with the same code.
+* **Restoring** is an Operation (kind ``backups.restore``) on that worker: a member's files go
+  to ``restored/<YYYY-MM-DD_HHMMSS>/`` in their own home, owned by them; an admin's to a new
+  path under the root, or over live data only after typing that path.
+* **Downloading** one file is offered only where the web process can read the snapshot
+  (BACKUP_BROWSE_LOCAL), up to BACKUP_DOWNLOAD_MAX_BYTES; elsewhere the page says to restore it
+  and fetch it from the home (workspace, SSH, FileBrowser). Moving whole files through Redis
+  would put up to that many bytes in its memory per download.
+
+Every read walks the snapshot with ``hostops.safetree`` (``openat`` with O_NOFOLLOW), so a
+symlink a member planted before the snapshot is shown and copied as a link, never followed.
+A snapshot being restored from is pinned (``Snapshot.pinned``), so the retention keeps it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from backups.models import Snapshot
+from hostops import safetree
+from hostops.errors import HostOpsError, NotFound
+from portal.audit import AuditContext, audit_record
+from portal.env import format_size
+from portal.models import Host, Operation, User
+from portal.operations import (
+    operation_claim,
+    operation_create,
+    operation_enqueue,
+    operation_fail,
+    operation_progress,
+    operation_succeed,
+)
+from storage.layout import Layout
+from storage.models import FilesystemState
+
+logger = logging.getLogger(__name__)
+
+RESTORE_KIND = "backups.restore"
+RESTORE_TASK = "backups.restore_tasks.restore_task"
+LIST_TASK = "backups.restore_tasks.snapshot_list_task"
+RESTORED_FOLDER = "restored"
+SNAPSHOTS_FOLDER = ".snapshots"
+MAX_ITEMS = 200  # entries one restore may name
+_PIN = "restore #{}"
+_SNAPSHOT_NAME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{6}Z")
+_REPLY_SECONDS = 60
+NOT_BTRFS = "Snapshots are not available: the storage root {root} is not on BTRFS, so no snapshots are taken."
+
+
+class RestoreError(Exception):
+    """A refused request or a failed read, in words for the person asking."""
+
+
+# --- names and paths ----------------------------------------------------------------------------
+
+
+def shown(name: str) -> str:
+    """A name as the page shows it: bytes that are not UTF-8 as \\xNN, control characters
+    (a newline in a name) as escapes, so any name the filesystem holds renders on one line."""
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
+def checked_relative(path: str) -> str:
+    """A path inside a snapshot from a form or URL, normalised ("" is the snapshot itself);
+    RestoreError for an absolute path, ``..``, NUL, control characters or bytes that are not
+    UTF-8 (such names are listed, and restored with their folder, but never addressed alone)."""
+    if path.startswith("/"):
+        raise RestoreError("Give a path inside the snapshot, not an absolute one.")
+    path = path.rstrip("/")
+    if any(not char.isprintable() for char in path) or any(0xD800 <= ord(char) <= 0xDFFF for char in path):
+        raise RestoreError("The path holds control characters or bytes that are not text.")
+    try:
+        return "/".join(safetree.checked_parts(path))
+    except safetree.UnsafePath as exc:
+        raise RestoreError(f"That path is not inside the snapshot: {exc}") from exc
+
+
+def snapshot_dir(snapshot: Snapshot) -> str:
+    """The snapshot's folder, checked against the agreed layout
+    (``<root>/.snapshots/<source>/<YYYY-MM-DDTHHMMSSZ>``) before anything opens it."""
+    base = posixpath.join(settings.STORAGE_ROOT, SNAPSHOTS_FOLDER, snapshot.source)
+    parent, name = posixpath.split(snapshot.path)
+    if parent != base or not _SNAPSHOT_NAME.fullmatch(name) or ".." in snapshot.source.split("/"):
+        raise RestoreError(f"The snapshot's recorded path {snapshot.path} is not where snapshots are kept.")
+    return snapshot.path
+
+
+# --- what the pages read --------------------------------------------------------------------------
+
+
+def member_snapshots(user: User) -> QuerySet[Snapshot]:
+    """The member's own home snapshots that still exist, newest first."""
+    return Snapshot.objects.filter(owner=user, source=f"homes/{user.username}", deleted_at=None).order_by("-taken_at")
+
+
+def snapshots_unavailable() -> str:
+    """Why there are no snapshots here ("" when the worker last found the root on BTRFS, or
+    has not looked yet)."""
+    state = FilesystemState.objects.filter(root=settings.STORAGE_ROOT).first()
+    if state is not None and not state.on_btrfs:
+        return NOT_BTRFS.format(root=settings.STORAGE_ROOT)
+    return ""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One entry of a listing as the page shows it."""
+
+    name: str  # as the filesystem has it (surrogate-escaped)
+    label: str  # escaped for the page
+    path: str  # relative to the snapshot; "" when the name can't be addressed alone
+    kind: str
+    size: int
+    mtime: datetime
+    link_target: str = ""
+
+
+@dataclass(frozen=True)
+class Browse:
+    items: list[Item] = field(default_factory=list)
+    truncated: int = 0
+    error: str = ""
+
+
+def listing_of(snapshot: Snapshot, path: str) -> dict[str, Any]:
+    """The worker side of browsing: the folder ``path`` of the snapshot as plain data (what
+    the cache carries back), or an error in words."""
+    try:
+        listing = safetree.list_dir(snapshot_dir(snapshot), checked_relative(path))
+    except RestoreError as exc:
+        return {"error": str(exc)}
+    except safetree.UnsafePath as exc:
+        return {"error": f"That is not a folder of the snapshot ({exc}); links are never followed."}
+    except NotFound:
+        return {"error": "That folder is not in the snapshot."}
+    except HostOpsError as exc:
+        return {"error": f"The snapshot could not be read: {exc}"}
+    entries = [
+        {"name": e.name, "kind": e.kind, "size": e.size, "mtime": e.mtime, "link": e.link_target}
+        for e in listing.entries
+    ]
+    return {"entries": entries, "truncated": listing.truncated}
+
+
+def listing_reply(snapshot_id: int, path: str, reply_key: str) -> None:
+    """The listing task: answer the waiting view through the cache."""
+    snapshot = Snapshot.objects.filter(pk=snapshot_id, deleted_at=None).first()
+    answer = listing_of(snapshot, path) if snapshot is not None else {"error": "That snapshot is gone."}
+    cache.set(reply_key, answer, _REPLY_SECONDS)
+
+
+def snapshot_browse(*, snapshot: Snapshot, path: str) -> Browse:
+    """The folder ``path`` of ``snapshot``, read by the worker (or here with
+    BACKUP_BROWSE_LOCAL); an error in words when it can't be read or the worker doesn't answer."""
+    try:
+        path = checked_relative(path)
+    except RestoreError as exc:
+        return Browse(error=str(exc))
+    answer = listing_of(snapshot, path) if settings.BACKUP_BROWSE_LOCAL else _ask_worker(snapshot, path)
+    if answer.get("error"):
+        return Browse(error=answer["error"])
+    items = []
+    for entry in answer["entries"]:
+        name = entry["name"]
+        addressable = shown(name) == name
+        items.append(
+            Item(
+                name=name,
+                label=shown(name),
+                path=posixpath.join(path, name) if addressable else "",
+                kind=entry["kind"],
+                size=entry["size"],
+                mtime=datetime.fromtimestamp(entry["mtime"], tz=timezone.get_current_timezone()),
+                link_target=shown(entry["link"]),
+            )
+        )
+    return Browse(items=items, truncated=answer.get("truncated", 0))
+
+
+def _ask_worker(snapshot: Snapshot, path: str) -> dict[str, Any]:
+    from celery import current_app
+
+    key = f"backups:browse:{secrets.token_hex(16)}"
+    try:
+        current_app.send_task(
+            LIST_TASK, args=[snapshot.pk, path, key], queue=Host.local().queue, retry=True, retry_policy=_SEND_RETRY
+        )
+    except Exception as exc:  # the broker's error, whichever transport
+        logger.warning("could not ask the worker for a listing: %s", exc)
+        return {"error": "The job queue is not answering, so the snapshot can't be read now. Try again in a minute."}
+    deadline = time.monotonic() + settings.BACKUP_BROWSE_TIMEOUT
+    while time.monotonic() < deadline:
+        answer = cache.get(key)
+        if answer is not None:
+            cache.delete(key)
+            return answer  # type: ignore[no-any-return]
+        time.sleep(0.1)
+    return {"error": "The storage worker did not answer in time, so the snapshot can't be listed now. Try again."}
+
+
+_SEND_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
+
+
+@dataclass(frozen=True)
+class Download:
+    fd: int
+    size: int
+    filename: str
+
+
+def snapshot_download_open(*, snapshot: Snapshot, path: str, actor: User, context: AuditContext) -> Download:
+    """An open descriptor of one plain file of the snapshot, for the web process to stream
+    (BACKUP_BROWSE_LOCAL only); RestoreError for a link, a folder, a big file or elsewhere."""
+    if not settings.BACKUP_BROWSE_LOCAL:
+        raise RestoreError(
+            "Files are not downloaded from here on this server: restore the file, then fetch it from "
+            f"~/{RESTORED_FOLDER}/ in your workspace, over SSH or in FileBrowser."
+        )
+    path = checked_relative(path)
+    try:
+        fd, size = safetree.open_file(snapshot_dir(snapshot), path)
+    except safetree.UnsafePath as exc:
+        raise RestoreError(f"Only plain files can be downloaded, and links are never followed: {exc}") from exc
+    except NotFound as exc:
+        raise RestoreError("That file is not in the snapshot.") from exc
+    if size > settings.BACKUP_DOWNLOAD_MAX_BYTES:
+        os.close(fd)
+        raise RestoreError(
+            f"That file is {format_size(size)}, more than the {format_size(settings.BACKUP_DOWNLOAD_MAX_BYTES)} "
+            "a download may be: restore it into your home instead."
+        )
+    audit_record(action="backups.download", actor=actor, target=snapshot, context=context, path=path, size=size)
+    return Download(fd, size, posixpath.basename(path))
+
+
+# --- restoring: the services ----------------------------------------------------------------------
+
+
+def snapshot_restore(*, snapshot: Snapshot, paths: list[str], actor: User, context: AuditContext) -> Operation:
+    """Restore ``paths`` of a member's home snapshot into ``restored/<time>/`` of that member's
+    home, as an Operation on the storage host's worker. The snapshot is pinned from now until
+    the job ends, so the retention can't delete it under the copy."""
+    owner = snapshot.owner
+    if owner is None or snapshot.source != f"homes/{owner.username}":
+        raise RestoreError("Only snapshots of a member's home are restored into a home.")
+    cleaned = _checked_paths(paths)
+    return _start(snapshot, actor=actor, owner=owner, context=context, params={"paths": cleaned, "mode": "home"})
+
+
+def snapshot_restore_admin(
+    *, snapshot: Snapshot, path: str, target: str, overwrite: bool, actor: User, context: AuditContext
+) -> Operation:
+    """An admin's restore of ``path`` of any snapshot to ``target`` under the storage root: a
+    path that must not exist yet, or, with ``overwrite`` (the admin typed the path), over what
+    is there (folders merge, files are replaced)."""
+    cleaned = checked_relative(path)
+    target = checked_target(target)
+    params = {"paths": [cleaned], "mode": "target", "target": target, "overwrite": overwrite}
+    return _start(snapshot, actor=actor, owner=snapshot.owner or actor, context=context, params=params)
+
+
+def checked_target(target: str) -> str:
+    """An absolute path below the storage root, outside its snapshots; RestoreError otherwise."""
+    root = settings.STORAGE_ROOT.rstrip("/")
+    target = target.strip()
+    if not target.startswith("/"):
+        raise RestoreError("The target is an absolute path under the storage root.")
+    if any(not char.isprintable() for char in target) or ".." in target.split("/"):
+        raise RestoreError("The target holds '..' or characters that are not plain text.")
+    target = posixpath.normpath(target)
+    if not target.startswith(root + "/"):
+        raise RestoreError(f"The target must be under the storage root {root}/.")
+    first = target[len(root) + 1 :].split("/")[0]
+    if first == SNAPSHOTS_FOLDER:
+        raise RestoreError("Snapshots are read-only: restore somewhere outside .snapshots/.")
+    return target
+
+
+def _checked_paths(paths: list[str]) -> list[str]:
+    if not paths:
+        raise RestoreError("Choose at least one file or folder to restore.")
+    if len(paths) > MAX_ITEMS:
+        raise RestoreError(f"At most {MAX_ITEMS} entries at once; restore their folder instead.")
+    cleaned = sorted({checked_relative(path) for path in paths})
+    if "" in cleaned:
+        raise RestoreError("Choose files or folders inside the snapshot, not the whole snapshot.")
+    names = [posixpath.basename(path) for path in cleaned]
+    if len(set(names)) != len(names):
+        raise RestoreError("Two of the chosen entries have the same name; restore them one at a time.")
+    return cleaned
+
+
+def _start(snapshot: Snapshot, *, actor: User, owner: User, context: AuditContext, params: dict[str, Any]) -> Operation:
+    with transaction.atomic():
+        locked = Snapshot.objects.select_for_update().filter(pk=snapshot.pk, deleted_at=None).first()
+        if locked is None:
+            raise RestoreError("That snapshot has been deleted meanwhile.")
+        params = {"snapshot_id": locked.pk, **params}
+        op = operation_create(
+            kind=RESTORE_KIND, actor=actor, owner=owner, target=locked, params=params, message="Waiting for the worker"
+        )
+        if not locked.pinned:
+            Snapshot.objects.filter(pk=locked.pk).update(pinned=_PIN.format(op.pk))
+        audit_record(
+            action="backups.restore",
+            actor=actor,
+            target=locked,
+            context=context,
+            paths=params["paths"],
+            to=params.get("target") or f"~{owner.username}/{RESTORED_FOLDER}/",
+            overwrite=bool(params.get("overwrite")),
+        )
+
+        def unsent() -> None:
+            _unpin(locked.pk, op.pk)
+
+        operation_enqueue(op, task=RESTORE_TASK, queue=Host.local().queue, on_unsent=unsent)
+    return op
+
+
+def _unpin(snapshot_id: int, operation_id: int) -> None:
+    """Hand the pin to another restore of the same snapshot still under way, or drop it when it
+    is this restore's; a pin someone else set (tonight's offsite backup) is left alone."""
+    with transaction.atomic():
+        row = Snapshot.objects.select_for_update().filter(pk=snapshot_id).first()
+        if row is None or row.pinned != _PIN.format(operation_id):
+            return
+        other = (
+            Operation.objects.filter(kind=RESTORE_KIND, target_type="snapshot", target_id=str(snapshot_id))
+            .in_progress()
+            .exclude(pk=operation_id)
+            .order_by("created")
+            .first()
+        )
+        Snapshot.objects.filter(pk=snapshot_id).update(pinned=_PIN.format(other.pk) if other else "")
+
+
+# --- restoring: the worker side -----------------------------------------------------------------
+
+
+def restore_execute(operation_id: int) -> None:
+    """Run the restore of this Operation. A second delivery finds the row claimed or final and
+    does nothing; the pin is released however it ends."""
+    if not operation_claim(operation_id):
+        return
+    op = Operation.objects.get(pk=operation_id)
+    snapshot_id = int(op.params["snapshot_id"])
+    try:
+        snapshot = Snapshot.objects.select_related("owner").filter(pk=snapshot_id, deleted_at=None).first()
+        if snapshot is None:
+            raise RestoreError("The snapshot was deleted before the restore could start.")
+        if not snapshot.pinned:
+            Snapshot.objects.filter(pk=snapshot_id, pinned="").update(pinned=_PIN.format(operation_id))
+        words = _restore_home(op, snapshot) if op.params.get("mode") == "home" else _restore_target(op, snapshot)
+    except (RestoreError, HostOpsError, OSError) as exc:
+        message = str(exc) if isinstance(exc, RestoreError | HostOpsError) else f"{exc.strerror}: {exc.filename}"
+        logger.warning("restore %s failed: %s", operation_id, message)
+        operation_fail(operation_id, message=f"Not restored: {message}"[:300], error=message)
+    else:
+        operation_succeed(operation_id, message=words)
+    finally:
+        _unpin(snapshot_id, operation_id)
+
+
+def restore_folder_name(now: datetime) -> str:
+    return timezone.localtime(now).strftime("%Y-%m-%d_%H%M%S")
+
+
+def _restore_home(op: Operation, snapshot: Snapshot) -> str:
+    owner = snapshot.owner
+    if owner is None:
+        raise RestoreError("The snapshot's member is gone.")
+    home = Layout.from_settings().home_of(owner.username)
+    uid = gid = owner.uid
+    source = safetree.open_root(snapshot_dir(snapshot))
+    try:
+        home_fd = safetree.open_root(home)
+    except NotFound as exc:
+        os.close(source)
+        raise RestoreError(f"{owner.username}'s home {home} does not exist.") from exc
+    report = safetree.CopyReport()
+    try:
+        for path in op.params["paths"]:  # all of them there before anything is made
+            _check_source(source, path)
+        restored = safetree.ensure_dir_at(home_fd, RESTORED_FOLDER, uid=uid, gid=gid)
+        try:
+            name, folder = _new_folder(restored, restore_folder_name(op.created))
+            try:
+                operation_progress(op.pk, message=f"Restoring into ~/{RESTORED_FOLDER}/{name}/")
+                _copy_items(op, source, op.params["paths"], folder, owner=(uid, gid), report=report)
+                os.fchown(folder, uid, gid)
+                os.fchmod(folder, 0o750)
+            except BaseException:
+                safetree.remove_at(restored, name)  # nothing half-restored is left behind
+                raise
+            finally:
+                os.close(folder)
+        finally:
+            os.close(restored)
+    finally:
+        os.close(home_fd)
+        os.close(source)
+    return f"Restored {_report_words(report)} into ~/{RESTORED_FOLDER}/{name}/"
+
+
+def _new_folder(parent: int, name: str) -> tuple[str, int]:
+    """A new folder in ``parent`` (root's, 0700, until it is filled): ``name``, or ``name-2``…"""
+    for attempt in range(1, 100):
+        candidate = name if attempt == 1 else f"{name}-{attempt}"
+        try:
+            return candidate, safetree.make_dir_at(parent, candidate)
+        except FileExistsError:
+            continue
+    raise RestoreError(f"Too many restores named {name} already.")
+
+
+def _copy_items(
+    op: Operation,
+    source: int,
+    paths: list[str],
+    folder: int,
+    *,
+    owner: tuple[int, int] | None,
+    report: safetree.CopyReport,
+    rename_to: str = "",
+    overwrite: bool = False,
+) -> None:
+    for index, path in enumerate(paths, start=1):
+        parts = safetree.checked_parts(path)
+        parent = safetree.open_dir_at(source, parts[:-1])
+        try:
+            _entry_kind(parent, parts[-1], path)
+            safetree.copy_entry(
+                parent, parts[-1], folder, rename_to or parts[-1], owner=owner, overwrite=overwrite, report=report
+            )
+        finally:
+            os.close(parent)
+        operation_progress(op.pk, percent=round(95 * index / len(paths)), log=f"restored {path}")
+
+
+def _entry_kind(parent: int, name: str, path: str) -> None:
+    try:
+        os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError as exc:
+        raise RestoreError(f"{path} is not in the snapshot.") from exc
+
+
+def _check_source(source: int, path: str) -> None:
+    """``path`` is in the snapshot, below real folders only (a link on the way is refused)."""
+    parts = safetree.checked_parts(path)
+    try:
+        parent = safetree.open_dir_at(source, parts[:-1])
+    except NotFound as exc:
+        raise RestoreError(f"{path} is not in the snapshot.") from exc
+    except safetree.UnsafePath as exc:
+        raise RestoreError(f"{path} is not inside a folder of the snapshot ({exc}); links are not followed.") from exc
+    try:
+        _entry_kind(parent, parts[-1], path)
+    finally:
+        os.close(parent)
+
+
+def _restore_target(op: Operation, snapshot: Snapshot) -> str:
+    target = checked_target(op.params["target"])
+    overwrite = bool(op.params.get("overwrite"))
+    path = op.params["paths"][0]
+    root = settings.STORAGE_ROOT.rstrip("/")
+    parent_parts = target[len(root) + 1 :].split("/")
+    name = parent_parts.pop()
+    try:
+        with safetree.opened_dir(root, parent_parts) as opened:
+            parent = os.dup(opened)
+    except (NotFound, safetree.UnsafePath) as exc:
+        raise RestoreError(f"The folder that would hold {target} does not exist or is a link: {exc}") from exc
+    report = safetree.CopyReport()
+    try:
+        exists = _exists(parent, name)
+        if exists and not overwrite:
+            raise RestoreError(f"{target} exists already: choose a new path, or type it to confirm overwriting.")
+        snap = snapshot_dir(snapshot)
+        if path:
+            source = safetree.open_root(snap)
+            try:
+                _copy_items(op, source, [path], parent, owner=None, report=report, rename_to=name, overwrite=exists)
+            finally:
+                os.close(source)
+        else:  # the whole snapshot: copy its folder from the folder that holds it
+            holder = safetree.open_root(posixpath.dirname(snap))
+            try:
+                _copy_items(
+                    op, holder, [posixpath.basename(snap)], parent, owner=None, report=report, rename_to=name,
+                    overwrite=exists,
+                )  # fmt: skip
+            finally:
+                os.close(holder)
+    finally:
+        os.close(parent)
+    over = " over what was there" if exists else ""
+    return f"Restored {_report_words(report)} to {target}{over}"
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _report_words(report: safetree.CopyReport) -> str:
+    parts = [f"{report.files} file{'s' if report.files != 1 else ''} ({format_size(report.bytes) or '0'})"]
+    if report.folders:
+        parts.append(f"{report.folders} folder{'s' if report.folders != 1 else ''}")
+    if report.links:
+        parts.append(f"{report.links} link{'s' if report.links != 1 else ''}")
+    words = ", ".join(parts)
+    if report.skipped:
+        words += f"; skipped {len(report.skipped)} device or pipe entries"
+    return words
