@@ -29,14 +29,17 @@ import os
 import posixpath
 import re
 import secrets
+import stat
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -53,6 +56,7 @@ from portal.operations import (
     operation_fail,
     operation_progress,
     operation_succeed,
+    operation_takeover,
 )
 from storage.layout import Layout
 from storage.models import FilesystemState
@@ -68,6 +72,7 @@ MAX_ITEMS = 200  # entries one restore may name
 _PIN = "restore #{}"
 _SNAPSHOT_NAME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{6}Z")
 _REPLY_SECONDS = 60
+LOCK_NAMESPACE = 0x5253  # "RS": restores' advisory locks, apart from ingestion's and the workspaces'
 NOT_BTRFS = "Snapshots are not available: the storage root {root} is not on BTRFS, so no snapshots are taken."
 
 
@@ -316,6 +321,7 @@ def _checked_paths(paths: list[str]) -> list[str]:
 
 
 def _start(snapshot: Snapshot, *, actor: User, owner: User, context: AuditContext, params: dict[str, Any]) -> Operation:
+    restore_pins_release()
     with transaction.atomic():
         locked = Snapshot.objects.select_for_update().filter(pk=snapshot.pk, deleted_at=None).first()
         if locked is None:
@@ -343,12 +349,12 @@ def _start(snapshot: Snapshot, *, actor: User, owner: User, context: AuditContex
     return op
 
 
-def _unpin(snapshot_id: int, operation_id: int) -> None:
+def _unpin(snapshot_id: int, operation_id: int, *, force: bool = False) -> None:
     """Hand the pin to another restore of the same snapshot still under way, or drop it when it
     is this restore's; a pin someone else set (tonight's offsite backup) is left alone."""
     with transaction.atomic():
         row = Snapshot.objects.select_for_update().filter(pk=snapshot_id).first()
-        if row is None or row.pinned != _PIN.format(operation_id):
+        if row is None or (row.pinned != _PIN.format(operation_id) and not force):
             return
         other = (
             Operation.objects.filter(kind=RESTORE_KIND, target_type="snapshot", target_id=str(snapshot_id))
@@ -364,10 +370,48 @@ def _unpin(snapshot_id: int, operation_id: int) -> None:
 
 
 def restore_execute(operation_id: int) -> None:
-    """Run the restore of this Operation. A second delivery finds the row claimed or final and
-    does nothing; the pin is released however it ends."""
-    if not operation_claim(operation_id):
+    """Run the restore of this Operation. A second delivery finds the row claimed, final or
+    locked by the worker on it and does nothing; a delivery after that worker died (the row
+    running, its lock free) takes the job over: the half-made folder goes and the copy starts
+    again. The pin is released however it ends."""
+    with _job_lock(operation_id) as mine:
+        if not mine:
+            return
+        if operation_claim(operation_id):
+            retaken = False
+        elif _takeover(operation_id):
+            retaken = True
+        else:
+            return
+        _run(operation_id, retaken=retaken)
+
+
+def _takeover(operation_id: int) -> bool:
+    state = Operation.objects.filter(pk=operation_id).values_list("state", flat=True).first()
+    if state == Operation.State.RUNNING and operation_takeover(operation_id):
+        operation_progress(operation_id, log="The previous worker stopped mid-restore; starting again.")
+        return True
+    return False
+
+
+@contextmanager
+def _job_lock(operation_id: int) -> Iterator[bool]:
+    """Try to become the one worker on this restore; the lock dies with the connection."""
+    if connection.vendor != "postgresql":
+        yield True
         return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, operation_id])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, operation_id])
+
+
+def _run(operation_id: int, *, retaken: bool) -> None:
     op = Operation.objects.get(pk=operation_id)
     snapshot_id = int(op.params["snapshot_id"])
     try:
@@ -376,7 +420,10 @@ def restore_execute(operation_id: int) -> None:
             raise RestoreError("The snapshot was deleted before the restore could start.")
         if not snapshot.pinned:
             Snapshot.objects.filter(pk=snapshot_id, pinned="").update(pinned=_PIN.format(operation_id))
-        words = _restore_home(op, snapshot) if op.params.get("mode") == "home" else _restore_target(op, snapshot)
+        if op.params.get("mode") == "home":
+            words = _restore_home(op, snapshot, retaken=retaken)
+        else:
+            words = _restore_target(op, snapshot)
     except (RestoreError, HostOpsError, OSError) as exc:
         message = str(exc) if isinstance(exc, RestoreError | HostOpsError) else f"{exc.strerror}: {exc.filename}"
         logger.warning("restore %s failed: %s", operation_id, message)
@@ -387,11 +434,25 @@ def restore_execute(operation_id: int) -> None:
         _unpin(snapshot_id, operation_id)
 
 
+def restore_pins_release() -> int:
+    """Drop restore pins whose job has ended without releasing them (its worker died and the
+    reaper failed the row); returns how many. Each new restore calls it first, and the snapshot
+    tier may call it before its retention."""
+    released = 0
+    for row in Snapshot.objects.filter(pinned__startswith="restore #").values("pk", "pinned"):
+        ident = row["pinned"].removeprefix("restore #")
+        live = ident.isdigit() and Operation.objects.filter(pk=int(ident)).in_progress().exists()
+        if not live:
+            _unpin(row["pk"], int(ident) if ident.isdigit() else 0, force=True)
+            released += 1
+    return released
+
+
 def restore_folder_name(now: datetime) -> str:
     return timezone.localtime(now).strftime("%Y-%m-%d_%H%M%S")
 
 
-def _restore_home(op: Operation, snapshot: Snapshot) -> str:
+def _restore_home(op: Operation, snapshot: Snapshot, *, retaken: bool = False) -> str:
     owner = snapshot.owner
     if owner is None:
         raise RestoreError("The snapshot's member is gone.")
@@ -409,7 +470,10 @@ def _restore_home(op: Operation, snapshot: Snapshot) -> str:
             _check_source(source, path)
         restored = safetree.ensure_dir_at(home_fd, RESTORED_FOLDER, uid=uid, gid=gid)
         try:
+            if retaken and op.params.get("folder"):
+                _drop_partial(restored, op.params["folder"])
             name, folder = _new_folder(restored, restore_folder_name(op.created))
+            Operation.objects.filter(pk=op.pk).update(params={**op.params, "folder": name})
             try:
                 operation_progress(op.pk, message=f"Restoring into ~/{RESTORED_FOLDER}/{name}/")
                 _copy_items(op, source, op.params["paths"], folder, owner=(uid, gid), report=report)
@@ -426,6 +490,17 @@ def _restore_home(op: Operation, snapshot: Snapshot) -> str:
         os.close(home_fd)
         os.close(source)
     return f"Restored {_report_words(report)} into ~/{RESTORED_FOLDER}/{name}/"
+
+
+def _drop_partial(restored: int, name: str) -> None:
+    """The folder a dead worker was filling: still root's (a finished one is the member's), so a
+    folder the member made under that name meanwhile is never touched."""
+    try:
+        info = os.stat(name, dir_fd=restored, follow_symlinks=False)
+    except (FileNotFoundError, ValueError):
+        return
+    if stat.S_ISDIR(info.st_mode) and info.st_uid == 0 and "/" not in name:
+        safetree.remove_at(restored, name)
 
 
 def _new_folder(parent: int, name: str) -> tuple[str, int]:

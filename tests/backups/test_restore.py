@@ -630,3 +630,47 @@ def test_the_admin_page_renders_and_refuses_an_empty_form(admin: User) -> None:
     empty = client.post(reverse("backups:admin-restore"), {})
     assert empty.status_code == 400
     assert "This field is required" in empty.content.decode()
+
+
+# --- a worker that died mid-restore ------------------------------------------------------------
+
+
+def test_a_restore_whose_worker_died_is_taken_over_and_its_half_made_folder_replaced(
+    home: str,
+    alice: User,
+    btrfs_root: str,
+    run_restores: Callable[[Operation], Operation],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    write(f"{home}/a.txt", b"all of it", uid=alice.uid)
+    snapshot = take_snapshot(btrfs_root, alice)
+    op = restore_via_service(snapshot, ["a.txt"], alice, django_capture_on_commit_callbacks)
+    # The first worker claimed the row, made its folder, wrote part of the file and died.
+    assert restore.operation_claim(op.pk)
+    partial = restore.restore_folder_name(op.created)
+    os.makedirs(f"{home}/restored/{partial}", mode=0o700)
+    with open(f"{home}/restored/{partial}/a.txt", "wb") as handle:
+        handle.write(b"all")
+    Operation.objects.filter(pk=op.pk).update(params={**op.params, "folder": partial})
+
+    done = run_restores(op)  # the redelivered message; nobody holds the job's lock
+    assert done.state == Operation.State.SUCCEEDED, done.error
+    assert done.attempts == 2
+    assert "starting again" in done.log
+    assert os.listdir(f"{home}/restored") == [partial]
+    with open(f"{home}/restored/{partial}/a.txt", "rb") as handle:
+        assert handle.read() == b"all of it"
+
+
+def test_a_pin_left_by_a_dead_restore_is_released_by_the_next_one(
+    home: str, alice: User, btrfs_root: str, django_capture_on_commit_callbacks: Any
+) -> None:
+    write(f"{home}/a.txt", b"a", uid=alice.uid)
+    old = take_snapshot(btrfs_root, alice)
+    newer = take_snapshot(btrfs_root, alice, WHEN + timedelta(hours=1))
+    dead = restore_via_service(old, ["a.txt"], alice, django_capture_on_commit_callbacks)
+    Operation.objects.filter(pk=dead.pk).update(state=Operation.State.FAILED)  # the reaper's verdict
+    restore_via_service(newer, ["a.txt"], alice, django_capture_on_commit_callbacks)
+    old.refresh_from_db()
+    assert old.pinned == ""
+    assert restore.restore_pins_release() == 0
