@@ -362,7 +362,11 @@ PORTAL_DASHBOARD_CARDS = [
 # Columns of the members list: each function takes the page's members, one query for all.
 PORTAL_MEMBER_COLUMNS = ["workspaces.cards.member_column", "storage.cards.member_column"]
 # Sections of a member's page (below the core's own): function(request, member) -> Panel.
-PORTAL_MEMBER_SECTIONS = ["workspaces.cards.member_section", "storage.cards.member_section"]
+PORTAL_MEMBER_SECTIONS = [
+    "workspaces.cards.member_section",
+    "storage.cards.member_section",
+    "backups.restore_cards.member_section",
+]
 # Sections of the Policies page (below the core's idle policy): function(request) -> Panel.
 PORTAL_POLICY_SECTIONS = ["gpus.cards.policy_section"]
 # Main menu: (label, URL name, "member" or "staff", prefix of the view names it covers).

@@ -94,3 +94,28 @@ def test_a_member_restores_a_deleted_file_from_a_snapshot(
     assert os.stat(f"{folder}/chapter1.tex").st_uid == alice.uid
     page.goto(reverse("backups:my-snapshots"))
     page.screenshot(path=str(SHOTS / "restore-snapshots.png"), full_page=True)
+
+
+def test_screenshot_of_the_admin_restore_page_refusing_an_unconfirmed_overwrite(
+    page: Page, sign_in_as: Callable[[User], None], btrfs_root: str
+) -> None:
+    admin = UserFactory(username="ada", first_name="Ada", is_staff=True)
+    alice = UserFactory(username="alice")
+    home = prepare_member(alice).home_path
+    with open(f"{home}/notes.txt", "w") as handle:
+        handle.write("as it was\n")
+    snapshot = _snapshot(btrfs_root, alice, datetime(2026, 12, 2, 14, 0, tzinfo=UTC))
+    sign_in_as(admin)
+    page.goto(reverse("member-detail", args=[alice.pk]))
+    section = page.locator("#member-snapshots")
+    expect(section).to_contain_text("2026-12-02 14:00")
+    section.get_by_role("link", name="restore elsewhere").click()
+    expect(page.get_by_role("heading", level=1, name="Restore from a snapshot")).to_be_visible()
+    expect(page.get_by_label("Snapshot", exact=True)).to_have_value(str(snapshot.pk))
+    page.get_by_label("Path", exact=True).fill("notes.txt")
+    page.get_by_label("Target", exact=True).fill(f"{home}/notes.txt")
+    page.get_by_label("Overwrite what is at the target").check()
+    page.get_by_role("button", name="Restore").click()
+    expect(page.locator("#admin-restore-form")).to_contain_text(f"Type {home}/notes.txt exactly")
+    page.screenshot(path=str(SHOTS / "restore-admin.png"), full_page=True)
+    assert not Operation.objects.filter(kind=restore.RESTORE_KIND).exists()
