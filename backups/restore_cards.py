@@ -14,9 +14,13 @@ MEMBER_SNAPSHOTS = 5
 
 
 def snapshots_card(request: AuthedRequest) -> Panel | None:
-    """The newest of the member's home snapshots."""
+    """The newest of the member's home snapshots; without one, whether there can be any here."""
     newest = list(restore.member_snapshots(request.user).values_list("taken_at", flat=True)[:1])
-    return Panel("backups/_snapshots_card.html", {"newest_snapshot": newest[0] if newest else None}, column="side")
+    context = {
+        "newest_snapshot": newest[0] if newest else None,
+        "unavailable": "" if newest else restore.snapshots_unavailable(),
+    }
+    return Panel("backups/_snapshots_card.html", context, column="side")
 
 
 def member_section(request: AuthedRequest, member: Any) -> Panel:

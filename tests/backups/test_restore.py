@@ -674,3 +674,32 @@ def test_a_pin_left_by_a_dead_restore_is_released_by_the_next_one(
     old.refresh_from_db()
     assert old.pinned == ""
     assert restore.restore_pins_release() == 0
+
+
+def test_the_dashboard_card_costs_one_query_however_many_snapshots(
+    db: None, settings: Any, django_assert_num_queries: Any
+) -> None:
+    from django.test import RequestFactory
+
+    from backups.restore_cards import snapshots_card
+
+    member = UserFactory(username="dave")
+    request = RequestFactory().get("/")
+    request.user = member
+    base = f"{settings.STORAGE_ROOT}/.snapshots/homes/dave"
+    for hour in range(30):
+        when = WHEN - timedelta(hours=hour)
+        Snapshot.objects.create(
+            source="homes/dave", owner=member, path=f"{base}/{when:%Y-%m-%dT%H%M%SZ}", taken_at=when
+        )
+    with django_assert_num_queries(1):
+        panel = snapshots_card(request)  # type: ignore[arg-type]
+    assert panel is not None
+    assert panel.context["newest_snapshot"] == WHEN
+
+
+def test_the_dashboard_card_says_when_there_can_be_no_snapshots(db: None, settings: Any) -> None:
+    member = UserFactory(username="erin")
+    FilesystemState.objects.create(root=settings.STORAGE_ROOT, on_btrfs=False)
+    body = client_for(member).get(reverse("dashboard")).content.decode()
+    assert "Snapshots are not available" in body
