@@ -41,6 +41,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from backups.models import Snapshot
@@ -58,6 +59,7 @@ from portal.operations import (
     operation_succeed,
     operation_takeover,
 )
+from portal.services import notify_member
 from storage.layout import Layout
 from storage.models import FilesystemState
 
@@ -430,6 +432,15 @@ def _run(operation_id: int, *, retaken: bool) -> None:
         operation_fail(operation_id, message=f"Not restored: {message}"[:300], error=message)
     else:
         operation_succeed(operation_id, message=words)
+        if op.params.get("mode") == "home" and op.owner_id and op.actor_id != op.owner_id:
+            # An admin restored into a member's home: the member finds a folder they didn't make.
+            notify_member(
+                user=op.owner,  # type: ignore[arg-type]
+                title="An admin restored files into your home",
+                body=words,
+                url=reverse("backups:my-snapshots"),
+                slack=False,
+            )
     finally:
         _unpin(snapshot_id, operation_id)
 

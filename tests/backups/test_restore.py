@@ -703,3 +703,26 @@ def test_the_dashboard_card_says_when_there_can_be_no_snapshots(db: None, settin
     FilesystemState.objects.create(root=settings.STORAGE_ROOT, on_btrfs=False)
     body = client_for(member).get(reverse("dashboard")).content.decode()
     assert "Snapshots are not available" in body
+
+
+def test_an_admin_restoring_into_a_members_home_tells_the_member(
+    home: str,
+    alice: User,
+    admin: User,
+    btrfs_root: str,
+    run_restores: Callable[[Operation], Operation],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from portal.models import Notification
+
+    write(f"{home}/a.txt", b"a", uid=alice.uid)
+    snapshot = take_snapshot(btrfs_root, alice)
+    with django_capture_on_commit_callbacks(execute=False):
+        posted = client_for(admin).post(reverse("backups:my-restore", args=[snapshot.pk]), {"paths": ["a.txt"]})
+    assert posted.status_code == 302
+    done = run_restores(Operation.objects.get(kind=restore.RESTORE_KIND))
+    assert done.state == Operation.State.SUCCEEDED
+    assert (done.actor, done.owner) == (admin, alice)
+    note = Notification.objects.get(user=alice)
+    assert note.title == "An admin restored files into your home"
+    assert "restored/" in note.body
