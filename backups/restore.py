@@ -164,6 +164,8 @@ def listing_of(snapshot: Snapshot, path: str) -> dict[str, Any]:
     except safetree.UnsafePath as exc:
         return {"error": f"That is not a folder of the snapshot ({exc}); links are never followed."}
     except NotFound:
+        if not path:
+            return {"error": "This snapshot's folder is gone from the disk; choose another snapshot."}
         return {"error": "That folder is not in the snapshot."}
     except HostOpsError as exc:
         return {"error": f"The snapshot could not be read: {exc}"}

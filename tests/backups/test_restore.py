@@ -726,3 +726,30 @@ def test_an_admin_restoring_into_a_members_home_tells_the_member(
     note = Notification.objects.get(user=alice)
     assert note.title == "An admin restored files into your home"
     assert "restored/" in note.body
+
+
+def test_an_admin_browsing_a_members_snapshot_can_send_an_entry_to_the_admin_restore(
+    home: str, alice: User, admin: User, btrfs_root: str
+) -> None:
+    write(f"{home}/a.txt", b"a", uid=alice.uid)
+    snapshot = take_snapshot(btrfs_root, alice)
+    client = client_for(admin)
+    page = client.get(reverse("backups:my-snapshot", args=[snapshot.pk])).content.decode()
+    link = f"{reverse('backups:admin-restore')}?snapshot={snapshot.pk}&amp;path=a.txt"
+    assert link in page
+    assert "alice's home" in page
+    form = client.get(reverse("backups:admin-restore"), {"snapshot": snapshot.pk, "path": "a.txt"})
+    assert form.context["form"]["path"].value() == "a.txt"
+    assert str(form.context["form"]["snapshot"].value()) == str(snapshot.pk)
+    assert (
+        "Restore elsewhere"
+        not in client_for(alice).get(reverse("backups:my-snapshot", args=[snapshot.pk])).content.decode()
+    )
+
+
+def test_a_snapshot_whose_folder_is_gone_says_so(home: str, alice: User, btrfs_root: str) -> None:
+    snapshot = take_snapshot(btrfs_root, alice)
+    btrfs.subvolume_delete(snapshot.path)
+    page = client_for(alice).get(reverse("backups:my-snapshot", args=[snapshot.pk]))
+    assert page.status_code == 400
+    assert "gone from the disk" in page.content.decode()
