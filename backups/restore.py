@@ -12,10 +12,10 @@ container has an empty /srv), so the web process never opens a snapshot itself:
 * **Restoring** is an Operation (kind ``backups.restore``) on that worker: a member's files go
   to ``restored/<YYYY-MM-DD_HHMMSS>/`` in their own home, owned by them; an admin's to a new
   path under the root, or over live data only after typing that path.
-* **Downloading** one file is offered only where the web process can read the snapshot
-  (BACKUP_BROWSE_LOCAL), up to BACKUP_DOWNLOAD_MAX_BYTES; elsewhere the page says to restore it
-  and fetch it from the home (workspace, SSH, FileBrowser). Moving whole files through Redis
-  would put up to that many bytes in its memory per download.
+* **Downloading** one file (up to BACKUP_DOWNLOAD_MAX_BYTES) is piped the same way: the
+  worker puts the file's size, then its chunks, in the cache and the view streams them,
+  deleting each as it goes; the worker waits while DOWNLOAD_WINDOW chunks are unread, so one
+  download holds at most that much in Redis. With BACKUP_BROWSE_LOCAL the view reads the file.
 
 Every read walks the snapshot with ``hostops.safetree`` (``openat`` with O_NOFOLLOW), so a
 symlink a member planted before the snapshot is shown and copied as a link, never followed.
@@ -68,6 +68,10 @@ logger = logging.getLogger(__name__)
 RESTORE_KIND = "backups.restore"
 RESTORE_TASK = "backups.restore_tasks.restore_task"
 LIST_TASK = "backups.restore_tasks.snapshot_list_task"
+DOWNLOAD_TASK = "backups.restore_tasks.snapshot_download_task"
+DOWNLOAD_CHUNK = 4 * 1024 * 1024
+DOWNLOAD_WINDOW = 8  # chunks of one download in the cache at once: 32 MiB
+DOWNLOAD_STALL_SECONDS = 60
 RESTORED_FOLDER = "restored"
 SNAPSHOTS_FOLDER = ".snapshots"
 MAX_ITEMS = 200  # entries one restore may name
@@ -190,7 +194,11 @@ def snapshot_browse(*, snapshot: Snapshot, path: str) -> Browse:
         path = checked_relative(path)
     except RestoreError as exc:
         return Browse(error=str(exc))
-    answer = listing_of(snapshot, path) if settings.BACKUP_BROWSE_LOCAL else _ask_worker(snapshot, path)
+    if settings.BACKUP_BROWSE_LOCAL:
+        answer = listing_of(snapshot, path)
+    else:
+        key = f"backups:browse:{secrets.token_hex(16)}"
+        answer = _ask_worker(LIST_TASK, [snapshot.pk, path, key], reply_key=key)
     if answer.get("error"):
         return Browse(error=answer["error"])
     items = []
@@ -211,25 +219,20 @@ def snapshot_browse(*, snapshot: Snapshot, path: str) -> Browse:
     return Browse(items=items, truncated=answer.get("truncated", 0))
 
 
-def _ask_worker(snapshot: Snapshot, path: str) -> dict[str, Any]:
+def _ask_worker(task: str, args: list[Any], *, reply_key: str) -> dict[str, Any]:
+    """Send ``task`` to the storage host's worker and wait for its answer at ``reply_key``."""
     from celery import current_app
 
-    key = f"backups:browse:{secrets.token_hex(16)}"
     try:
-        current_app.send_task(
-            LIST_TASK, args=[snapshot.pk, path, key], queue=Host.local().queue, retry=True, retry_policy=_SEND_RETRY
-        )
+        current_app.send_task(task, args=args, queue=Host.local().queue, retry=True, retry_policy=_SEND_RETRY)
     except Exception as exc:  # the broker's error, whichever transport
-        logger.warning("could not ask the worker for a listing: %s", exc)
+        logger.warning("could not send %s: %s", task, exc)
         return {"error": "The job queue is not answering, so the snapshot can't be read now. Try again in a minute."}
-    deadline = time.monotonic() + settings.BACKUP_BROWSE_TIMEOUT
-    while time.monotonic() < deadline:
-        answer = cache.get(key)
-        if answer is not None:
-            cache.delete(key)
-            return answer  # type: ignore[no-any-return]
-        time.sleep(0.1)
-    return {"error": "The storage worker did not answer in time, so the snapshot can't be listed now. Try again."}
+    answer = _wait_for(reply_key, settings.BACKUP_BROWSE_TIMEOUT)
+    if answer is None:
+        return {"error": "The storage worker did not answer in time, so the snapshot can't be read now. Try again."}
+    cache.delete(reply_key)
+    return answer  # type: ignore[no-any-return]
 
 
 _SEND_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
@@ -237,34 +240,109 @@ _SEND_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "int
 
 @dataclass(frozen=True)
 class Download:
-    fd: int
     size: int
     filename: str
+    chunks: Iterator[bytes]
 
 
-def snapshot_download_open(*, snapshot: Snapshot, path: str, actor: User, context: AuditContext) -> Download:
-    """An open descriptor of one plain file of the snapshot, for the web process to stream
-    (BACKUP_BROWSE_LOCAL only); RestoreError for a link, a folder, a big file or elsewhere."""
-    if not settings.BACKUP_BROWSE_LOCAL:
-        raise RestoreError(
-            "Files are not downloaded from here on this server: restore the file, then fetch it from "
-            f"~/{RESTORED_FOLDER}/ in your workspace, over SSH or in FileBrowser."
-        )
-    path = checked_relative(path)
+def _open_for_download(snapshot: Snapshot, path: str) -> tuple[int, int]:
+    """The file's descriptor and size, or RestoreError in words (on whichever side reads)."""
     try:
-        fd, size = safetree.open_file(snapshot_dir(snapshot), path)
+        fd, size = safetree.open_file(snapshot_dir(snapshot), checked_relative(path))
     except safetree.UnsafePath as exc:
         raise RestoreError(f"Only plain files can be downloaded, and links are never followed: {exc}") from exc
     except NotFound as exc:
         raise RestoreError("That file is not in the snapshot.") from exc
+    except HostOpsError as exc:
+        raise RestoreError(f"The snapshot could not be read: {exc}") from exc
     if size > settings.BACKUP_DOWNLOAD_MAX_BYTES:
         os.close(fd)
         raise RestoreError(
             f"That file is {format_size(size)}, more than the {format_size(settings.BACKUP_DOWNLOAD_MAX_BYTES)} "
             "a download may be: restore it into your home instead."
         )
+    return fd, size
+
+
+def _read_chunks(fd: int) -> Iterator[bytes]:
+    with os.fdopen(fd, "rb") as handle:
+        while chunk := handle.read(DOWNLOAD_CHUNK):
+            yield chunk
+
+
+def snapshot_download_open(*, snapshot: Snapshot, path: str, actor: User, context: AuditContext) -> Download:
+    """One plain file of the snapshot as chunks for the web process to stream: read here with
+    BACKUP_BROWSE_LOCAL, else piped from the worker through the cache, at most
+    DOWNLOAD_WINDOW chunks in it at a time. RestoreError for a link, a folder, a big file."""
+    path = checked_relative(path)
+    if not path:
+        raise RestoreError("Choose a file to download.")
+    if settings.BACKUP_BROWSE_LOCAL:
+        fd, size = _open_for_download(snapshot, path)
+        chunks = _read_chunks(fd)
+    else:
+        size, chunks = _download_from_worker(snapshot, path)
     audit_record(action="backups.download", actor=actor, target=snapshot, context=context, path=path, size=size)
-    return Download(fd, size, posixpath.basename(path))
+    return Download(size, posixpath.basename(path), chunks)
+
+
+def _download_from_worker(snapshot: Snapshot, path: str) -> tuple[int, Iterator[bytes]]:
+    key = f"backups:download:{secrets.token_hex(16)}"
+    answer = _ask_worker(DOWNLOAD_TASK, [snapshot.pk, path, key], reply_key=f"{key}:meta")
+    if answer.get("error"):
+        raise RestoreError(answer["error"])
+    size, count = int(answer["size"]), int(answer["chunks"])
+
+    def chunks() -> Iterator[bytes]:
+        for index in range(count):
+            chunk = _wait_for(f"{key}:{index}", DOWNLOAD_STALL_SECONDS)
+            if chunk is None:  # the worker stopped: end short, and the browser says it failed
+                logger.warning("download %s stopped at chunk %s of %s", key, index, count)
+                return
+            cache.delete(f"{key}:{index}")
+            yield chunk
+
+    return size, chunks()
+
+
+def download_feed(snapshot_id: int, path: str, key: str) -> None:
+    """The download task: the file's size, then its chunks, into the cache for the web process
+    to stream. It waits while DOWNLOAD_WINDOW chunks are unread, so a download holds at most
+    that much in Redis, and gives up when the reader stops for DOWNLOAD_STALL_SECONDS."""
+    snapshot = Snapshot.objects.filter(pk=snapshot_id, deleted_at=None).first()
+    try:
+        if snapshot is None:
+            raise RestoreError("That snapshot is gone.")
+        fd, size = _open_for_download(snapshot, path)
+    except RestoreError as exc:
+        cache.set(f"{key}:meta", {"error": str(exc)}, _REPLY_SECONDS)
+        return
+    count = -(-size // DOWNLOAD_CHUNK)
+    cache.set(f"{key}:meta", {"size": size, "chunks": count}, _REPLY_SECONDS)
+    for index, chunk in enumerate(_read_chunks(fd)):
+        if index >= DOWNLOAD_WINDOW and not _wait_gone(f"{key}:{index - DOWNLOAD_WINDOW}"):
+            logger.info("download %s abandoned by its reader at chunk %s of %s", key, index, count)
+            return
+        cache.set(f"{key}:{index}", chunk, 2 * DOWNLOAD_STALL_SECONDS)
+
+
+def _wait_for(key: str, seconds: float) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = cache.get(key)
+        if value is not None:
+            return value
+        time.sleep(0.05)
+    return None
+
+
+def _wait_gone(key: str) -> bool:
+    deadline = time.monotonic() + DOWNLOAD_STALL_SECONDS
+    while time.monotonic() < deadline:
+        if cache.get(key) is None:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 # --- restoring: the services ----------------------------------------------------------------------

@@ -21,3 +21,9 @@ def snapshot_list_task(snapshot_id: int, path: str, reply_key: str) -> None:
     """List one folder of a snapshot for a page waiting on ``reply_key`` (a late answer only
     expires in the cache: nobody is waiting for it any more)."""
     restore.listing_reply(snapshot_id, path, reply_key)
+
+
+@shared_task(ignore_result=True, expires=30)
+def snapshot_download_task(snapshot_id: int, path: str, key: str) -> None:
+    """Feed one file of a snapshot to a download waiting on ``key`` (backups/restore.py)."""
+    restore.download_feed(snapshot_id, path, key)

@@ -4,17 +4,16 @@ The files are read by the storage worker (backups/restore.py says where and why)
 
 from __future__ import annotations
 
-import os
 import posixpath
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import urlencode
+from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from backups import restore
@@ -78,7 +77,6 @@ def _browse_page(
             for item in browse.items
         ],
         "form": form,
-        "downloads": settings.BACKUP_BROWSE_LOCAL,
         "download_max": settings.BACKUP_DOWNLOAD_MAX_BYTES,
         "recent_ops": list(recent[:RECENT_RESTORES]),
         "restored_folder": restore.RESTORED_FOLDER,
@@ -139,7 +137,8 @@ def my_download(request: AuthedRequest, pk: int) -> HttpResponseBase:
     except restore.RestoreError as exc:
         messages.error(request, str(exc))
         return redirect(_folder_url(snapshot, posixpath.dirname(path)))
-    response = FileResponse(os.fdopen(download.fd, "rb"), as_attachment=True, filename=download.filename)
+    response = StreamingHttpResponse(download.chunks, content_type="application/octet-stream")
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=download.filename)
     response["Content-Length"] = str(download.size)
     return response
 

@@ -468,9 +468,6 @@ def test_a_file_downloads_with_its_bytes_and_big_ones_are_refused(
     settings.BACKUP_DOWNLOAD_MAX_BYTES = 1000
     big = client.get(url, {"path": "data.bin"}, follow=True)
     assert "restore it into your home instead" in big.content.decode()
-    settings.BACKUP_BROWSE_LOCAL = False
-    remote = client.get(url, {"path": "data.bin"}, follow=True)
-    assert "restore the file, then fetch it" in remote.content.decode()
 
 
 def test_the_pages_say_when_the_storage_is_not_btrfs(db: None, settings: Any) -> None:
@@ -753,3 +750,52 @@ def test_a_snapshot_whose_folder_is_gone_says_so(home: str, alice: User, btrfs_r
     page = client_for(alice).get(reverse("backups:my-snapshot", args=[snapshot.pk]))
     assert page.status_code == 400
     assert "gone from the disk" in page.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)  # the feeding thread has a connection of its own
+def test_a_download_is_piped_from_the_worker_through_the_cache_a_window_at_a_time(
+    home: str, alice: User, btrfs_root: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without BACKUP_BROWSE_LOCAL the worker feeds the file; the broker's send is replaced by
+    the task body in a thread (a worker beside the web process), the cache is the real one."""
+    import threading
+
+    from celery import current_app
+
+    data = os.urandom(5 * 1024 * 1024 + 3)
+    write(f"{home}/big.bin", data, uid=alice.uid)
+    os.symlink("/etc/shadow", f"{home}/shadow")
+    snapshot = take_snapshot(btrfs_root, alice)
+    settings.BACKUP_BROWSE_LOCAL = False
+    monkeypatch.setattr(restore, "DOWNLOAD_CHUNK", 1024 * 1024)
+    monkeypatch.setattr(restore, "DOWNLOAD_WINDOW", 1)
+    waits: list[bool] = []
+    real_wait = restore._wait_gone
+
+    def wait_gone(key: str) -> bool:  # the worker waiting for the reader to take a chunk
+        waits.append(real_wait(key))
+        return waits[-1]
+
+    monkeypatch.setattr(restore, "_wait_gone", wait_gone)
+    threads: list[threading.Thread] = []
+
+    def send_task(name: str, args: list[Any], **_kwargs: Any) -> None:
+        assert name == restore.DOWNLOAD_TASK
+        thread = threading.Thread(target=restore.download_feed, args=args)
+        thread.start()
+        threads.append(thread)
+
+    monkeypatch.setattr(current_app, "send_task", send_task)
+    url = reverse("backups:my-download", args=[snapshot.pk])
+    got = client_for(alice).get(url, {"path": "big.bin"})
+    assert got.status_code == 200
+    assert got["Content-Length"] == str(len(data))
+    assert b"".join(got.streaming_content) == data  # type: ignore[attr-defined]
+    for thread in threads:
+        thread.join(timeout=30)
+    assert waits == [True] * 5  # 6 chunks, one at a time in the cache: 5 waits for the reader
+    refused = client_for(alice).get(url, {"path": "shadow"}, follow=True)
+    assert refused.get("Content-Disposition") is None
+    assert "links are never followed" in refused.content.decode()
+    for thread in threads:
+        thread.join(timeout=30)

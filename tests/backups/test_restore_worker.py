@@ -1,6 +1,6 @@
 """The production path with a real Celery worker process: the page asks the worker for a
-snapshot's listing through the broker and gets it back through the cache (the web process
-never opens the snapshot), and the restore runs as the worker's Operation."""
+snapshot's listing and a file through the broker and gets them back through the cache (the web
+process never opens the snapshot), and the restore runs as the worker's Operation."""
 
 from __future__ import annotations
 
@@ -78,6 +78,9 @@ def test_the_worker_lists_the_snapshot_and_restores_the_file(root: str, celery_w
     assert page.status_code == 200, page.content.decode()
     assert "model.ckpt" in page.content.decode()
     celery_worker_process.wait_for_log(restore.LIST_TASK)
+    got = client.get(reverse("backups:my-download", args=[snapshot.pk]), {"path": "model.ckpt"})
+    assert got.status_code == 200
+    assert b"".join(got.streaming_content) == data  # type: ignore[attr-defined]
 
     posted = client.post(reverse("backups:my-restore", args=[snapshot.pk]), {"paths": ["model.ckpt"]})
     assert posted.status_code == 302
