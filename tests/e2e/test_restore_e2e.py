@@ -59,6 +59,8 @@ def test_a_member_restores_a_deleted_file_from_a_snapshot(
     with open(f"{home}/thesis/notes.md", "w") as handle:
         handle.write("# notes\n")
     os.symlink("/etc", f"{home}/thesis/etc")
+    with open(os.fsencode(f"{home}/thesis/") + b"draft\xff\nold.tex", "wb") as handle:  # not UTF-8, a newline
+        handle.write(b"old draft")
     with open(f"{home}/README.txt", "w") as handle:
         handle.write("hello\n")
     for folder in ("thesis", "thesis/figures"):
@@ -77,6 +79,7 @@ def test_a_member_restores_a_deleted_file_from_a_snapshot(
     page.get_by_role("link", name="thesis/").click()
     expect(page.locator(".snapshot-files")).to_contain_text("chapter1.tex")
     expect(page.locator(".snapshot-files")).to_contain_text("link, not followed")
+    expect(page.locator(".snapshot-files")).to_contain_text("draft\\xff\\nold.tex")
     page.get_by_label("Restore chapter1.tex").check()
     page.screenshot(path=str(SHOTS / "restore-browse.png"), full_page=True)
     page.get_by_role("button", name="Restore selected").click()
