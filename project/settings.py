@@ -170,8 +170,14 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "portal"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Task modules beside each app's tasks.py (autodiscovered), one per area of the storage app.
-CELERY_IMPORTS = ["storage.scrub_tasks", "storage.ingestion_tasks", "storage.disk_tasks", "backups.alerts_tasks"]
+# Task modules beside each app's tasks.py (autodiscovered), one per area of an app.
+CELERY_IMPORTS = [
+    "storage.scrub_tasks",
+    "storage.ingestion_tasks",
+    "storage.disk_tasks",
+    "backups.alerts_tasks",
+    "backups.restore_tasks",
+]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The one place periodic work is declared (django-celery-beat copies it into the database).
 CELERY_BEAT_SCHEDULE = {
@@ -358,13 +364,18 @@ PORTAL_DASHBOARD_CARDS = [
     "portal.cards.recent_jobs_card",
     "storage.cards.storage_card",
     "backups.cards.schedule_card",
+    "backups.restore_cards.snapshots_card",
     "portal.cards.limits_card",
     "portal.cards.team_services_card",
 ]
 # Columns of the members list: each function takes the page's members, one query for all.
 PORTAL_MEMBER_COLUMNS = ["workspaces.cards.member_column", "storage.cards.member_column"]
 # Sections of a member's page (below the core's own): function(request, member) -> Panel.
-PORTAL_MEMBER_SECTIONS = ["workspaces.cards.member_section", "storage.cards.member_section"]
+PORTAL_MEMBER_SECTIONS = [
+    "workspaces.cards.member_section",
+    "storage.cards.member_section",
+    "backups.restore_cards.member_section",
+]
 # Sections of the Policies page (below the core's idle policy): function(request) -> Panel.
 PORTAL_POLICY_SECTIONS = ["gpus.cards.policy_section"]
 # Main menu: (label, URL name, "member" or "staff", prefix of the view names it covers).
@@ -407,6 +418,13 @@ RCLONE_REMOTES_JSON = env_str("RCLONE_REMOTES", "[]")  # read by storage.remotes
 RCLONE_CONFIG_DIR = env_str("RCLONE_CONFIG_DIR", str(BASE_DIR / "var" / "rclone"))
 # The nightly backup's start (issue: ingestion must be done by then; an alert says otherwise).
 BACKUP_START_HOUR = env_int("BACKUP_START_HOUR", 6, minimum=0)
+# Members browsing their snapshots (backups/restore.py): the storage worker lists a folder and
+# the page waits at most this long. With BACKUP_BROWSE_LOCAL the web process reads the
+# snapshots itself (it sees the storage root: make run, a single-host install), and only then
+# offers single-file downloads, up to BACKUP_DOWNLOAD_MAX_BYTES; elsewhere members restore.
+BACKUP_BROWSE_TIMEOUT = env_int("BACKUP_BROWSE_TIMEOUT", 10, minimum=1)
+BACKUP_BROWSE_LOCAL = env_bool("BACKUP_BROWSE_LOCAL", _LOCAL_DEVELOPMENT)
+BACKUP_DOWNLOAD_MAX_BYTES = env_size("BACKUP_DOWNLOAD_MAX_BYTES", "512M")
 
 # --- workspaces (workspaces/) -------------------------------------------------------------
 # Which GPUs a workspace may hold, asked when its container is built: the GPU booking's

@@ -15,6 +15,8 @@ os.environ.setdefault("PORTAL_SECURE", "false")
 os.environ.setdefault("GATE_FORWARD_AUTH_KEY", "gate-test-key")
 # Members' folders made by tests land here, never in /srv.
 os.environ.setdefault("STORAGE_ROOT", "/tmp/portal-test-storage")  # noqa: S108
+# Tests read snapshots in the test process (tests/backups/test_restore.py asks a real worker once).
+os.environ.setdefault("BACKUP_BROWSE_LOCAL", "true")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")
 # Each parallel run (PORTAL_TEST_DB_SUFFIX) gets its own Redis database, so a test worker
 # never takes another run's tasks.

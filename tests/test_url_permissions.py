@@ -9,11 +9,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from backups.models import BackupPolicy, BackupRun
+from backups.models import BackupPolicy, BackupRun, Snapshot
 from gpus.models import GPU, Booking, Token
 from gpus.services import booking_create
 from gpus.tokens import token_create
@@ -97,6 +98,10 @@ def _alice_booking(world: World) -> dict[str, Any]:
 
 def _alice_feed(world: World) -> dict[str, Any]:
     return {"secret": world.objects["feed_secret"]}
+
+
+def _alice_snapshot(world: World) -> dict[str, Any]:
+    return {"pk": world.objects["snapshot"].pk}
 
 
 def _ingestion_job(world: World) -> dict[str, Any]:
@@ -211,6 +216,15 @@ ACCESS: dict[str, Rule] = {
     "backups:policy-edit": Rule(**ADMIN_ONLY, target=_snapshot_tier),
     "backups:preview": Rule(**ADMIN_ONLY, target=_snapshot_tier),
     "backups:simulator": Rule(**ADMIN_ONLY),
+    "backups:snapshot-now": Rule(**ADMIN_ONLY, method="post"),
+    # Restoring (backups/restore_views.py): a member's own snapshots; an admin may browse and
+    # restore any member's. The snapshot's folder is absent here: the page says so (400), an
+    # empty restore is bad input (400), a download without a file redirects back (302).
+    "backups:my-snapshots": Rule(**ANY_MEMBER),
+    "backups:my-snapshot": Rule(**OWN_OBJECT, target=_alice_snapshot),
+    "backups:my-restore": Rule(**OWN_OBJECT, target=_alice_snapshot, method="post"),
+    "backups:my-download": Rule(**OWN_OBJECT, target=_alice_snapshot),
+    "backups:admin-restore": Rule(**ADMIN_ONLY),
 }
 
 
@@ -259,6 +273,13 @@ def world(db: None) -> World:
     objects["ingestion_job"] = IngestionJob.objects.create(name="customer-data", source="src:/in", target="customer")
     objects["ingestion_run"] = IngestionRun.objects.create(job=objects["ingestion_job"], result="succeeded")
     objects["backup_run"] = BackupRun.objects.create(kind=BackupRun.Kind.SNAPSHOT)
+    taken = timezone.now().replace(minute=0, second=0, microsecond=0)
+    objects["snapshot"] = Snapshot.objects.create(
+        source="homes/alice",
+        owner=alice,
+        path=f"{settings.STORAGE_ROOT}/.snapshots/homes/alice/{taken:%Y-%m-%dT%H%M%SZ}",
+        taken_at=taken,
+    )
     return World(alice, bob, admin, objects)
 
 

@@ -1,0 +1,710 @@
+"""Restoring from tier-1 snapshots: members browse and restore their own, admins any.
+
+Where the files are read. In production only the worker mounts the storage root (the web
+container has an empty /srv), so the web process never opens a snapshot itself:
+
+* **Browsing** is a question to the storage host's worker: the view sends
+  ``backups.restore_tasks.snapshot_list_task`` by name with a one-time reply key and waits (at
+  most BACKUP_BROWSE_TIMEOUT seconds) for the listing the worker puts in the cache (Redis),
+  since Celery keeps no results here (CELERY_TASK_IGNORE_RESULT). With BACKUP_BROWSE_LOCAL on
+  (``make run``, a single-host install whose web process sees the root) the view lists the
+  snapshot itself instead, with the same code.
+* **Restoring** is an Operation (kind ``backups.restore``) on that worker: a member's files go
+  to ``restored/<YYYY-MM-DD_HHMMSS>/`` in their own home, owned by them; an admin's to a new
+  path under the root, or over live data only after typing that path.
+* **Downloading** one file (up to BACKUP_DOWNLOAD_MAX_BYTES) is piped the same way: the
+  worker puts the file's size, then its chunks, in the cache and the view streams them,
+  deleting each as it goes; the worker waits while DOWNLOAD_WINDOW chunks are unread, so one
+  download holds at most that much in Redis. With BACKUP_BROWSE_LOCAL the view reads the file.
+
+Every read walks the snapshot with ``hostops.safetree`` (``openat`` with O_NOFOLLOW), so a
+symlink a member planted before the snapshot is shown and copied as a link, never followed.
+A snapshot being restored from is pinned (``Snapshot.pinned``), so the retention keeps it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import re
+import secrets
+import stat
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.urls import reverse
+from django.utils import timezone
+
+from backups.models import Snapshot
+from hostops import safetree
+from hostops.errors import HostOpsError, NotFound
+from portal.audit import AuditContext, audit_record
+from portal.env import format_size
+from portal.models import Host, Operation, User
+from portal.operations import (
+    operation_claim,
+    operation_create,
+    operation_enqueue,
+    operation_fail,
+    operation_progress,
+    operation_succeed,
+    operation_takeover,
+)
+from portal.services import notify_member
+from storage.layout import Layout
+from storage.models import FilesystemState
+
+logger = logging.getLogger(__name__)
+
+RESTORE_KIND = "backups.restore"
+RESTORE_TASK = "backups.restore_tasks.restore_task"
+LIST_TASK = "backups.restore_tasks.snapshot_list_task"
+DOWNLOAD_TASK = "backups.restore_tasks.snapshot_download_task"
+DOWNLOAD_CHUNK = 4 * 1024 * 1024
+DOWNLOAD_WINDOW = 8  # chunks of one download in the cache at once: 32 MiB
+DOWNLOAD_STALL_SECONDS = 60
+RESTORED_FOLDER = "restored"
+SNAPSHOTS_FOLDER = ".snapshots"
+MAX_ITEMS = 200  # entries one restore may name
+_PIN = "restore #{}"
+_SNAPSHOT_NAME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{6}Z")
+_REPLY_SECONDS = 60
+LOCK_NAMESPACE = 0x5253  # "RS": restores' advisory locks, apart from ingestion's and the workspaces'
+NOT_BTRFS = "Snapshots are not available: the storage root {root} is not on BTRFS, so no snapshots are taken."
+
+
+class RestoreError(Exception):
+    """A refused request or a failed read, in words for the person asking."""
+
+
+# --- names and paths ----------------------------------------------------------------------------
+
+
+def shown(name: str) -> str:
+    """A name as the page shows it: bytes that are not UTF-8 as \\xNN, control characters
+    (a newline in a name) as escapes, so any name the filesystem holds renders on one line."""
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
+def checked_relative(path: str) -> str:
+    """A path inside a snapshot from a form or URL, normalised ("" is the snapshot itself);
+    RestoreError for an absolute path, ``..``, NUL, control characters or bytes that are not
+    UTF-8 (such names are listed, and restored with their folder, but never addressed alone)."""
+    if path.startswith("/"):
+        raise RestoreError("Give a path inside the snapshot, not an absolute one.")
+    path = path.rstrip("/")
+    if any(not char.isprintable() for char in path) or any(0xD800 <= ord(char) <= 0xDFFF for char in path):
+        raise RestoreError("The path holds control characters or bytes that are not text.")
+    try:
+        return "/".join(safetree.checked_parts(path))
+    except safetree.UnsafePath as exc:
+        raise RestoreError(f"That path is not inside the snapshot: {exc}") from exc
+
+
+def snapshot_dir(snapshot: Snapshot) -> str:
+    """The snapshot's folder, checked against the agreed layout
+    (``<root>/.snapshots/<source>/<YYYY-MM-DDTHHMMSSZ>``) before anything opens it."""
+    base = posixpath.join(settings.STORAGE_ROOT, SNAPSHOTS_FOLDER, snapshot.source)
+    parent, name = posixpath.split(snapshot.path)
+    if parent != base or not _SNAPSHOT_NAME.fullmatch(name) or ".." in snapshot.source.split("/"):
+        raise RestoreError(f"The snapshot's recorded path {snapshot.path} is not where snapshots are kept.")
+    return snapshot.path
+
+
+# --- what the pages read --------------------------------------------------------------------------
+
+
+def member_snapshots(user: User) -> QuerySet[Snapshot]:
+    """The member's own home snapshots that still exist, newest first."""
+    return Snapshot.objects.filter(owner=user, source=f"homes/{user.username}", deleted_at=None).order_by("-taken_at")
+
+
+def snapshots_unavailable() -> str:
+    """Why there are no snapshots here ("" when the worker last found the root on BTRFS, or
+    has not looked yet)."""
+    state = FilesystemState.objects.filter(root=settings.STORAGE_ROOT).first()
+    if state is not None and not state.on_btrfs:
+        return NOT_BTRFS.format(root=settings.STORAGE_ROOT)
+    return ""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One entry of a listing as the page shows it."""
+
+    name: str  # as the filesystem has it (surrogate-escaped)
+    label: str  # escaped for the page
+    path: str  # relative to the snapshot; "" when the name can't be addressed alone
+    kind: str
+    size: int
+    mtime: datetime
+    link_target: str = ""
+
+
+@dataclass(frozen=True)
+class Browse:
+    items: list[Item] = field(default_factory=list)
+    truncated: int = 0
+    error: str = ""
+
+
+def listing_of(snapshot: Snapshot, path: str) -> dict[str, Any]:
+    """The worker side of browsing: the folder ``path`` of the snapshot as plain data (what
+    the cache carries back), or an error in words."""
+    try:
+        listing = safetree.list_dir(snapshot_dir(snapshot), checked_relative(path))
+    except RestoreError as exc:
+        return {"error": str(exc)}
+    except safetree.UnsafePath as exc:
+        return {"error": f"That is not a folder of the snapshot ({exc}); links are never followed."}
+    except NotFound:
+        if not path:
+            return {"error": "This snapshot's folder is gone from the disk; choose another snapshot."}
+        return {"error": "That folder is not in the snapshot."}
+    except HostOpsError as exc:
+        return {"error": f"The snapshot could not be read: {exc}"}
+    entries = [
+        {"name": e.name, "kind": e.kind, "size": e.size, "mtime": e.mtime, "link": e.link_target}
+        for e in listing.entries
+    ]
+    return {"entries": entries, "truncated": listing.truncated}
+
+
+def listing_reply(snapshot_id: int, path: str, reply_key: str) -> None:
+    """The listing task: answer the waiting view through the cache."""
+    snapshot = Snapshot.objects.filter(pk=snapshot_id, deleted_at=None).first()
+    answer = listing_of(snapshot, path) if snapshot is not None else {"error": "That snapshot is gone."}
+    cache.set(reply_key, answer, _REPLY_SECONDS)
+
+
+def snapshot_browse(*, snapshot: Snapshot, path: str) -> Browse:
+    """The folder ``path`` of ``snapshot``, read by the worker (or here with
+    BACKUP_BROWSE_LOCAL); an error in words when it can't be read or the worker doesn't answer."""
+    try:
+        path = checked_relative(path)
+    except RestoreError as exc:
+        return Browse(error=str(exc))
+    if settings.BACKUP_BROWSE_LOCAL:
+        answer = listing_of(snapshot, path)
+    else:
+        key = f"backups:browse:{secrets.token_hex(16)}"
+        answer = _ask_worker(LIST_TASK, [snapshot.pk, path, key], reply_key=key)
+    if answer.get("error"):
+        return Browse(error=answer["error"])
+    items = []
+    for entry in answer["entries"]:
+        name = entry["name"]
+        addressable = shown(name) == name
+        items.append(
+            Item(
+                name=name,
+                label=shown(name),
+                path=posixpath.join(path, name) if addressable else "",
+                kind=entry["kind"],
+                size=entry["size"],
+                mtime=datetime.fromtimestamp(entry["mtime"], tz=timezone.get_current_timezone()),
+                link_target=shown(entry["link"]),
+            )
+        )
+    return Browse(items=items, truncated=answer.get("truncated", 0))
+
+
+def _ask_worker(task: str, args: list[Any], *, reply_key: str) -> dict[str, Any]:
+    """Send ``task`` to the storage host's worker and wait for its answer at ``reply_key``."""
+    from celery import current_app
+
+    try:
+        current_app.send_task(task, args=args, queue=Host.local().queue, retry=True, retry_policy=_SEND_RETRY)
+    except Exception as exc:  # the broker's error, whichever transport
+        logger.warning("could not send %s: %s", task, exc)
+        return {"error": "The job queue is not answering, so the snapshot can't be read now. Try again in a minute."}
+    answer = _wait_for(reply_key, settings.BACKUP_BROWSE_TIMEOUT)
+    if answer is None:
+        return {"error": "The storage worker did not answer in time, so the snapshot can't be read now. Try again."}
+    cache.delete(reply_key)
+    return answer  # type: ignore[no-any-return]
+
+
+_SEND_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
+
+
+@dataclass(frozen=True)
+class Download:
+    size: int
+    filename: str
+    chunks: Iterator[bytes]
+
+
+def _open_for_download(snapshot: Snapshot, path: str) -> tuple[int, int]:
+    """The file's descriptor and size, or RestoreError in words (on whichever side reads)."""
+    try:
+        fd, size = safetree.open_file(snapshot_dir(snapshot), checked_relative(path))
+    except safetree.UnsafePath as exc:
+        raise RestoreError(f"Only plain files can be downloaded, and links are never followed: {exc}") from exc
+    except NotFound as exc:
+        raise RestoreError("That file is not in the snapshot.") from exc
+    except HostOpsError as exc:
+        raise RestoreError(f"The snapshot could not be read: {exc}") from exc
+    if size > settings.BACKUP_DOWNLOAD_MAX_BYTES:
+        os.close(fd)
+        raise RestoreError(
+            f"That file is {format_size(size)}, more than the {format_size(settings.BACKUP_DOWNLOAD_MAX_BYTES)} "
+            "a download may be: restore it into your home instead."
+        )
+    return fd, size
+
+
+def _read_chunks(fd: int) -> Iterator[bytes]:
+    with os.fdopen(fd, "rb") as handle:
+        while chunk := handle.read(DOWNLOAD_CHUNK):
+            yield chunk
+
+
+def snapshot_download_open(*, snapshot: Snapshot, path: str, actor: User, context: AuditContext) -> Download:
+    """One plain file of the snapshot as chunks for the web process to stream: read here with
+    BACKUP_BROWSE_LOCAL, else piped from the worker through the cache, at most
+    DOWNLOAD_WINDOW chunks in it at a time. RestoreError for a link, a folder, a big file."""
+    path = checked_relative(path)
+    if not path:
+        raise RestoreError("Choose a file to download.")
+    if settings.BACKUP_BROWSE_LOCAL:
+        fd, size = _open_for_download(snapshot, path)
+        chunks = _read_chunks(fd)
+    else:
+        size, chunks = _download_from_worker(snapshot, path)
+    audit_record(action="backups.download", actor=actor, target=snapshot, context=context, path=path, size=size)
+    return Download(size, posixpath.basename(path), chunks)
+
+
+def _download_from_worker(snapshot: Snapshot, path: str) -> tuple[int, Iterator[bytes]]:
+    key = f"backups:download:{secrets.token_hex(16)}"
+    answer = _ask_worker(DOWNLOAD_TASK, [snapshot.pk, path, key], reply_key=f"{key}:meta")
+    if answer.get("error"):
+        raise RestoreError(answer["error"])
+    size, count = int(answer["size"]), int(answer["chunks"])
+
+    def chunks() -> Iterator[bytes]:
+        for index in range(count):
+            chunk = _wait_for(f"{key}:{index}", DOWNLOAD_STALL_SECONDS)
+            if chunk is None:  # the worker stopped: end short, and the browser says it failed
+                logger.warning("download %s stopped at chunk %s of %s", key, index, count)
+                return
+            cache.delete(f"{key}:{index}")
+            yield chunk
+
+    return size, chunks()
+
+
+def download_feed(snapshot_id: int, path: str, key: str) -> None:
+    """The download task: the file's size, then its chunks, into the cache for the web process
+    to stream. It waits while DOWNLOAD_WINDOW chunks are unread, so a download holds at most
+    that much in Redis, and gives up when the reader stops for DOWNLOAD_STALL_SECONDS."""
+    snapshot = Snapshot.objects.filter(pk=snapshot_id, deleted_at=None).first()
+    try:
+        if snapshot is None:
+            raise RestoreError("That snapshot is gone.")
+        fd, size = _open_for_download(snapshot, path)
+    except RestoreError as exc:
+        cache.set(f"{key}:meta", {"error": str(exc)}, _REPLY_SECONDS)
+        return
+    count = -(-size // DOWNLOAD_CHUNK)
+    cache.set(f"{key}:meta", {"size": size, "chunks": count}, _REPLY_SECONDS)
+    for index, chunk in enumerate(_read_chunks(fd)):
+        if index >= DOWNLOAD_WINDOW and not _wait_gone(f"{key}:{index - DOWNLOAD_WINDOW}"):
+            logger.info("download %s abandoned by its reader at chunk %s of %s", key, index, count)
+            return
+        cache.set(f"{key}:{index}", chunk, 2 * DOWNLOAD_STALL_SECONDS)
+
+
+def _wait_for(key: str, seconds: float) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = cache.get(key)
+        if value is not None:
+            return value
+        time.sleep(0.05)
+    return None
+
+
+def _wait_gone(key: str) -> bool:
+    deadline = time.monotonic() + DOWNLOAD_STALL_SECONDS
+    while time.monotonic() < deadline:
+        if cache.get(key) is None:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# --- restoring: the services ----------------------------------------------------------------------
+
+
+def snapshot_restore(*, snapshot: Snapshot, paths: list[str], actor: User, context: AuditContext) -> Operation:
+    """Restore ``paths`` of a member's home snapshot into ``restored/<time>/`` of that member's
+    home, as an Operation on the storage host's worker. The snapshot is pinned from now until
+    the job ends, so the retention can't delete it under the copy."""
+    owner = snapshot.owner
+    if owner is None or snapshot.source != f"homes/{owner.username}":
+        raise RestoreError("Only snapshots of a member's home are restored into a home.")
+    cleaned = _checked_paths(paths)
+    return _start(snapshot, actor=actor, owner=owner, context=context, params={"paths": cleaned, "mode": "home"})
+
+
+def snapshot_restore_admin(
+    *, snapshot: Snapshot, path: str, target: str, overwrite: bool, actor: User, context: AuditContext
+) -> Operation:
+    """An admin's restore of ``path`` of any snapshot to ``target`` under the storage root: a
+    path that must not exist yet, or, with ``overwrite`` (the admin typed the path), over what
+    is there (folders merge, files are replaced)."""
+    cleaned = checked_relative(path)
+    target = checked_target(target)
+    params = {"paths": [cleaned], "mode": "target", "target": target, "overwrite": overwrite}
+    return _start(snapshot, actor=actor, owner=snapshot.owner or actor, context=context, params=params)
+
+
+def checked_target(target: str) -> str:
+    """An absolute path below the storage root, outside its snapshots; RestoreError otherwise."""
+    root = settings.STORAGE_ROOT.rstrip("/")
+    target = target.strip()
+    if not target.startswith("/"):
+        raise RestoreError("The target is an absolute path under the storage root.")
+    if any(not char.isprintable() for char in target) or ".." in target.split("/"):
+        raise RestoreError("The target holds '..' or characters that are not plain text.")
+    target = posixpath.normpath(target)
+    if not target.startswith(root + "/"):
+        raise RestoreError(f"The target must be under the storage root {root}/.")
+    first = target[len(root) + 1 :].split("/")[0]
+    if first == SNAPSHOTS_FOLDER:
+        raise RestoreError("Snapshots are read-only: restore somewhere outside .snapshots/.")
+    return target
+
+
+def _checked_paths(paths: list[str]) -> list[str]:
+    if not paths:
+        raise RestoreError("Choose at least one file or folder to restore.")
+    if len(paths) > MAX_ITEMS:
+        raise RestoreError(f"At most {MAX_ITEMS} entries at once; restore their folder instead.")
+    cleaned = sorted({checked_relative(path) for path in paths})
+    if "" in cleaned:
+        raise RestoreError("Choose files or folders inside the snapshot, not the whole snapshot.")
+    names = [posixpath.basename(path) for path in cleaned]
+    if len(set(names)) != len(names):
+        raise RestoreError("Two of the chosen entries have the same name; restore them one at a time.")
+    return cleaned
+
+
+def _start(snapshot: Snapshot, *, actor: User, owner: User, context: AuditContext, params: dict[str, Any]) -> Operation:
+    restore_pins_release()
+    with transaction.atomic():
+        locked = Snapshot.objects.select_for_update().filter(pk=snapshot.pk, deleted_at=None).first()
+        if locked is None:
+            raise RestoreError("That snapshot has been deleted meanwhile.")
+        params = {"snapshot_id": locked.pk, **params}
+        op = operation_create(
+            kind=RESTORE_KIND, actor=actor, owner=owner, target=locked, params=params, message="Waiting for the worker"
+        )
+        if not locked.pinned:
+            Snapshot.objects.filter(pk=locked.pk).update(pinned=_PIN.format(op.pk))
+        audit_record(
+            action="backups.restore",
+            actor=actor,
+            target=locked,
+            context=context,
+            paths=params["paths"],
+            to=params.get("target") or f"~{owner.username}/{RESTORED_FOLDER}/",
+            overwrite=bool(params.get("overwrite")),
+        )
+
+        def unsent() -> None:
+            _unpin(locked.pk, op.pk)
+
+        operation_enqueue(op, task=RESTORE_TASK, queue=Host.local().queue, on_unsent=unsent)
+    return op
+
+
+def _unpin(snapshot_id: int, operation_id: int, *, force: bool = False) -> None:
+    """Hand the pin to another restore of the same snapshot still under way, or drop it when it
+    is this restore's; a pin someone else set (tonight's offsite backup) is left alone."""
+    with transaction.atomic():
+        row = Snapshot.objects.select_for_update().filter(pk=snapshot_id).first()
+        if row is None or (row.pinned != _PIN.format(operation_id) and not force):
+            return
+        other = (
+            Operation.objects.filter(kind=RESTORE_KIND, target_type="snapshot", target_id=str(snapshot_id))
+            .in_progress()
+            .exclude(pk=operation_id)
+            .order_by("created")
+            .first()
+        )
+        Snapshot.objects.filter(pk=snapshot_id).update(pinned=_PIN.format(other.pk) if other else "")
+
+
+# --- restoring: the worker side -----------------------------------------------------------------
+
+
+def restore_execute(operation_id: int) -> None:
+    """Run the restore of this Operation. A second delivery finds the row claimed, final or
+    locked by the worker on it and does nothing; a delivery after that worker died (the row
+    running, its lock free) takes the job over: the half-made folder goes and the copy starts
+    again. The pin is released however it ends."""
+    with _job_lock(operation_id) as mine:
+        if not mine:
+            return
+        if operation_claim(operation_id):
+            retaken = False
+        elif _takeover(operation_id):
+            retaken = True
+        else:
+            return
+        _run(operation_id, retaken=retaken)
+
+
+def _takeover(operation_id: int) -> bool:
+    state = Operation.objects.filter(pk=operation_id).values_list("state", flat=True).first()
+    if state == Operation.State.RUNNING and operation_takeover(operation_id):
+        operation_progress(operation_id, log="The previous worker stopped mid-restore; starting again.")
+        return True
+    return False
+
+
+@contextmanager
+def _job_lock(operation_id: int) -> Iterator[bool]:
+    """Try to become the one worker on this restore; the lock dies with the connection."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, operation_id])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, operation_id])
+
+
+def _run(operation_id: int, *, retaken: bool) -> None:
+    op = Operation.objects.get(pk=operation_id)
+    snapshot_id = int(op.params["snapshot_id"])
+    try:
+        snapshot = Snapshot.objects.select_related("owner").filter(pk=snapshot_id, deleted_at=None).first()
+        if snapshot is None:
+            raise RestoreError("The snapshot was deleted before the restore could start.")
+        if not snapshot.pinned:
+            Snapshot.objects.filter(pk=snapshot_id, pinned="").update(pinned=_PIN.format(operation_id))
+        if op.params.get("mode") == "home":
+            words = _restore_home(op, snapshot, retaken=retaken)
+        else:
+            words = _restore_target(op, snapshot)
+    except (RestoreError, HostOpsError, OSError) as exc:
+        message = str(exc) if isinstance(exc, RestoreError | HostOpsError) else f"{exc.strerror}: {exc.filename}"
+        logger.warning("restore %s failed: %s", operation_id, message)
+        operation_fail(operation_id, message=f"Not restored: {message}"[:300], error=message)
+    else:
+        operation_succeed(operation_id, message=words)
+        if op.params.get("mode") == "home" and op.owner_id and op.actor_id != op.owner_id:
+            # An admin restored into a member's home: the member finds a folder they didn't make.
+            notify_member(
+                user=op.owner,  # type: ignore[arg-type]
+                title="An admin restored files into your home",
+                body=words,
+                url=reverse("backups:my-snapshots"),
+                slack=False,
+            )
+    finally:
+        _unpin(snapshot_id, operation_id)
+
+
+def restore_pins_release() -> int:
+    """Drop restore pins whose job has ended without releasing them (its worker died and the
+    reaper failed the row); returns how many. Each new restore calls it first, and the snapshot
+    tier may call it before its retention."""
+    released = 0
+    for row in Snapshot.objects.filter(pinned__startswith="restore #").values("pk", "pinned"):
+        ident = row["pinned"].removeprefix("restore #")
+        live = ident.isdigit() and Operation.objects.filter(pk=int(ident)).in_progress().exists()
+        if not live:
+            _unpin(row["pk"], int(ident) if ident.isdigit() else 0, force=True)
+            released += 1
+    return released
+
+
+def restore_folder_name(now: datetime) -> str:
+    return timezone.localtime(now).strftime("%Y-%m-%d_%H%M%S")
+
+
+def _restore_home(op: Operation, snapshot: Snapshot, *, retaken: bool = False) -> str:
+    owner = snapshot.owner
+    if owner is None:
+        raise RestoreError("The snapshot's member is gone.")
+    home = Layout.from_settings().home_of(owner.username)
+    uid = gid = owner.uid
+    source = safetree.open_root(snapshot_dir(snapshot))
+    try:
+        home_fd = safetree.open_root(home)
+    except NotFound as exc:
+        os.close(source)
+        raise RestoreError(f"{owner.username}'s home {home} does not exist.") from exc
+    report = safetree.CopyReport()
+    try:
+        for path in op.params["paths"]:  # all of them there before anything is made
+            _check_source(source, path)
+        restored = safetree.ensure_dir_at(home_fd, RESTORED_FOLDER, uid=uid, gid=gid)
+        try:
+            if retaken and op.params.get("folder"):
+                _drop_partial(restored, op.params["folder"])
+            name, folder = _new_folder(restored, restore_folder_name(op.created))
+            Operation.objects.filter(pk=op.pk).update(params={**op.params, "folder": name})
+            try:
+                operation_progress(op.pk, message=f"Restoring into ~/{RESTORED_FOLDER}/{name}/")
+                _copy_items(op, source, op.params["paths"], folder, owner=(uid, gid), report=report)
+                os.fchown(folder, uid, gid)
+                os.fchmod(folder, 0o750)
+            except BaseException:
+                safetree.remove_at(restored, name)  # nothing half-restored is left behind
+                raise
+            finally:
+                os.close(folder)
+        finally:
+            os.close(restored)
+    finally:
+        os.close(home_fd)
+        os.close(source)
+    return f"Restored {_report_words(report)} into ~/{RESTORED_FOLDER}/{name}/"
+
+
+def _drop_partial(restored: int, name: str) -> None:
+    """The folder a dead worker was filling: still root's (a finished one is the member's), so a
+    folder the member made under that name meanwhile is never touched."""
+    try:
+        info = os.stat(name, dir_fd=restored, follow_symlinks=False)
+    except (FileNotFoundError, ValueError):
+        return
+    if stat.S_ISDIR(info.st_mode) and info.st_uid == 0 and "/" not in name:
+        safetree.remove_at(restored, name)
+
+
+def _new_folder(parent: int, name: str) -> tuple[str, int]:
+    """A new folder in ``parent`` (root's, 0700, until it is filled): ``name``, or ``name-2``…"""
+    for attempt in range(1, 100):
+        candidate = name if attempt == 1 else f"{name}-{attempt}"
+        try:
+            return candidate, safetree.make_dir_at(parent, candidate)
+        except FileExistsError:
+            continue
+    raise RestoreError(f"Too many restores named {name} already.")
+
+
+def _copy_items(
+    op: Operation,
+    source: int,
+    paths: list[str],
+    folder: int,
+    *,
+    owner: tuple[int, int] | None,
+    report: safetree.CopyReport,
+    rename_to: str = "",
+    overwrite: bool = False,
+) -> None:
+    for index, path in enumerate(paths, start=1):
+        parts = safetree.checked_parts(path)
+        parent = safetree.open_dir_at(source, parts[:-1])
+        try:
+            _entry_kind(parent, parts[-1], path)
+            safetree.copy_entry(
+                parent, parts[-1], folder, rename_to or parts[-1], owner=owner, overwrite=overwrite, report=report
+            )
+        finally:
+            os.close(parent)
+        operation_progress(op.pk, percent=round(95 * index / len(paths)), log=f"restored {path}")
+
+
+def _entry_kind(parent: int, name: str, path: str) -> None:
+    try:
+        os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError as exc:
+        raise RestoreError(f"{path} is not in the snapshot.") from exc
+
+
+def _check_source(source: int, path: str) -> None:
+    """``path`` is in the snapshot, below real folders only (a link on the way is refused)."""
+    parts = safetree.checked_parts(path)
+    try:
+        parent = safetree.open_dir_at(source, parts[:-1])
+    except NotFound as exc:
+        raise RestoreError(f"{path} is not in the snapshot.") from exc
+    except safetree.UnsafePath as exc:
+        raise RestoreError(f"{path} is not inside a folder of the snapshot ({exc}); links are not followed.") from exc
+    try:
+        _entry_kind(parent, parts[-1], path)
+    finally:
+        os.close(parent)
+
+
+def _restore_target(op: Operation, snapshot: Snapshot) -> str:
+    target = checked_target(op.params["target"])
+    overwrite = bool(op.params.get("overwrite"))
+    path = op.params["paths"][0]
+    root = settings.STORAGE_ROOT.rstrip("/")
+    parent_parts = target[len(root) + 1 :].split("/")
+    name = parent_parts.pop()
+    try:
+        with safetree.opened_dir(root, parent_parts) as opened:
+            parent = os.dup(opened)
+    except (NotFound, safetree.UnsafePath) as exc:
+        raise RestoreError(f"The folder that would hold {target} does not exist or is a link: {exc}") from exc
+    report = safetree.CopyReport()
+    try:
+        exists = _exists(parent, name)
+        if exists and not overwrite:
+            raise RestoreError(f"{target} exists already: choose a new path, or type it to confirm overwriting.")
+        snap = snapshot_dir(snapshot)
+        if path:
+            source = safetree.open_root(snap)
+            try:
+                _copy_items(op, source, [path], parent, owner=None, report=report, rename_to=name, overwrite=exists)
+            finally:
+                os.close(source)
+        else:  # the whole snapshot: copy its folder from the folder that holds it
+            holder = safetree.open_root(posixpath.dirname(snap))
+            try:
+                _copy_items(
+                    op, holder, [posixpath.basename(snap)], parent, owner=None, report=report, rename_to=name,
+                    overwrite=exists,
+                )  # fmt: skip
+            finally:
+                os.close(holder)
+    finally:
+        os.close(parent)
+    over = " over what was there" if exists else ""
+    return f"Restored {_report_words(report)} to {target}{over}"
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _report_words(report: safetree.CopyReport) -> str:
+    parts = [f"{report.files} file{'s' if report.files != 1 else ''} ({format_size(report.bytes) or '0'})"]
+    if report.folders:
+        parts.append(f"{report.folders} folder{'s' if report.folders != 1 else ''}")
+    if report.links:
+        parts.append(f"{report.links} link{'s' if report.links != 1 else ''}")
+    words = ", ".join(parts)
+    if report.skipped:
+        words += f"; skipped {len(report.skipped)} device or pipe entries"
+    return words
