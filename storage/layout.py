@@ -174,7 +174,12 @@ def prepare_member(user: User) -> MemberStorage:
 def _ensure_member_subvolume(path: str, user: User) -> None:
     _finish_interrupted_conversion(path)
     if not os.path.lexists(path):
-        btrfs.subvolume_create(path)
+        try:
+            btrfs.subvolume_create(path)
+        except HostOpsError:
+            # Another worker made it meanwhile (the invite's task racing a first start).
+            if not (os.path.isdir(path) and btrfs.is_subvolume(path)):
+                raise
         files.set_owner(path, uid=user.uid, gid=user.uid)
     elif not btrfs.is_subvolume(path):
         _convert_to_subvolume(path)
