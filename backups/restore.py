@@ -32,14 +32,14 @@ import secrets
 import stat
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
@@ -49,6 +49,7 @@ from hostops import safetree
 from hostops.errors import HostOpsError, NotFound
 from portal.audit import AuditContext, audit_record
 from portal.env import format_size
+from portal.locks import advisory_lock
 from portal.models import Host, Operation, User
 from portal.operations import (
     operation_claim,
@@ -476,21 +477,9 @@ def _takeover(operation_id: int) -> bool:
     return False
 
 
-@contextmanager
-def _job_lock(operation_id: int) -> Iterator[bool]:
+def _job_lock(operation_id: int) -> AbstractContextManager[bool]:
     """Try to become the one worker on this restore; the lock dies with the connection."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, operation_id])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, operation_id])
+    return advisory_lock(LOCK_NAMESPACE, operation_id)
 
 
 def _run(operation_id: int, *, retaken: bool) -> None:

@@ -33,12 +33,11 @@ import posixpath
 import re
 import stat
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -49,6 +48,7 @@ from backups.policies import planner_snapshots, to_planner
 from hostops import btrfs, files
 from hostops.errors import HostOpsError
 from portal.audit import AuditContext, audit_record
+from portal.locks import advisory_lock
 from portal.models import Host, Operation, User
 from portal.operations import (
     operation_claim,
@@ -177,22 +177,9 @@ def _close_orphans() -> None:
 # --- the worker side -------------------------------------------------------------------------
 
 
-@contextmanager
-def _pass_lock() -> Iterator[bool]:
-    """Try to become the one worker running a pass; yields whether it succeeded. SQLite
-    (``make run``, one worker) has no such locks."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", list(_LOCK))
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", list(_LOCK))
+def _pass_lock() -> AbstractContextManager[bool]:
+    """Try to become the one worker running a pass; yields whether it succeeded."""
+    return advisory_lock(*_LOCK)
 
 
 def snapshot_execute(operation_id: int) -> BackupRun | None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from celery.schedules import crontab
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -32,6 +32,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from hostops import rclone
 from hostops.errors import HostOpsError
 from portal.audit import SYSTEM, AuditContext, audit_record
+from portal.locks import advisory_lock
 from portal.models import Host, Notification, Operation, User
 from portal.operations import (
     QUEUE_DOWN,
@@ -412,21 +413,9 @@ def ingestion_scheduled(job_id: int) -> None:
 # --- the worker side ------------------------------------------------------------------------
 
 
-@contextmanager
-def _job_lock(job_id: int) -> Iterator[bool]:
+def _job_lock(job_id: int) -> AbstractContextManager[bool]:
     """Try to become the one worker running ``job_id``; the lock dies with the connection."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, job_id])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, job_id])
+    return advisory_lock(LOCK_NAMESPACE, job_id)
 
 
 def _claim(operation_id: int) -> bool:

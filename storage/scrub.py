@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -41,6 +40,7 @@ from hostops.btrfs import DeviceStats, ScrubStatus
 from hostops.errors import HostOpsError, HostOpsTransient, NotFound
 from portal.audit import SYSTEM, AuditContext, audit_record
 from portal.env import format_size
+from portal.locks import advisory_lock
 from portal.models import Host, Notification, Operation, User
 from portal.operations import (
     operation_claim,
@@ -341,22 +341,9 @@ def scrub_section_context(*, form: Any = None) -> dict[str, Any]:
 # --- the worker side -------------------------------------------------------------------------
 
 
-@contextmanager
-def _scrub_lock() -> Iterator[bool]:
-    """Try to become the one worker following the scrub; yields whether it succeeded. SQLite
-    (``make run``, one worker) has no such locks."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", list(_LOCK))
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", list(_LOCK))
+def _scrub_lock() -> AbstractContextManager[bool]:
+    """Try to become the one worker following the scrub; yields whether it succeeded."""
+    return advisory_lock(*_LOCK)
 
 
 def scrub_watch() -> bool:

@@ -7,14 +7,14 @@ locks; there an operation silent for longer than the start timeout counts as aba
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from portal.locks import advisory_lock
 from portal.models import Operation
 
 LOCK_NAMESPACE = 0x5753  # "WS": keeps workspace locks apart from any other advisory lock
@@ -24,21 +24,9 @@ def _postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
-@contextmanager
-def workspace_lock(workspace_id: int) -> Iterator[bool]:
+def workspace_lock(workspace_id: int) -> AbstractContextManager[bool]:
     """Try to become the one worker of ``workspace_id``; yields whether it succeeded."""
-    if not _postgres():
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, workspace_id])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, workspace_id])
+    return advisory_lock(LOCK_NAMESPACE, workspace_id)
 
 
 def stale_after() -> timedelta:
