@@ -1,7 +1,6 @@
 """Screenshots of the backup history page (tests/e2e/screenshots/, ignored by git): 30 days of
 hourly snapshot runs and daily offsite runs, a few failures, and a tier failing right now. The
-browser fixtures are tests/e2e's, imported (hence F811: pytest hands them in as arguments)."""
-# ruff: noqa: F811
+browser fixtures are tests/e2e's."""
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ from playwright.sync_api import Page, expect
 from backups.models import BackupPolicy, BackupRun
 from portal.models import Operation, User
 from storage.models import FilesystemState
-from tests.e2e.conftest import browser, browser_context, page, playwright, sign_in_as  # noqa: F401
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
