@@ -18,12 +18,12 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
-from django_celery_beat.tzcrontab import TzAwareCrontab
 
 from backups import retention
 from backups.models import KEEP_FIELDS, BackupPolicy, Snapshot
 from portal.audit import AuditContext, audit_record
 from portal.models import User
+from portal.schedules import next_run
 from portal.services import apply_changes
 from storage import ingestion
 from storage.models import IngestionJob
@@ -229,28 +229,6 @@ def _schedule_sync(policy: BackupPolicy, schedule: Schedule) -> PeriodicTask:
 
 
 # --- what the pages show ----------------------------------------------------------------------
-
-
-def next_run(task: PeriodicTask | None, now: datetime | None = None) -> datetime | None:
-    """When beat next starts ``task`` after ``now`` (None: switched off or not a crontab), by
-    the same schedule object beat uses (django-celery-beat's TzAwareCrontab in the row's zone).
-    A plain celery crontab would read the fields in Celery's own zone (UTC), an hour or more off
-    for a crontab in another TIME_ZONE."""
-    if task is None or not task.enabled or task.crontab is None:
-        return None
-    row = task.crontab
-    zone = ZoneInfo(str(row.timezone))
-    here = (now or timezone.now()).astimezone(zone)
-    schedule = TzAwareCrontab(
-        minute=row.minute,
-        hour=row.hour,
-        day_of_week=row.day_of_week,
-        day_of_month=row.day_of_month,
-        month_of_year=row.month_of_year,
-        tz=zone,
-    )
-    schedule.nowfun = lambda: here
-    return here + schedule.remaining_estimate(here)
 
 
 def next_runs(*, now: datetime | None = None) -> list[tuple[str, datetime | None]]:

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from celery.schedules import crontab as celery_crontab
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -52,6 +51,7 @@ from portal.operations import (
     operation_succeed,
     operation_takeover,
 )
+from portal.schedules import next_run
 from portal.services import notify_admins
 from storage.models import ScrubRun
 from storage.scrub_forms import DAYS, ScrubScheduleForm
@@ -261,24 +261,6 @@ def root_fact() -> dict[str, Any] | None:
 
 def _remember_root(root: str, *, is_btrfs: bool) -> None:
     cache.set(ROOT_FACT_KEY, {"root": root, "btrfs": is_btrfs, "at": timezone.now().isoformat()}, ROOT_FACT_SECONDS)
-
-
-def next_run(task: PeriodicTask | None, now: datetime | None = None) -> datetime | None:
-    """When beat will next start the monthly scrub after ``now`` (None: switched off), by
-    Celery's own reading of the crontab."""
-    if task is None or not task.enabled or task.crontab is None:
-        return None
-    row = task.crontab
-    here = (now or timezone.now()).astimezone(row.timezone)
-    schedule = celery_crontab(
-        minute=row.minute,
-        hour=row.hour,
-        day_of_week=row.day_of_week,
-        day_of_month=row.day_of_month,
-        month_of_year=row.month_of_year,
-        nowfun=lambda: here,
-    )
-    return timezone.localtime(here + schedule.remaining_estimate(here))
 
 
 _PILLS: dict[str, str] = {
