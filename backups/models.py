@@ -106,6 +106,9 @@ class BackupRun(models.Model):
     bytes_total = models.PositiveBigIntegerField(default=0)
     snapshot_id = models.CharField(max_length=64, blank=True)
     message = models.TextField(blank=True)
+    # What a run found, for its page: the offsite run's sources, the drill's sampled files with
+    # their checksums and the slice of the repository it read.
+    details = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
@@ -138,3 +141,50 @@ class Snapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} at {self.taken_at:%Y-%m-%d %H:%M}"
+
+
+class ResticSnapshot(models.Model):
+    """A snapshot in the offsite restic repository: one per source and night, made from that
+    hour's BTRFS snapshot mounted at the source's fixed path. Rows are written by the run that
+    made them and reconciled with ``restic snapshots`` after each forget, so the pages never
+    ask the repository (on Drive, seconds away) what exists."""
+
+    snapshot_id = models.CharField(max_length=64, unique=True)
+    # The subvolume, as Snapshot.source: "homes/alice", "datasets", "portal".
+    source = models.CharField(max_length=200, db_index=True)
+    owner = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="restic_snapshots")
+    # The path restic stored (the fixed mount point), which ls and restore name.
+    path = models.CharField(max_length=500)
+    # restic's --time: the BTRFS snapshot's own time, so both tiers name the same moment.
+    taken_at = models.DateTimeField(db_index=True)
+    run = models.ForeignKey(
+        BackupRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="restic_snapshots"
+    )
+    # The local snapshot it was made from (the restore drill compares against it).
+    local = models.ForeignKey(Snapshot, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    files = models.PositiveBigIntegerField(default=0)
+    size = models.PositiveBigIntegerField(default=0)
+    forgotten_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["source", "-taken_at"]
+
+    def __str__(self) -> str:
+        return f"{self.source} at {self.taken_at:%Y-%m-%d %H:%M} ({self.snapshot_id[:8]})"
+
+    @property
+    def short_id(self) -> str:
+        return self.snapshot_id[:8]
+
+
+class BackupSecret(models.Model):
+    """A credential an admin pasted once (the Google Drive token of an rclone remote), kept
+    encrypted (backups.offsite_repo); the pages show only when and by whom it was set."""
+
+    name = models.CharField(max_length=100, unique=True)
+    ciphertext = models.TextField()
+    set_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    set_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name

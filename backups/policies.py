@@ -28,10 +28,10 @@ from portal.services import apply_changes
 from storage import ingestion
 from storage.models import IngestionJob
 
-# The beat row of each tier: (PeriodicTask name, task). The snapshot tier's is made by
-# backups/migrations/0002; the offsite tier adds its own when it lands.
+# The beat row of each tier: (PeriodicTask name, task), made by backups/migrations/0002 and 0004.
 TIER_SCHEDULES: dict[str, tuple[str, str]] = {
     BackupPolicy.Tier.SNAPSHOT: ("backups-snapshots", "backups.tasks.snapshot_run_task"),
+    BackupPolicy.Tier.RESTIC: ("backups-offsite", "backups.offsite_tasks.offsite_run_task"),
 }
 SCHEDULE_PARTS = ("minute", "hour", "day_of_week")
 MAX_AGE_HOURS = 24 * 60  # an overdue threshold of more than 60 days is no alert at all

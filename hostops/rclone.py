@@ -164,6 +164,8 @@ class RemoteConfig:
     type: str
     options: Mapping[str, str] = field(default_factory=dict)
     secret_file: str | None = None
+    # Secrets given directly (a token an admin pasted, decrypted by the caller), over the file's.
+    secrets: Mapping[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     def section(self) -> str:
         """The ``[name]`` section of rclone.conf, secrets included: never log it."""
@@ -186,15 +188,17 @@ class RemoteConfig:
         return {key: _option_value(self.name, key, value) for key, value in self.options.items()}
 
     def _secrets(self) -> dict[str, str]:
-        if self.secret_file is None:
-            return {}
-        secrets = _read_secret_file(self.name, self.secret_file)
+        secrets = _read_secret_file(self.name, self.secret_file) if self.secret_file is not None else {}
         unknown = sorted(set(secrets) - _SECRET_OPTIONS[self.type])
         if unknown:
             raise HostOpsError(
                 f"Remote {self.name}: the secret file {self.secret_file} has key(s) {', '.join(unknown)}, "
                 f"which a {self.type} remote does not take from it."
             )
+        given = sorted(set(self.secrets) - _SECRET_OPTIONS[self.type])
+        if given:
+            raise HostOpsError(f"Remote {self.name}: a {self.type} remote takes no secret {', '.join(given)}.")
+        secrets = {**secrets, **self.secrets}
         return {key: _secret_value(self.name, key, value) for key, value in secrets.items()}
 
 

@@ -177,6 +177,7 @@ CELERY_IMPORTS = [
     "storage.disk_tasks",
     "backups.alerts_tasks",
     "backups.restore_tasks",
+    "backups.offsite_tasks",
 ]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The one place periodic work is declared (django-celery-beat copies it into the database).
@@ -425,6 +426,31 @@ BACKUP_START_HOUR = env_int("BACKUP_START_HOUR", 6, minimum=0)
 BACKUP_BROWSE_TIMEOUT = env_int("BACKUP_BROWSE_TIMEOUT", 10, minimum=1)
 BACKUP_BROWSE_LOCAL = env_bool("BACKUP_BROWSE_LOCAL", _LOCAL_DEVELOPMENT)
 BACKUP_DOWNLOAD_MAX_BYTES = env_size("BACKUP_DOWNLOAD_MAX_BYTES", "512M")
+# The offsite tier (backups/offsite.py): restic, nightly, from the hour's BTRFS snapshots.
+# The repository: an absolute path or rclone:<remote>:<path>, the remote one of RCLONE_REMOTES
+# (a Drive remote: its token is pasted once on the Backups page, or is in its secret_file).
+# Empty: the tier is not set up, and its page says so.
+BACKUP_RESTIC_REPOSITORY = env_str("BACKUP_RESTIC_REPOSITORY", "")
+# The repository's password: a file only the worker reads (restic reads it; never argv, never
+# the environment's RESTIC_PASSWORD). RESTIC_PASSWORD_FILE is honoured as its other name.
+BACKUP_RESTIC_PASSWORD_FILE = env_str(
+    "BACKUP_RESTIC_PASSWORD_FILE", os.environ.get("RESTIC_PASSWORD_FILE", str(VAR_DIR / "secrets" / "restic-password"))
+)
+# Each source's snapshot is mounted read-only at <this>/<source> while restic reads it, one fixed
+# path per source, so restic finds last night's snapshot as the parent and reads only changes.
+BACKUP_RESTIC_MOUNT_ROOT = env_str("BACKUP_RESTIC_MOUNT_ROOT", "/run/portal-backup")
+# restic's --host on every snapshot: forget groups by host and path, and a container's own
+# hostname changes with each deployment.
+BACKUP_RESTIC_HOST = env_str("BACKUP_RESTIC_HOST", "portal")
+# restic's cache (index and tree blobs): on Drive it saves most of each night's listing.
+BACKUP_RESTIC_CACHE_DIR = env_str("BACKUP_RESTIC_CACHE_DIR", str(VAR_DIR / "restic-cache"))
+# One night's run (all sources) is stopped after this many hours and recorded as failed.
+BACKUP_RESTIC_MAX_HOURS = env_int("BACKUP_RESTIC_MAX_HOURS", 20, minimum=1)
+# forget runs after every backup; prune (which rewrites packs, slow on Drive) on this weekday
+# (0 Monday .. 6 Sunday, server time), or every night with -1.
+BACKUP_RESTIC_PRUNE_WEEKDAY = env_int("BACKUP_RESTIC_PRUNE_WEEKDAY", 6, minimum=-1)
+# The restore drill: how many files it restores and compares each month.
+BACKUP_DRILL_SAMPLE = env_int("BACKUP_DRILL_SAMPLE", 20, minimum=1)
 
 # --- workspaces (workspaces/) -------------------------------------------------------------
 # Which GPUs a workspace may hold, asked when its container is built: the GPU booking's

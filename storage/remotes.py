@@ -10,8 +10,10 @@ only the worker reads, when it writes the config.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +90,17 @@ def remote_problems() -> list[str]:
     return []
 
 
-def rclone_config() -> str:
+def rclone_config(secrets: Mapping[str, Mapping[str, object]] | None = None) -> str:
     """Write rclone.conf with every remote, secrets read from their files, into
     settings.RCLONE_CONFIG_DIR (made private, 0700) and return its path. On the worker only:
-    rclone writes refreshed tokens back into it."""
+    rclone writes refreshed tokens back into it. ``secrets`` adds, per remote name, secrets
+    over its file's (the Drive token an admin pasted on the Backups page)."""
     configured = remotes()
+    if secrets:
+        configured = [
+            dataclasses.replace(remote, secrets=secrets[remote.name]) if remote.name in secrets else remote
+            for remote in configured
+        ]
     directory = Path(settings.RCLONE_CONFIG_DIR)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     directory.chmod(0o700)  # mkdir's mode does not apply to a folder that was already there

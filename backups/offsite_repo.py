@@ -1,0 +1,246 @@
+"""The offsite tier's repository as settings describe it, and the Google Drive token an admin
+pastes once.
+
+``BACKUP_RESTIC_REPOSITORY`` names the repository: an absolute path (a disk, or a test) or
+``rclone:<remote>:<path>``, where the remote is one of RCLONE_REMOTES. restic starts rclone for
+it with the rclone.conf the worker writes (storage.remotes.rclone_config), so a Drive remote's
+credentials come from its secret_file or from the token pasted on the Backups page, which is
+kept here encrypted (Fernet, its key derived from SECRET_KEY): the web process writes it, the
+worker reads it when it writes rclone.conf, and no page, log or audit row ever shows it again.
+A new SECRET_KEY makes the stored token unreadable; the page then asks for it again.
+
+The password is ``BACKUP_RESTIC_PASSWORD_FILE`` (or ``RESTIC_PASSWORD_FILE``): restic reads the
+file itself, so the password is never in argv, in the environment or in this process.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+from django.db import transaction
+
+from backups.models import BackupPolicy, BackupSecret
+from hostops import restic
+from hostops.errors import HostOpsError
+from portal.audit import AuditContext, audit_record
+from portal.models import User
+from storage import remotes
+
+TOKEN_KEYS = ("access_token", "refresh_token")
+_TOKEN_LIMIT = 16 * 1024
+_HKDF_INFO = b"portal backups: pasted rclone tokens"
+
+
+class OffsiteNotConfigured(Exception):
+    """The offsite tier cannot run: the message says what to set."""
+
+
+class TokenError(ValueError):
+    """A pasted token that is not one; the message says why (never what was pasted)."""
+
+
+# --- where the repository is -----------------------------------------------------------------
+
+
+def location() -> str:
+    """BACKUP_RESTIC_REPOSITORY, checked; OffsiteNotConfigured when unset or unusable."""
+    value = settings.BACKUP_RESTIC_REPOSITORY.strip()
+    if not value:
+        raise OffsiteNotConfigured(
+            "No offsite repository is set up: set BACKUP_RESTIC_REPOSITORY (rclone:<remote>:<path> for "
+            "Google Drive, or an absolute path) and BACKUP_RESTIC_PASSWORD_FILE, then create the repository here."
+        )
+    try:
+        restic.validate_location(value)
+    except HostOpsError as exc:
+        raise OffsiteNotConfigured(f"BACKUP_RESTIC_REPOSITORY: {exc}") from None
+    remote = remote_name(value)
+    if remote is not None:
+        try:
+            names = remotes.remote_names()
+        except remotes.RemotesError as exc:
+            raise OffsiteNotConfigured(str(exc)) from None
+        if remote not in names:
+            raise OffsiteNotConfigured(
+                f"BACKUP_RESTIC_REPOSITORY names the rclone remote {remote!r}, which RCLONE_REMOTES does not define"
+                f"{' (it defines ' + ', '.join(names) + ')' if names else ''}."
+            )
+    return value
+
+
+def remote_name(value: str) -> str | None:
+    """The rclone remote of an ``rclone:<remote>:<path>`` location; None for a local path."""
+    if not value.startswith("rclone:"):
+        return None
+    return value.removeprefix("rclone:").split(":", 1)[0]
+
+
+def remote_type(name: str) -> str | None:
+    for remote in remotes.remotes():
+        if remote.name == name:
+            return remote.type
+    return None
+
+
+def problem() -> str | None:
+    """What keeps the tier from running, as the page says it; None when it is set up (the
+    password file is only checked by the worker, which alone can read it)."""
+    try:
+        location()
+    except OffsiteNotConfigured as exc:
+        return str(exc)
+    return None
+
+
+def describe() -> str:
+    """The repository as pages show it: the location (it names no secret)."""
+    return settings.BACKUP_RESTIC_REPOSITORY.strip()
+
+
+def repository(*, for_backup: bool = False) -> restic.Repository:
+    """The repository, for the worker: writes rclone.conf first when it is on an rclone remote.
+    ``for_backup`` adds the policy's upload limit (in KiB/s, restic's unit; see
+    restic.limit_from_mbps): reads, restores and checks are not limited."""
+    where = location()
+    password_file = settings.BACKUP_RESTIC_PASSWORD_FILE
+    if not os.path.isabs(password_file):
+        raise OffsiteNotConfigured(f"BACKUP_RESTIC_PASSWORD_FILE must be an absolute path, not {password_file!r}.")
+    if not os.path.isfile(password_file):
+        raise OffsiteNotConfigured(
+            f"The repository's password file {password_file} is missing on the worker. Create it (one line, "
+            "mode 0600, kept safe: without it the backups cannot be read) or set BACKUP_RESTIC_PASSWORD_FILE."
+        )
+    config = None
+    remote = remote_name(where)
+    if remote is not None:
+        token = stored_token(remote)
+        try:
+            config = remotes.rclone_config({remote: {"token": token}} if token is not None else None)
+        except remotes.RemotesError as exc:
+            raise OffsiteNotConfigured(str(exc)) from None
+    limit = None
+    if for_backup:
+        limit = restic.limit_from_mbps(BackupPolicy.of(BackupPolicy.Tier.RESTIC).upload_limit_mbps)
+    cache = settings.BACKUP_RESTIC_CACHE_DIR or None
+    if cache is not None:
+        os.makedirs(cache, mode=0o700, exist_ok=True)
+    return restic.Repository(
+        location=where, password_file=password_file, rclone_config=config, limit_upload_kib=limit, cache_dir=cache
+    )
+
+
+# --- the pasted token ------------------------------------------------------------------------
+
+
+def _fernet() -> Fernet:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
+        settings.SECRET_KEY.encode("utf-8")
+    )
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _secret_name(remote: str) -> str:
+    return f"rclone-token:{remote}"
+
+
+def parse_token(text: str) -> dict[str, Any]:
+    """The JSON that ``rclone authorize "drive"`` prints, checked: an object with an access and
+    a refresh token. The error never quotes the text."""
+    text = (text or "").strip()
+    if not text:
+        raise TokenError('Paste the token: the JSON that `rclone authorize "drive"` printed.')
+    if len(text) > _TOKEN_LIMIT:
+        raise TokenError(f"That is longer than any token ({len(text)} characters); paste only the JSON object.")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise TokenError(
+            "That is not JSON. Paste the whole object rclone printed, from { to }, "
+            'such as {"access_token":"…","token_type":"Bearer","refresh_token":"…","expiry":"…"}.'
+        ) from None
+    if not isinstance(data, dict):
+        raise TokenError("The token must be a JSON object, from { to }.")
+    missing = [key for key in TOKEN_KEYS if not isinstance(data.get(key), str) or not data.get(key)]
+    if missing:
+        raise TokenError(f"The token has no {' and no '.join(missing)}; paste the whole object rclone printed.")
+    if not all(isinstance(value, str | int | float) for value in data.values()):
+        raise TokenError("The token's values must be plain text or numbers.")
+    return data
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    remote: str
+    set_at: datetime
+    set_by: User | None
+    readable: bool  # False after SECRET_KEY changed: the page asks for the token again
+
+
+def token_info(remote: str) -> TokenInfo | None:
+    row = BackupSecret.objects.select_related("set_by").filter(name=_secret_name(remote)).first()
+    if row is None:
+        return None
+    return TokenInfo(remote=remote, set_at=row.set_at, set_by=row.set_by, readable=_decrypt(row) is not None)
+
+
+def _decrypt(row: BackupSecret) -> dict[str, Any] | None:
+    try:
+        data = json.loads(_fernet().decrypt(row.ciphertext.encode("ascii")))
+    except (InvalidToken, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def stored_token(remote: str) -> dict[str, Any] | None:
+    """The pasted token of ``remote``, decrypted (worker only: it goes into rclone.conf)."""
+    row = BackupSecret.objects.filter(name=_secret_name(remote)).first()
+    if row is None:
+        return None
+    token = _decrypt(row)
+    if token is None:
+        raise OffsiteNotConfigured(
+            f"The stored token of remote {remote} cannot be read any more (SECRET_KEY changed). "
+            "Paste it again on the Backups page."
+        )
+    return token
+
+
+def token_save(*, remote: str, text: str, actor: User, context: AuditContext) -> TokenInfo:
+    """Keep the token an admin pasted for ``remote`` (a Drive remote of the repository),
+    replacing any earlier one. Audited without a word of the token."""
+    if remote_type(remote) != "drive":
+        raise TokenError(f"{remote} is not a Google Drive remote of RCLONE_REMOTES; a token is only kept for one.")
+    token = parse_token(text)
+    ciphertext = _fernet().encrypt(json.dumps(token, separators=(",", ":")).encode("utf-8")).decode("ascii")
+    with transaction.atomic():
+        row, created = BackupSecret.objects.update_or_create(
+            name=_secret_name(remote), defaults={"ciphertext": ciphertext, "set_by": actor}
+        )
+        audit_record(
+            action="backups.drive_token_set",
+            actor=actor,
+            target=row,
+            context=context,
+            remote=remote,
+            replaced=not created,
+        )
+    return TokenInfo(remote=remote, set_at=row.set_at, set_by=actor, readable=True)
+
+
+def token_clear(*, remote: str, actor: User, context: AuditContext) -> bool:
+    with transaction.atomic():
+        row = BackupSecret.objects.filter(name=_secret_name(remote)).first()
+        if row is None:
+            return False
+        audit_record(action="backups.drive_token_cleared", actor=actor, target=row, context=context, remote=remote)
+        row.delete()
+    return True
