@@ -18,6 +18,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import posixpath
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,10 +34,14 @@ from backups.models import BackupPolicy, BackupSecret
 from hostops import restic
 from hostops.errors import HostOpsError
 from portal.audit import AuditContext, audit_record
+from portal.locks import advisory_lock
 from portal.models import User
 from storage import remotes
 
 TOKEN_KEYS = ("access_token", "refresh_token")
+# One job on the repository at a time (the night's backup and forget, the drill's restore and
+# check, creating it, breaking a lock): a PostgreSQL session advisory lock, gone with its session.
+_REPO_LOCK = (0x5253, 1)  # "RS"
 _TOKEN_LIMIT = 16 * 1024
 _HKDF_INFO = b"portal backups: pasted rclone tokens"
 
@@ -136,6 +142,19 @@ def repository(*, for_backup: bool = False) -> restic.Repository:
     return restic.Repository(
         location=where, password_file=password_file, rclone_config=config, limit_upload_kib=limit, cache_dir=cache
     )
+
+
+def repo_lock() -> AbstractContextManager[bool]:
+    """Try to become the one job using the repository; yields whether it succeeded."""
+    return advisory_lock(*_REPO_LOCK)
+
+
+def mount_path(source: str) -> str:
+    """The fixed path the hour's snapshot of ``source`` ("homes/alice") is mounted at while restic
+    reads it, which is the path restic stores: ls, restore and the drill name files under it."""
+    if not source or source.startswith("/") or ".." in source.split("/"):
+        raise ValueError(f"{source!r} is not a source name")
+    return posixpath.join(settings.BACKUP_RESTIC_MOUNT_ROOT, source)
 
 
 # --- the pasted token ------------------------------------------------------------------------
