@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 
 from backups import retention
 from backups.models import KEEP_FIELDS
-from backups.policies import EMPTY_POLICY, MAX_AGE_HOURS, planner_policy
+from backups.policies import EMPTY_POLICY, MAX_AGE_HOURS, MAX_UPLOAD_MBPS, parse_excludes, planner_policy
 from backups.retention_io import EXAMPLE, TimesError, parse_lines, parse_time
 from storage import ingestion
 
@@ -93,9 +93,34 @@ class BackupPolicyForm(KeepFieldsMixin):
         },
     )
     enabled = forms.BooleanField(label="Run on the schedule", required=False, help_text="Off: beat runs nothing.")
+    # The offsite tier's own fields (the form drops them for the snapshot tier).
+    upload_limit_mbps = forms.IntegerField(
+        label="Upload limit (Mbit/s)",
+        min_value=1,
+        max_value=MAX_UPLOAD_MBPS,
+        help_text="restic's --limit-upload is in KiB/s: 100 Mbit/s is 12207 KiB/s.",
+        error_messages={
+            "required": "Give the upload limit in Mbit/s.",
+            "invalid": f"The upload limit is a whole number of Mbit/s from 1 to {MAX_UPLOAD_MBPS}.",
+            "min_value": f"The upload limit is a whole number of Mbit/s from 1 to {MAX_UPLOAD_MBPS}.",
+            "max_value": f"The upload limit is a whole number of Mbit/s from 1 to {MAX_UPLOAD_MBPS}.",
+        },
+    )
+    excludes = forms.CharField(
+        label="Left out",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5, "cols": 40, "spellcheck": "false"}),
+        help_text=(
+            "One restic pattern a line, matched anywhere in each home and dataset (such as .cache or "
+            "*.tmp). Scratch is never backed up, nor container layers."
+        ),
+    )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, tier: str = "snapshot", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if tier != "restic":
+            del self.fields["upload_limit_mbps"]
+            del self.fields["excludes"]
         zone = settings.TIME_ZONE
         self.fields["hour"].help_text = f"Cron fields in the server's time zone ({zone}); * is every hour."
         for part in ("minute", "hour", "day_of_week"):
@@ -112,6 +137,12 @@ class BackupPolicyForm(KeepFieldsMixin):
 
     def clean_day_of_week(self) -> str:
         return self._cron("day_of_week")
+
+    def clean_excludes(self) -> list[str]:
+        try:
+            return parse_excludes(self.cleaned_data.get("excludes") or "")
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def clean(self) -> dict[str, Any]:
         data: dict[str, Any] = super().clean() or {}

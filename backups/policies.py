@@ -7,6 +7,7 @@ prune would delete with restic's own reasons."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +21,7 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from backups import retention
-from backups.models import KEEP_FIELDS, BackupPolicy, Snapshot
+from backups.models import KEEP_FIELDS, BackupPolicy, ResticSnapshot, Snapshot
 from portal.audit import AuditContext, audit_record
 from portal.models import User
 from portal.schedules import next_run
@@ -35,6 +36,9 @@ TIER_SCHEDULES: dict[str, tuple[str, str]] = {
 }
 SCHEDULE_PARTS = ("minute", "hour", "day_of_week")
 MAX_AGE_HOURS = 24 * 60  # an overdue threshold of more than 60 days is no alert at all
+MAX_UPLOAD_MBPS = 10_000
+MAX_EXCLUDES = 100
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 EMPTY_POLICY = (
     "Keep at least one rule: with every count at 0 the next prune would remove every snapshot. "
     "Use -1 to keep one snapshot of every period, or a count such as 24."
@@ -123,7 +127,7 @@ def retention_words(policy: BackupPolicy) -> str:
 def policy_values(policy: BackupPolicy) -> dict[str, Any]:
     """The row's values as the form and backup_policy_update take them."""
     schedule = schedule_of(policy.periodic_task) or Schedule()
-    return {
+    values = {
         **policy.keep(),
         "max_age_hours": policy.max_age_hours,
         "enabled": policy.enabled,
@@ -131,14 +135,54 @@ def policy_values(policy: BackupPolicy) -> dict[str, Any]:
         "hour": schedule.hour,
         "day_of_week": schedule.day_of_week,
     }
+    if policy.tier == BackupPolicy.Tier.RESTIC:
+        values["upload_limit_mbps"] = policy.upload_limit_mbps
+        values["excludes"] = list(policy.excludes)
+    return values
+
+
+def parse_excludes(text: str | list[str]) -> list[str]:
+    """The offsite tier's exclude patterns, one a line (blank lines dropped, duplicates once).
+    ValueError with words for a pattern restic would misread or that would name the backup's
+    own mount path."""
+    lines = text if isinstance(text, list) else text.splitlines()
+    patterns: list[str] = []
+    for number, raw in enumerate(lines, start=1):
+        if not isinstance(raw, str):
+            raise ValueError(f"Line {number} is not text.")
+        line = raw.strip()
+        if not line:
+            continue
+        if _CONTROL.search(line) or len(line) > 200:
+            raise ValueError(f"Line {number} is not a pattern: one line of at most 200 characters.")
+        if line.startswith("/"):
+            raise ValueError(
+                f"Line {number} ({line}) starts with /: patterns match anywhere in each home and dataset, "
+                "so leave the slash out (such as .cache or projects/tmp)."
+            )
+        if line not in patterns:
+            patterns.append(line)
+    if len(patterns) > MAX_EXCLUDES:
+        raise ValueError(f"At most {MAX_EXCLUDES} patterns; there are {len(patterns)}.")
+    return patterns
 
 
 # --- the service ------------------------------------------------------------------------------
 
 
-def _validate(values: dict[str, Any]) -> tuple[dict[str, Any], Schedule]:
+def _validate(values: dict[str, Any], tier: str) -> tuple[dict[str, Any], Schedule]:
     """Everything the form checks, again: a service is not trusted to be called by the form."""
     errors: dict[str, list[str]] = {}
+    extra: dict[str, Any] = {}
+    if tier == BackupPolicy.Tier.RESTIC:
+        limit = values.get("upload_limit_mbps")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_UPLOAD_MBPS:
+            errors["upload_limit_mbps"] = [f"The upload limit is a whole number of Mbit/s from 1 to {MAX_UPLOAD_MBPS}."]
+        try:
+            extra["excludes"] = parse_excludes(values.get("excludes") or [])
+        except ValueError as exc:
+            errors["excludes"] = [str(exc)]
+        extra["upload_limit_mbps"] = limit
     counts: dict[str, Any] = {}
     for name in KEEP_FIELDS:
         value = values.get(name)
@@ -161,7 +205,7 @@ def _validate(values: dict[str, Any]) -> tuple[dict[str, Any], Schedule]:
             errors[part] = exc.messages
     if errors:
         raise ValidationError(errors)
-    fields = {**counts, "max_age_hours": age, "enabled": bool(values.get("enabled"))}
+    fields = {**counts, "max_age_hours": age, "enabled": bool(values.get("enabled")), **extra}
     return fields, Schedule(**parts, zone=settings.TIME_ZONE)
 
 
@@ -169,11 +213,12 @@ def backup_policy_update(
     *, policy: BackupPolicy, values: dict[str, Any], actor: User, context: AuditContext
 ) -> BackupPolicy:
     """Save a tier's retention, overdue threshold, schedule and switch (values as
-    BackupPolicyForm cleaned them: keep_*, max_age_hours, enabled, minute, hour, day_of_week)
+    BackupPolicyForm cleaned them: keep_*, max_age_hours, enabled, minute, hour, day_of_week;
+    for the offsite tier also upload_limit_mbps and excludes)
     and point its beat row at the matching crontab, enabled with the tier. One audit row with
     old and new; nothing is written when nothing changed, and nothing at all on bad values
     (ValidationError by field)."""
-    fields, schedule = _validate(values)
+    fields, schedule = _validate(values, policy.tier)
     with transaction.atomic():
         # Locked, so two admins saving at once take turns (the beat row is read after the lock).
         row = BackupPolicy.objects.select_for_update().get(pk=policy.pk)
@@ -340,19 +385,35 @@ def planner_snapshots(rows: Iterable[Snapshot]) -> list[retention.Snapshot]:
     ]
 
 
+def planner_offsite(rows: Iterable[ResticSnapshot]) -> list[retention.Snapshot]:
+    """The offsite tier's rows as the planner sees them: one group per source (restic forget
+    groups by host and path, and each source has its own fixed path), each at the server's wall
+    clock (the backup's --time carries TIME_ZONE's offset, which restic's buckets read)."""
+    zone = ZoneInfo(settings.TIME_ZONE)
+    return [retention.Snapshot(id=str(row.pk), time=row.taken_at.astimezone(zone), group=row.source) for row in rows]
+
+
 def retention_preview(policy: BackupPolicy, *, now: datetime | None = None) -> list[SourcePreview]:
     """Per source, what the policy keeps of its live snapshots (with restic's reasons) and what
-    the next prune would remove; pins marked with why. The offsite tier's snapshots are in its
-    restic repository, not rows here: its preview is empty. PolicyError for an empty policy."""
+    the next prune (tier 1) or restic forget (tier 2) would remove; pins marked with why.
+    PolicyError for an empty policy."""
     planner_policy = to_planner(policy)
-    if policy.tier != BackupPolicy.Tier.SNAPSHOT:
+    rows: list[Any]
+    if policy.tier == BackupPolicy.Tier.SNAPSHOT:
+        rows = list(Snapshot.objects.filter(deleted_at=None).select_related("owner").order_by("source", "-taken_at"))
+        planned = planner_snapshots(rows)
+    else:
+        rows = list(
+            ResticSnapshot.objects.filter(forgotten_at=None).select_related("owner").order_by("source", "-taken_at")
+        )
+        planned = planner_offsite(rows)
+    if not rows:
         return []
-    rows = list(Snapshot.objects.filter(deleted_at=None).select_related("owner").order_by("source", "-taken_at"))
-    result = retention.plan(planner_snapshots(rows), planner_policy, now=now or timezone.now())
+    result = retention.plan(planned, planner_policy, now=now or timezone.now())
     by_id = {str(row.pk): row for row in rows}
     zone = ZoneInfo(settings.TIME_ZONE)
     labels = {pk: f"{row.taken_at.astimezone(zone):%Y-%m-%d %H:%M}" for pk, row in by_id.items()}
-    pins = {pk: row.pinned for pk, row in by_id.items() if row.pinned}
+    pins = {pk: row.pinned for pk, row in by_id.items() if getattr(row, "pinned", "")}
     previews = []
     for group in sorted(result.groups, key=lambda g: str(g.group)):
         first = by_id[group.keep[0].snapshot.id if group.keep else group.remove[0].id]

@@ -177,7 +177,7 @@ def _close_orphans() -> None:
 # --- the worker side -------------------------------------------------------------------------
 
 
-def _pass_lock() -> AbstractContextManager[bool]:
+def pass_lock() -> AbstractContextManager[bool]:
     """Try to become the one worker running a pass; yields whether it succeeded."""
     return advisory_lock(*_LOCK)
 
@@ -195,7 +195,7 @@ def snapshot_execute(operation_id: int) -> BackupRun | None:
     if run is None:
         operation_fail(op.pk, error="This snapshot pass's record is gone; nothing was done.")
         return None
-    with _pass_lock() as mine:
+    with pass_lock() as mine:
         if not mine:
             if op.state in Operation.CLAIMABLE_STATES:
                 raise SnapshotBusy("another worker is running a snapshot pass")
@@ -393,7 +393,7 @@ def _reconcile(root: str, sources: list[Source], tally: _Tally, progress: _Progr
         for path, taken_at in on_disk.items():
             if path in rows:
                 continue
-            owner = owners.get(name) or _owner_of(name)
+            owner = owners.get(name) or owner_of(name)
             with transaction.atomic():
                 # A row of the same time that was marked deleted is revived rather than duplicated.
                 Snapshot.objects.update_or_create(
@@ -430,7 +430,7 @@ def _on_disk(folder: str) -> dict[str, datetime]:
     return found
 
 
-def _owner_of(source: str) -> User | None:
+def owner_of(source: str) -> User | None:
     if not source.startswith("homes/"):
         return None
     return User.objects.filter(username=source.removeprefix("homes/")).first()

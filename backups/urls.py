@@ -15,6 +15,7 @@ urlpatterns = [
     path("policies/<slug:tier>/preview/", views.preview, name="preview"),
     path("simulator/", views.simulator, name="simulator"),
     path("snapshot-now/", views.snapshot_now, name="snapshot-now"),
+    path("offsite-now/", views.offsite_now, name="offsite-now"),
     path("history/", history_views.history, name="history"),
     path("history/<int:pk>/", history_views.history_run, name="history-run"),
     # Members: their own snapshots, browsing one, restoring and downloading from it.

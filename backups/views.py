@@ -16,10 +16,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from backups import policies, snapshots
+from backups import offsite, offsite_repo, policies, snapshots
 from backups.forms import RULE_LABELS, BackupPolicyForm, SimulatorForm
 from backups.models import KEEP_FIELDS, BackupPolicy, BackupRun, Snapshot
 from backups.retention import PolicyError
+from hostops import restic
 from portal.access import AuthedRequest, staff_required
 from portal.audit import AuditContext
 from storage.models import FilesystemState
@@ -54,6 +55,9 @@ def _tier_rows(now: Any) -> list[dict[str, Any]]:
                 "last": last,
                 "last_pill": _RESULT_PILLS.get(last.result, "") if last else "",
                 "last_good_at": good_at,
+                "problem": offsite_repo.problem() if policy.tier == BackupPolicy.Tier.RESTIC else None,
+                "location": offsite_repo.describe() if policy.tier == BackupPolicy.Tier.RESTIC else "",
+                "limit_kib": restic.limit_from_mbps(policy.upload_limit_mbps),
                 "overdue": bool(
                     policy.enabled and good_at is not None and now - good_at > timedelta(hours=policy.max_age_hours)
                 ),
@@ -91,7 +95,7 @@ def policy_edit(request: AuthedRequest, tier: str) -> HttpResponse:
     policy = get_object_or_404(BackupPolicy.objects.select_related("periodic_task__crontab"), tier=tier)
     status = 200
     if request.method == "POST":
-        form = BackupPolicyForm(request.POST)
+        form = BackupPolicyForm(request.POST, tier=policy.tier)
         if form.is_valid():
             try:
                 policies.backup_policy_update(
@@ -105,7 +109,10 @@ def policy_edit(request: AuthedRequest, tier: str) -> HttpResponse:
                 return redirect("backups:overview")
         status = 400
     else:
-        form = BackupPolicyForm(initial=policies.policy_values(policy))
+        initial = policies.policy_values(policy)
+        if "excludes" in initial:
+            initial["excludes"] = "\n".join(initial["excludes"])
+        form = BackupPolicyForm(initial=initial, tier=policy.tier)
     context = {
         "policy": policy,
         "form": form,
@@ -175,4 +182,20 @@ def snapshot_now(request: AuthedRequest) -> HttpResponse:
             messages.error(request, operation.message)
         else:
             messages.success(request, "Taking snapshots now: the History page shows the run when it ends.")
+    return redirect("backups:overview")
+
+
+@staff_required
+@require_POST
+def offsite_now(request: AuthedRequest) -> HttpResponse:
+    """An admin's offsite backup now, like the nightly one; followed on the dashboard's job list."""
+    try:
+        operation = offsite.offsite_run_now(actor=request.user, context=AuditContext.of(request))
+    except offsite.OffsiteError as exc:
+        messages.error(request, str(exc))
+    else:
+        if operation.state == operation.State.FAILED:
+            messages.error(request, operation.message)
+        else:
+            messages.success(request, "Backing up offsite now: the History page shows the run when it ends.")
     return redirect("backups:overview")

@@ -218,14 +218,18 @@ def test_the_audit_row_keeps_old_and_new(admin_client: Client, policy: BackupPol
 
 def test_next_runs_follow_the_crontab_for_a_fixed_now(policy: BackupPolicy, admin_user: User) -> None:
     now = datetime(2026, 12, 2, 14, 20, tzinfo=UTC)
-    assert policies.next_runs(now=now) == [("Local snapshots (BTRFS)", datetime(2026, 12, 2, 15, 0, tzinfo=UTC))]
+    assert policies.next_runs(now=now) == [
+        ("Offsite backup (restic)", datetime(2026, 12, 3, 6, 0, tzinfo=UTC)),  # the seed's 06:00
+        ("Local snapshots (BTRFS)", datetime(2026, 12, 2, 15, 0, tzinfo=UTC)),
+    ]
     values = {**policies.policy_values(policy), "minute": "30", "hour": "6", "day_of_week": "sat"}
     policies.backup_policy_update(policy=policy, values=values, actor=admin_user, context=SYSTEM)
     # 2026-12-02 is a Wednesday: the next Saturday at 06:30.
-    assert policies.next_runs(now=now) == [("Local snapshots (BTRFS)", datetime(2026, 12, 5, 6, 30, tzinfo=UTC))]
+    runs = dict(policies.next_runs(now=now))
+    assert runs["Local snapshots (BTRFS)"] == datetime(2026, 12, 5, 6, 30, tzinfo=UTC)
     values["enabled"] = False
     policies.backup_policy_update(policy=policy, values=values, actor=admin_user, context=SYSTEM)
-    assert policies.next_runs(now=now) == [("Local snapshots (BTRFS)", None)]
+    assert dict(policies.next_runs(now=now))["Local snapshots (BTRFS)"] is None
 
 
 def test_next_run_in_the_server_time_zone(policy: BackupPolicy, admin_user: User, settings: Settings) -> None:
@@ -233,7 +237,7 @@ def test_next_run_in_the_server_time_zone(policy: BackupPolicy, admin_user: User
     values = {**policies.policy_values(policy), "minute": "0", "hour": "2", "day_of_week": "*"}
     policies.backup_policy_update(policy=policy, values=values, actor=admin_user, context=SYSTEM)
     now = datetime(2026, 12, 2, 14, 20, tzinfo=UTC)
-    (_, when), *_ = policies.next_runs(now=now)
+    when = dict(policies.next_runs(now=now))["Local snapshots (BTRFS)"]
     assert when == datetime(2026, 12, 3, 2, 0, tzinfo=ZoneInfo("Europe/Berlin"))
 
 
@@ -272,7 +276,8 @@ def test_the_overview_shows_each_tier_its_last_run_and_the_snapshot_counts(admin
     assert "24 hourly, 7 daily and 4 weekly" in body
     assert "No space left" in body
     assert "Offsite backup (restic)" in body
-    assert "Not set up yet" in body
+    assert "Not set up: No offsite repository is set up: set BACKUP_RESTIC_REPOSITORY" in body
+    assert "Daily at 06:00" in body
     assert "homes/alice" in body
     assert "Snapshots are not available" not in body
 
@@ -442,13 +447,47 @@ def test_keep_within_works_in_the_simulator(admin_client: Client) -> None:
     assert "within 1d" in response.content.decode()
 
 
-def test_a_tier_without_a_beat_row_of_its_own_is_refused_with_words(admin_client: Client) -> None:
-    restic = BackupPolicy.of(BackupPolicy.Tier.RESTIC)
-    response = admin_client.post(reverse("backups:policy-edit", args=["restic"]), GOOD)
+def test_the_offsite_policy_takes_its_upload_limit_and_excludes(admin_client: Client) -> None:
+    offsite = BackupPolicy.of(BackupPolicy.Tier.RESTIC)
+    page = admin_client.get(reverse("backups:policy-edit", args=["restic"])).content.decode()
+    assert "Upload limit (Mbit/s)" in page
+    assert "100 Mbit/s is 12207 KiB/s" in page
+    assert ".local/share/Trash" in page  # the seed's excludes, one a line
+    form = {**GOOD, "upload_limit_mbps": "40", "excludes": ".cache\n\n*.tmp\n.cache\n"}
+    response = admin_client.post(reverse("backups:policy-edit", args=["restic"]), form)
+    assert response.status_code == 302, response.content.decode()
+    offsite.refresh_from_db()
+    assert offsite.upload_limit_mbps == 40
+    assert offsite.excludes == [".cache", "*.tmp"]
+    assert offsite.periodic_task is not None
+    assert offsite.periodic_task.name == "backups-offsite"
+    event = AuditEvent.objects.get(action="backups.policy_update", target_id=str(offsite.pk))
+    assert event.detail["changes"]["upload_limit_mbps"] == [100, 40]
+    overview = admin_client.get(reverse("backups:overview")).content.decode()
+    assert "restic --limit-upload 4882 KiB/s" in overview
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("upload_limit_mbps", "0", "whole number of Mbit/s from 1 to 10000"),
+        ("upload_limit_mbps", "fast", "whole number of Mbit/s from 1 to 10000"),
+        ("excludes", "/homes/alice/big", "starts with /: patterns match anywhere"),
+        ("excludes", "a\x01b", "is not a pattern"),
+        ("excludes", "\n".join(f"p{i}" for i in range(101)), "At most 100 patterns"),
+    ],
+)
+def test_bad_offsite_fields_are_refused_and_nothing_changes(
+    admin_client: Client, field: str, value: str, words: str
+) -> None:
+    offsite = BackupPolicy.of(BackupPolicy.Tier.RESTIC)
+    before = (offsite.upload_limit_mbps, list(offsite.excludes), offsite.keep())
+    form = {**GOOD, "upload_limit_mbps": "100", "excludes": ".cache", field: value}
+    response = admin_client.post(reverse("backups:policy-edit", args=["restic"]), form)
     assert response.status_code == 400
-    assert "Offsite backup (restic) has no schedule on this portal yet." in response.content.decode()
-    restic.refresh_from_db()
-    assert (restic.keep_hourly, restic.periodic_task_id) == (0, None)
+    assert words in response.content.decode()
+    offsite.refresh_from_db()
+    assert (offsite.upload_limit_mbps, list(offsite.excludes), offsite.keep()) == before
     assert not AuditEvent.objects.filter(action="backups.policy_update").exists()
 
 
