@@ -37,6 +37,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -326,8 +327,18 @@ def _restic(
             outcome.stderr_tail.append(line.strip())
 
     child_env = {**(repo.env() if repo is not None else {}), **(env or {})}
-    outcome.returncode = run_streaming(argv, on_line, timeout=timeout, env=child_env)
+    outcome.returncode = run_streaming([*_die_with_parent(), *argv], on_line, timeout=timeout, env=child_env)
     return outcome
+
+
+@functools.cache
+def _die_with_parent() -> tuple[str, ...]:
+    """``setpriv --pdeathsig INT --``: restic gets SIGINT when the thread that started it dies
+    (a worker killed mid-backup), so it stops the way Ctrl-C stops it, removing its lock from
+    the repository, instead of running on unwatched or dying on a broken pipe with its lock
+    left behind. Empty where util-linux's setpriv is missing (restic then runs as it is)."""
+    setpriv = shutil.which("setpriv")
+    return (setpriv, "--pdeathsig", "INT", "--") if setpriv else ()
 
 
 def _json_object(line: str) -> dict[str, Any] | None:

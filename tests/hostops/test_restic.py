@@ -953,3 +953,45 @@ def test_parse_go_duration() -> None:
     assert restic.parse_go_duration("1h2m3s") == 3723
     assert restic.parse_go_duration("350ms") == pytest.approx(0.35)
     assert restic.parse_go_duration("soon") is None
+
+
+_PARENT = """
+import sys
+from hostops import restic
+repo = restic.Repository(location=sys.argv[1], password_file=sys.argv[2], limit_upload_kib=50)
+restic.backup(repo, [sys.argv[3]], host="gpu1", timeout=120)
+"""
+
+
+@needs_restic
+def test_a_restic_whose_caller_is_killed_stops_and_takes_its_lock_with_it(
+    local_repo: restic.Repository, tree: Path
+) -> None:
+    """A worker SIGKILLed mid-backup: restic gets SIGINT from the kernel (setpriv --pdeathsig),
+    stops as after Ctrl-C and removes its lock, so the next job finds the repository free and
+    no restic goes on uploading unwatched."""
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen(
+        [os.sys.executable, "-c", _PARENT, local_repo.location, local_repo.password_file, str(tree)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not restic.list_locks(local_repo):
+            assert time.monotonic() < deadline, "the backup never took its lock"
+            assert parent.poll() is None, "the backup ended before it could be killed"
+            time.sleep(0.1)
+        child = _restic_child(local_repo.location, "backup")
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{child}").exists() and b"restic" in Path(f"/proc/{child}/cmdline").read_bytes():
+            assert time.monotonic() < deadline, "restic went on after its caller was killed"
+            time.sleep(0.1)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+    assert restic.list_locks(local_repo) == []
+    assert restic.snapshots(local_repo) == []
