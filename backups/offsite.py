@@ -66,6 +66,7 @@ from portal.operations import (
     operation_create,
     operation_enqueue,
     operation_fail,
+    operation_keepalive,
     operation_progress,
     operation_succeed,
 )
@@ -433,7 +434,8 @@ def _forget(
     problem = None
     unremoved: set[str] = set()
     try:
-        groups = restic.forget(repo, keep, group_by="host,paths", tags=[TAG], prune=prune)
+        with operation_keepalive(progress.operation_id):  # a prune on Drive reports nothing for long
+            groups = restic.forget(repo, keep, group_by="host,paths", tags=[TAG], prune=prune)
     except PartialForget as exc:
         groups = list(cast("Sequence[restic.ForgetGroup]", exc.groups))
         unremoved = set(exc.unremoved)

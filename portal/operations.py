@@ -7,14 +7,16 @@ any process while a page polls the row.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connections, models, transaction
 from django.db.models.functions import Concat, Right
 from django.utils import timezone
 
@@ -123,6 +125,34 @@ def operation_progress(operation_id: int, *, percent: int | None = None, message
         fields["log"] = Right(Concat(models.F("log"), models.Value(line)), Operation.LOG_LIMIT)
     # A late report from a worker must not rewrite a row that is already final (or reaped).
     Operation.objects.filter(pk=operation_id).exclude(state__in=Operation.FINAL_STATES).update(**fields)
+
+
+@contextlib.contextmanager
+def operation_keepalive(operation_id: int | None, *, every: float = 60.0) -> Iterator[None]:
+    """While a step runs that reports nothing for a long time (restic forget --prune on Drive,
+    restic check), touch the row every ``every`` seconds from a thread, so the reaper, which
+    fails rows not updated for OPERATION_STUCK_SECONDS, knows the worker is still at it."""
+    if operation_id is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(every):
+                Operation.objects.filter(pk=operation_id).exclude(state__in=Operation.FINAL_STATES).update(
+                    updated=timezone.now()
+                )
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"keepalive-{operation_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def operation_succeed(operation_id: int, *, message: str = "Done") -> None:

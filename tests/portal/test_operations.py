@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from portal.operations import (
     operation_claim,
     operation_create,
     operation_fail,
+    operation_keepalive,
     operation_progress,
     operation_reap,
     operation_retrying,
@@ -262,3 +264,20 @@ def test_the_partial_escapes_what_a_job_logged(alice_client: Client, op: Operati
     body = alice_client.get(_url(op)).content.decode()
     assert "<script>alert(1)" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_that_reports_nothing_keeps_its_row_from_the_reaper(alice: User) -> None:
+    op = operation_create(kind="workspace start", actor=alice, target=alice)
+    assert operation_claim(op.pk)
+    old = timezone.now() - timedelta(hours=1)
+    Operation.objects.filter(pk=op.pk).update(updated=old)
+    with operation_keepalive(op.pk, every=0.05):
+        time.sleep(0.3)
+    op.refresh_from_db()
+    assert op.updated > old + timedelta(minutes=59)
+    assert operation_reap() == 0
+    Operation.objects.filter(pk=op.pk).update(updated=old)
+    time.sleep(0.2)  # the keepalive ended with the step: nothing touches the row any more
+    op.refresh_from_db()
+    assert op.updated == old
