@@ -446,18 +446,23 @@ def _forget(
     run.snapshots_removed = len(removed)
     run.details = {**run.details, "forget": {"removed": sorted(removed), "pruned": prune}}
     progress.log(f"restic forget removed {len(removed)} snapshot{'s' if len(removed) != 1 else ''}.")
-    try:
-        reconcile(repo)
-    except HostOpsError as exc:
-        return f"The snapshot list could not be read after forget: {_words(exc)}"
+    # forget's groups list every portal snapshot (kept, or removed): what is left is known
+    # without another restic call (each costs a key derivation, most of a second).
+    left = {snap.id: snap for group in groups for snap in (*group.keep, *group.remove) if snap.id not in removed}
+    reconcile_rows(left)
     return problem
 
 
 def reconcile(repo: restic.Repository) -> tuple[int, int]:
-    """Make the ResticSnapshot rows say what the repository holds (of the portal's snapshots):
-    rows restic no longer has are marked forgotten; portal-tagged snapshots without a row (a
-    run that died after restic wrote its snapshot) are recorded. Returns (forgotten, adopted)."""
-    found = {snap.id: snap for snap in restic.snapshots(repo, tags=[TAG])}
+    """Make the ResticSnapshot rows say what the repository holds, read with ``restic snapshots``."""
+    return reconcile_rows({snap.id: snap for snap in restic.snapshots(repo, tags=[TAG])})
+
+
+def reconcile_rows(found: dict[str, restic.Snapshot]) -> tuple[int, int]:
+    """Make the ResticSnapshot rows say what the repository holds (of the portal's snapshots,
+    ``found`` by id): rows restic no longer has are marked forgotten; portal-tagged snapshots
+    without a row (a run that died after restic wrote its snapshot) are recorded. Returns
+    (forgotten, adopted)."""
     now = timezone.now()
     forgotten = (
         ResticSnapshot.objects.filter(forgotten_at=None).exclude(snapshot_id__in=list(found)).update(forgotten_at=now)

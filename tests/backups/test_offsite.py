@@ -534,3 +534,38 @@ def test_a_second_delivery_of_a_run_already_running_records_the_lost_worker(
     assert not Snapshot.objects.exclude(pinned="").exists()
     op.refresh_from_db()
     assert op.state == Operation.State.FAILED
+
+
+def test_a_snapshot_whose_row_was_lost_is_adopted_and_a_forgotten_one_marked(
+    btrfs_root: str, local_repo: restic.Repository
+) -> None:
+    """A worker that died between restic writing its snapshot and the row being saved: the
+    next reconcile records it (source, owner and local snapshot from its tags and time); a
+    snapshot deleted outside the portal is marked forgotten."""
+    alice = member("alice")
+    home_only(alice)
+    run = offsite.offsite_pass(new_run())
+    assert run.result == BackupRun.Result.SUCCEEDED, run.message
+    row = ResticSnapshot.objects.get()
+    snapshot_id, local = row.snapshot_id, row.local
+    row.delete()
+
+    assert offsite.reconcile(local_repo) == (0, 1)
+
+    adopted = ResticSnapshot.objects.get()
+    assert (adopted.snapshot_id, adopted.source, adopted.owner, adopted.local) == (
+        snapshot_id,
+        "homes/alice",
+        alice,
+        local,
+    )
+    from hostops.run import run as host_run
+
+    host_run(  # an admin's restic forget by hand
+        [restic.binary(), *local_repo.options(), "forget", snapshot_id],
+        timeout=60,
+        env=local_repo.env(),
+    )
+    assert offsite.reconcile(local_repo) == (1, 0)
+    adopted.refresh_from_db()
+    assert adopted.forgotten_at is not None
