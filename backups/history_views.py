@@ -73,7 +73,7 @@ def _incidents() -> list[tuple[BackupPolicy, Verdict, bool]]:
     A few queries per tier, and there are two tiers."""
     now = timezone.now()
     found = []
-    for policy in BackupPolicy.objects.filter(enabled=True).order_by("tier"):
+    for policy in BackupPolicy.in_order(BackupPolicy.objects.filter(enabled=True)):
         verdict = judge(policy, now=now)
         if verdict.incident:
             found.append((policy, verdict, policy.incident == verdict.incident))
@@ -119,5 +119,14 @@ def history_run(request: AuthedRequest, pk: int) -> HttpResponse:
     """One run: its figures, its Operation's progress and log, the snapshots it made."""
     run = get_object_or_404(BackupRun.objects.select_related("operation"), pk=pk)
     snapshots = list(run.snapshots.order_by("source")[:200])
-    context = {"run": run, "op": run.operation, "duration": _duration(run), "made": _made(run), "snapshots": snapshots}
+    details = run.details if isinstance(run.details, dict) else {}
+    context = {
+        "run": run,
+        "op": run.operation,
+        "duration": _duration(run),
+        "made": _made(run),
+        "snapshots": snapshots,
+        "offsite_sources": details.get("sources", []) if run.kind == BackupRun.Kind.RESTIC else [],
+        "offsite_forget": details.get("forget") if run.kind == BackupRun.Kind.RESTIC else None,
+    }
     return render(request, "backups/history_run.html", context)

@@ -59,6 +59,13 @@ class BackupPolicy(models.Model):
         return {name: getattr(self, name) for name in KEEP_FIELDS}
 
     @classmethod
+    def in_order(cls, queryset: models.QuerySet[BackupPolicy] | None = None) -> list[BackupPolicy]:
+        """The tiers as the pages list them: local snapshots first, then offsite."""
+        rows = list(queryset if queryset is not None else cls.objects.all())
+        order = list(cls.Tier.values)
+        return sorted(rows, key=lambda row: order.index(row.tier) if row.tier in order else len(order))
+
+    @classmethod
     def of(cls, tier: str) -> BackupPolicy:
         """The tier's row (made by a migration; made again with the seed's defaults if gone)."""
         defaults: dict[str, Any] = dict(SEED_DEFAULTS[tier])

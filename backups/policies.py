@@ -279,7 +279,7 @@ def _schedule_sync(policy: BackupPolicy, schedule: Schedule) -> PeriodicTask:
 def next_runs(*, now: datetime | None = None) -> list[tuple[str, datetime | None]]:
     """Each tier's next start by beat after ``now``, read from its beat row by Celery's own
     reading of the crontab (None: switched off or no schedule)."""
-    policies = BackupPolicy.objects.select_related("periodic_task__crontab").order_by("tier")
+    policies = BackupPolicy.in_order(BackupPolicy.objects.select_related("periodic_task__crontab"))
     return [(str(policy), next_run(policy.periodic_task, now)) for policy in policies]
 
 

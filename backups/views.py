@@ -41,7 +41,7 @@ def _snapshots_unavailable() -> bool:
 
 def _tier_rows(now: Any) -> list[dict[str, Any]]:
     rows = []
-    for policy in BackupPolicy.objects.select_related("periodic_task__crontab").order_by("tier"):
+    for policy in BackupPolicy.in_order(BackupPolicy.objects.select_related("periodic_task__crontab")):
         runs = BackupRun.objects.filter(kind=policy.tier)
         last = runs.first()
         good = runs.filter(result__in=[BackupRun.Result.SUCCEEDED, BackupRun.Result.PARTIAL]).first()

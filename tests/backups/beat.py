@@ -14,3 +14,10 @@ def snapshot_policy() -> BackupPolicy:
     migration = importlib.import_module("backups.migrations.0002_snapshot_policy")
     migration.create_policy(django_apps, None)
     return BackupPolicy.objects.select_related("periodic_task__crontab").get(tier="snapshot")
+
+
+def offsite_policy() -> BackupPolicy:
+    """The offsite tier's policy and the offsite and drill beat rows, as migration 0004 makes them."""
+    migration = importlib.import_module("backups.migrations.0004_offsite_schedules")
+    migration.create_rows(django_apps, None)
+    return BackupPolicy.objects.select_related("periodic_task__crontab").get(tier="restic")

@@ -23,7 +23,7 @@ from portal.audit import SYSTEM
 from portal.models import AuditEvent, User
 from storage import ingestion
 from storage.models import FilesystemState, IngestionJob
-from tests.backups.beat import snapshot_policy
+from tests.backups.beat import offsite_policy, snapshot_policy
 
 pytestmark = pytest.mark.django_db
 
@@ -217,10 +217,11 @@ def test_the_audit_row_keeps_old_and_new(admin_client: Client, policy: BackupPol
 
 
 def test_next_runs_follow_the_crontab_for_a_fixed_now(policy: BackupPolicy, admin_user: User) -> None:
+    offsite_policy()
     now = datetime(2026, 12, 2, 14, 20, tzinfo=UTC)
     assert policies.next_runs(now=now) == [
-        ("Offsite backup (restic)", datetime(2026, 12, 3, 6, 0, tzinfo=UTC)),  # the seed's 06:00
         ("Local snapshots (BTRFS)", datetime(2026, 12, 2, 15, 0, tzinfo=UTC)),
+        ("Offsite backup (restic)", datetime(2026, 12, 3, 6, 0, tzinfo=UTC)),  # the seed's 06:00
     ]
     values = {**policies.policy_values(policy), "minute": "30", "hour": "6", "day_of_week": "sat"}
     policies.backup_policy_update(policy=policy, values=values, actor=admin_user, context=SYSTEM)
@@ -264,6 +265,8 @@ def test_the_dashboard_shows_the_schedules_card_to_admins_only(admin_client: Cli
 
 
 def test_the_overview_shows_each_tier_its_last_run_and_the_snapshot_counts(admin_client: Client) -> None:
+    snapshot_policy()
+    offsite_policy()
     started = timezone.now() - timedelta(minutes=20)
     BackupRun.objects.create(
         kind="snapshot", result="failed", started_at=started, finished_at=started, message="No space left"
