@@ -569,3 +569,14 @@ def test_a_snapshot_whose_row_was_lost_is_adopted_and_a_forgotten_one_marked(
     assert offsite.reconcile(local_repo) == (1, 0)
     adopted.refresh_from_db()
     assert adopted.forgotten_at is not None
+
+
+def test_back_up_now_on_the_page_says_why_it_cannot_start(admin_client: Any, settings: Any) -> None:
+    from django.urls import reverse
+
+    settings.BACKUP_RESTIC_REPOSITORY = ""
+    response = admin_client.post(reverse("backups:offsite-now"), follow=True)
+    assert response.status_code == 200
+    assert "No offsite repository is set up" in response.content.decode()
+    assert not Operation.objects.filter(kind=offsite.OFFSITE_KIND).exists()
+    assert not BackupRun.objects.filter(kind=BackupRun.Kind.RESTIC).exists()
