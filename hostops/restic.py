@@ -88,6 +88,8 @@ _KEEP_COUNTS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_m
 _KEEP_WITHIN = tuple(f"keep_within{suffix}" for suffix in ("", "_hourly", "_daily", "_weekly", "_monthly", "_yearly"))
 _OVERWRITE = ("always", "if-changed", "if-newer", "never")
 _MESSAGE_LIMIT = 800
+# A restic past its timeout gets SIGINT and this long to stop and remove its lock, then SIGKILL.
+_STOP_GRACE = 15.0
 _DUMP_CHUNK = 1 << 16
 
 
@@ -327,7 +329,9 @@ def _restic(
             outcome.stderr_tail.append(line.strip())
 
     child_env = {**(repo.env() if repo is not None else {}), **(env or {})}
-    outcome.returncode = run_streaming([*_die_with_parent(), *argv], on_line, timeout=timeout, env=child_env)
+    outcome.returncode = run_streaming(
+        [*_die_with_parent(), *argv], on_line, timeout=timeout, env=child_env, interrupt_grace=_STOP_GRACE
+    )
     return outcome
 
 

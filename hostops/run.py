@@ -153,31 +153,39 @@ def run_streaming(
     *,
     timeout: float,
     env: Mapping[str, str] | None = None,
+    interrupt_grace: float = 0.0,
 ) -> int:
     """Run ``argv`` without a shell and hand each output line to ``on_line(stream, line)`` as it
     comes (stream is "stdout" or "stderr", the line without its newline); return the exit status.
 
     Lines reach ``on_line`` in this thread, in the order they were read. ``env`` and stdin are as
     in run(). Past ``timeout`` seconds the process group is killed and CommandTimeout raised;
-    an exception from ``on_line`` also kills the group, then propagates. A program that does not
-    exist raises CommandFailed (status 127).
+    an exception from ``on_line`` also kills the group, then propagates. ``interrupt_grace``:
+    the group first gets SIGINT and this many seconds to stop on its own (restic then removes
+    its lock), SIGKILL after. A program that does not exist raises CommandFailed (status 127).
     """
     args = _checked_argv(argv)
     proc = _start(args, piped_stdin=False, env=env)
     try:
         _pump(proc, on_line, deadline=time.monotonic() + timeout)
     except _Overdue as exc:
-        _kill_streaming(proc)
-        raise CommandTimeout(f"{args[0]} ran past {timeout:g}s and was killed") from exc
+        _kill_streaming(proc, interrupt_grace)
+        raise CommandTimeout(f"{args[0]} ran past {timeout:g}s and was stopped") from exc
     except BaseException:
-        _kill_streaming(proc)
+        _kill_streaming(proc, interrupt_grace)
         raise
     return proc.wait()
 
 
-def _kill_streaming(proc: subprocess.Popen[str]) -> None:
-    """SIGKILL the group and reap the command; the reader threads (daemons) own the pipes and
-    end when they close, so nothing here reads them."""
+def _kill_streaming(proc: subprocess.Popen[str], interrupt_grace: float = 0.0) -> None:
+    """Stop the group (SIGINT and a grace period first, when asked) and reap the command; the
+    reader threads (daemons) own the pipes and end when they close, so nothing here reads them."""
+    if interrupt_grace > 0:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=interrupt_grace)
+            return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     try:
