@@ -108,9 +108,10 @@ def offsite_unlock(request: AuthedRequest) -> HttpResponse:
 @require_POST
 def offsite_token(request: AuthedRequest) -> HttpResponse:
     remote = _drive_remote()
+    if remote is None:
+        messages.error(request, "The repository is not on a Google Drive remote; no token is kept for it.")
+        return _page(request, status=400)
     try:
-        if remote is None:
-            raise offsite_repo.TokenError("The repository is not on a Google Drive remote; no token is kept for it.")
         text = request.POST.get("token", "")
         offsite_repo.token_save(remote=remote, text=text, actor=request.user, context=AuditContext.of(request))
     except offsite_repo.TokenError as exc:
