@@ -37,7 +37,7 @@ class DriveTokenForm(forms.Form):
     token = forms.CharField(
         label="Token",
         strip=False,
-        help_text='The JSON object that `rclone authorize "drive"` printed, from { to }. It is kept encrypted and '
+        help_text='The JSON object that rclone authorize "drive" printed, from { to }. It is kept encrypted and '
         "never shown again.",
         widget=BlankTextarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false", "class": "mono"}),
     )
