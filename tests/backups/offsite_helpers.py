@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import time
@@ -133,3 +135,26 @@ def local_snapshot(source: str, taken_at: datetime, owner: Any = None) -> Snapsh
         path=f"{settings.STORAGE_ROOT}/.snapshots/{source}/{taken_at:%Y-%m-%dT%H%M%SZ}",
         taken_at=taken_at,
     )
+
+
+def exclusive_lock(repo: restic.Repository, locks_folder: Path, data_folder: Path) -> subprocess.Popen[bytes]:
+    """A ``restic check --read-data`` frozen (SIGSTOP) while it holds its exclusive lock: a live
+    job that blocks every other restic. ``locks_folder`` is the repository's locks/, watched
+    directly (asking restic costs its key derivation each time, longer than the check takes)."""
+    (data_folder / "big").write_bytes(os.urandom(30 * 1024 * 1024))
+    restic.backup(repo, [str(data_folder)])
+    checker = subprocess.Popen(
+        [restic.binary(), *repo.options(), "check", "--read-data"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **repo.env()},
+    )
+    deadline = time.monotonic() + 30
+    # restic writes a temporary file first and renames it: wait for the lock's own name.
+    while not any(re.fullmatch(r"[0-9a-f]{64}", entry.name) for entry in locks_folder.iterdir()):
+        if time.monotonic() > deadline or checker.poll() is not None:
+            checker.kill()
+            pytest.fail("restic check never took its lock")
+        time.sleep(0.005)
+    checker.send_signal(signal.SIGSTOP)
+    return checker

@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from backups import offsite_admin, offsite_repo
+from backups import offsite_admin, offsite_admin_tasks, offsite_repo
 from backups.models import RepositoryReading
 from hostops import restic
+from hostops.errors import PartialForget, ResticFailed, ResticInterrupted
 from portal.models import AuditEvent, Operation
 from tests.backups.offsite_helpers import (
     HOSTNAME,
     PASSWORD,
     Where,
+    exclusive_lock,
     hold_lock,
     local_snapshot,
     offsite_snapshot,
@@ -337,3 +341,95 @@ def test_a_member_is_refused_and_nothing_starts(alice_client: Client, local: Whe
     assert response.status_code == 403
     assert not Operation.objects.exists()
     assert AuditEvent.objects.filter(action="admin_page.denied", outcome="refused").count() == 1
+
+
+# --- an exclusive lock, and the repository lock held by another job --------------------------
+
+
+def test_an_exclusive_lock_of_a_live_job_is_told_as_locked_in_words(
+    admin_client: Client, local: Where, tmp_path: Path
+) -> None:
+    repo = _created(local)
+    (tmp_path / "data").mkdir()
+    checker = exclusive_lock(repo, local.path / "locks", tmp_path / "data")
+    try:
+        op = _check(admin_client)
+        assert op.state == Operation.State.SUCCEEDED  # it read what it could: the locks
+        page = _page(admin_client)
+        assert f"The repository is locked by PID {checker.pid} on {HOSTNAME} by root for " in page
+        assert "(restic exit 11): another job is using it." in page
+        (lock,) = offsite_admin.locks_of(offsite_admin.reading())
+        assert (lock.exclusive, lock.stale) == (True, False)
+        assert "exclusive" in page
+        assert "In use" in page
+    finally:
+        checker.kill()
+        checker.wait()
+    _check(admin_client)  # killed: its lock is stale now, and still blocks the rest
+    (lock,) = offsite_admin.locks_of(offsite_admin.reading())
+    assert lock.stale
+    admin_client.post(reverse("backups:offsite-unlock"), {"lock_id": lock.id})
+    (op,) = run_queued()
+    assert op.state == Operation.State.SUCCEEDED, op.error
+    reading = RepositoryReading.objects.get(location=local.location)
+    assert (reading.problem, reading.locks, reading.snapshot_count) == ("", [], 1)
+
+
+@pytest.fixture
+def repository_lock_held_elsewhere() -> Iterator[None]:
+    """offsite_repo.repo_lock() held by another database session, as the night's backup holds it."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with offsite_repo.repo_lock() as mine:
+                assert mine
+                held.set()
+                release.wait(timeout=60)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(timeout=10)
+    yield
+    release.set()
+    holder.join(timeout=10)
+
+
+def test_create_waits_while_another_job_holds_the_repository_and_gives_up_in_words(
+    admin_client: Client, local: Where, repository_lock_held_elsewhere: None
+) -> None:
+    _check(admin_client)
+    admin_client.post(reverse("backups:offsite-create"), {"location": local.location})
+    op = Operation.objects.get(kind=offsite_admin.CREATE_KIND)
+    with pytest.raises(offsite_admin.RepositoryBusy):
+        offsite_admin.repository_create_execute(op.pk, location=local.location)
+    op.refresh_from_db()
+    assert (op.state, op.message) == (Operation.State.QUEUED, "Waiting: another job is using the repository")
+    # The task tries again (at once when run eagerly), then gives up in words.
+    offsite_admin_tasks.repository_create_task.apply(args=[op.pk], kwargs=op.params)
+    op.refresh_from_db()
+    assert op.state == Operation.State.FAILED
+    assert op.error.startswith("Not done: another job (the night's backup or the drill) held the repository")
+    assert not local.path.exists()
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (PartialForget("x", exit_code=3), "restic forget could not remove some of the snapshots"),
+        (ResticInterrupted("x", exit_code=130), "restic was interrupted before it finished (exit 130)"),
+        (ResticFailed("restic backup on /r failed (exit 1): boom", exit_code=1), "restic backup on /r failed"),
+    ],
+)
+def test_the_other_exit_codes_in_words(local: Where, error: Exception, words: str) -> None:
+    assert offsite_repo.explain(error).startswith(words)  # type: ignore[arg-type]
+
+
+def test_a_partial_backup_in_words() -> None:
+    words = offsite_repo.partial_words(("/run/portal-backup/homes/alice/x: permission denied", "/y: gone"))
+    assert words == (
+        "restic read only part of the source (exit 3); the snapshot was written without what it could not "
+        "read: /run/portal-backup/homes/alice/x: permission denied (and 1 more)."
+    )
