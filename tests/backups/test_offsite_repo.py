@@ -325,6 +325,12 @@ def test_a_lock_gone_before_the_worker_came_is_reported_as_gone(admin_client: Cl
     )
 
 
+def test_the_task_names_the_services_send_are_the_tasks_names() -> None:
+    assert offsite_admin_tasks.repository_check_task.name == offsite_admin.CHECK_TASK
+    assert offsite_admin_tasks.repository_create_task.name == offsite_admin.CREATE_TASK
+    assert offsite_admin_tasks.repository_unlock_task.name == offsite_admin.UNLOCK_TASK
+
+
 # --- who may -----------------------------------------------------------------------------------
 
 

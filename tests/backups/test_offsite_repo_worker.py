@@ -14,7 +14,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from backups import offsite_admin, offsite_admin_tasks, offsite_repo
+from backups import offsite_admin, offsite_repo
 from backups.models import RepositoryReading
 from hostops import restic
 from portal.models import Operation
@@ -74,12 +74,6 @@ def _done(kind: str) -> Operation:
         timeout=60,
         what=f"the {kind} to end",
     )
-
-
-def test_the_task_names_the_services_send_are_the_tasks_names() -> None:
-    assert offsite_admin_tasks.repository_check_task.name == offsite_admin.CHECK_TASK
-    assert offsite_admin_tasks.repository_create_task.name == offsite_admin.CREATE_TASK
-    assert offsite_admin_tasks.repository_unlock_task.name == offsite_admin.UNLOCK_TASK
 
 
 def test_the_worker_checks_creates_and_unlocks(
