@@ -16,9 +16,10 @@ and a lock that is not stale is refused in words before anything runs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -49,6 +50,7 @@ KINDS = (CHECK_KIND, CREATE_KIND, UNLOCK_KIND)
 CHECK_TASK = "backups.offsite_admin_tasks.repository_check_task"
 CREATE_TASK = "backups.offsite_admin_tasks.repository_create_task"
 UNLOCK_TASK = "backups.offsite_admin_tasks.repository_unlock_task"
+_T = TypeVar("_T")
 BUSY = "A check, create or unlock of the repository is already queued or running; wait for it to end."
 
 
@@ -236,7 +238,7 @@ def _claim_locked(operation_id: int, kind: str, mine: bool) -> bool:
     return _claim(operation_id, kind)
 
 
-def _guarded(operation_id: int, work: Any) -> Any:
+def _guarded(operation_id: int, work: Callable[[], _T]) -> _T:
     """``work()``; an unexpected error ends the Operation in words before Celery logs it."""
     try:
         return work()

@@ -3,6 +3,7 @@ storage host's queue where the password file and rclone.conf are. Thin: one per 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task, shared_task
@@ -31,7 +32,7 @@ def repository_unlock_task(self: Task, operation_id: int, lock_id: str = "", **_
     _retrying(self, operation_id, lambda: offsite_admin.repository_unlock_execute(operation_id, lock_id=lock_id))
 
 
-def _retrying(task: Task, operation_id: int, work: Any) -> None:
+def _retrying(task: Task, operation_id: int, work: Callable[[], None]) -> None:
     try:
         work()
     except offsite_admin.RepositoryBusy as exc:
