@@ -50,10 +50,14 @@ def ada() -> User:
 
 
 def _check(page: Page) -> None:
+    """Click Check repository, run the worker's side, and wait for the card (it polls while the
+    check runs) to show the new reading without a reload."""
     page.get_by_role("button", name="Check repository").click()
     expect(page.locator("#repo-state")).to_contain_text("Repository check")
+    expect(page.get_by_role("button", name="Check repository")).to_be_disabled()
     run_queued()
-    page.reload()
+    expect(page.locator("#repo-state")).not_to_contain_text("Repository check", timeout=10_000)
+    page.reload()  # the header's button and the recent jobs below the card
 
 
 def test_screenshot_of_a_missing_repository(
