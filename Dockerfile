@@ -7,8 +7,17 @@ FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openssh-client restic rclone btrfs-progs \
+ && apt-get install -y --no-install-recommends openssh-client rclone btrfs-progs \
  && rm -rf /var/lib/apt/lists/*
+# restic 0.18 from Debian 13: Debian 12's 0.14 lacks forget's "oldest snapshot" rule and the JSON
+# the offsite tier reads (backups/checks.py warns at startup about a restic older than 0.16).
+# The one .deb comes from the same Debian mirror through apt (checked against trixie's signed
+# Release) and is unpacked, not installed: nothing else of trixie enters the image.
+COPY scripts/restic-trixie.sh /tmp/restic-trixie.sh
+RUN /tmp/restic-trixie.sh /tmp/restic \
+ && install -m 0755 /tmp/restic/usr/bin/restic /usr/local/bin/restic \
+ && rm -rf /tmp/restic /tmp/restic-trixie.sh /etc/apt/portal-trixie.list /var/lib/apt/portal-trixie-lists \
+ && restic version
 WORKDIR /app
 COPY requirements.txt .
 RUN --mount=type=secret,id=cabundle,required=false \

@@ -195,3 +195,28 @@ class BackupSecret(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class RepositoryReading(models.Model):
+    """The offsite repository as the worker last read it (its "Check repository" Operation,
+    or the end of a create or unlock): the page shows this row and never runs restic itself.
+    One row per location, so a changed BACKUP_RESTIC_REPOSITORY starts unread."""
+
+    class State(models.TextChoices):
+        EXISTS = "exists", "Exists"
+        MISSING = "missing", "Missing"
+        UNREADABLE = "unreadable", "Could not be read"
+
+    location = models.CharField(max_length=500, unique=True)
+    state = models.CharField(max_length=16, choices=State.choices)
+    read_at = models.DateTimeField(default=timezone.now)
+    # What kept the worker from reading it (wrong password, locked, …), in words.
+    problem = models.TextField(blank=True)
+    snapshot_count = models.PositiveIntegerField(null=True, blank=True)
+    size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    # The locks: [{"id", "time" (ISO), "hostname", "username", "pid", "exclusive", "stale"}].
+    locks = models.JSONField(default=list, blank=True)
+    operation = models.ForeignKey(Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    def __str__(self) -> str:
+        return self.location

@@ -32,7 +32,15 @@ from django.db import transaction
 
 from backups.models import BackupPolicy, BackupSecret
 from hostops import restic
-from hostops.errors import HostOpsError
+from hostops.errors import (
+    HostOpsError,
+    PartialForget,
+    RepositoryExists,
+    RepositoryLocked,
+    RepositoryMissing,
+    ResticInterrupted,
+    WrongPassword,
+)
 from portal.audit import AuditContext, audit_record
 from portal.locks import advisory_lock
 from portal.models import User
@@ -41,7 +49,8 @@ from storage import remotes
 TOKEN_KEYS = ("access_token", "refresh_token")
 # One job on the repository at a time (the night's backup and forget, the drill's restore and
 # check, creating it, breaking a lock): a PostgreSQL session advisory lock, gone with its session.
-_REPO_LOCK = (0x5253, 1)  # "RS"
+# Its own namespace: restores lock (0x5253 "RS", operation id), which once included (0x5253, 1).
+_REPO_LOCK = (0x5250, 1)  # "RP"
 _TOKEN_LIMIT = 16 * 1024
 _HKDF_INFO = b"portal backups: pasted rclone tokens"
 
@@ -110,6 +119,67 @@ def problem() -> str | None:
 def describe() -> str:
     """The repository as pages show it: the location (it names no secret)."""
     return settings.BACKUP_RESTIC_REPOSITORY.strip()
+
+
+def explain(exc: HostOpsError) -> str:
+    """A failure of restic in the words the Backups pages show, in this one place for the whole
+    tier: exit 10 no repository, 11 locked, 12 wrong password, 130 interrupted, 3 (forget) some
+    snapshots not removed (a backup's exit 3 is a result: see partial_words); anything else is
+    restic's own message, which hostops has scrubbed of the password."""
+    where = describe()
+    if isinstance(exc, RepositoryMissing):
+        return (
+            f"There is no repository at {where} (restic exit 10). None is ever made by itself: "
+            "create it with 'Create repository' on the Offsite repository page."
+        )
+    if isinstance(exc, WrongPassword):
+        return (
+            "The password file does not open this repository (restic exit 12): "
+            f"{settings.BACKUP_RESTIC_PASSWORD_FILE} holds another password than the one {where} was created with. "
+            "Put that password in it; nothing was changed."
+        )
+    if isinstance(exc, RepositoryLocked):
+        held = f" by {exc.holder}" if exc.holder else ""
+        held += f" for {age_words(exc.age_s)}" if exc.age_s is not None else ""
+        return (
+            f"The repository is locked{held} (restic exit 11): another job is using it. A running job lets go "
+            "when it ends; a lock left by a killed job is removed with 'Break stale lock' on the Offsite "
+            "repository page."
+        )
+    if isinstance(exc, ResticInterrupted):
+        return (
+            f"restic was interrupted before it finished (exit {exc.exit_code}); running it again carries on from "
+            "what the repository already holds."
+        )
+    if isinstance(exc, PartialForget):
+        return (
+            "restic forget could not remove some of the snapshots it was to remove (exit 3); they stay until the "
+            "next run removes them."
+        )
+    if isinstance(exc, RepositoryExists):
+        return f"There is already a repository at {where}; nothing was changed."
+    return str(exc)
+
+
+def partial_words(errors: tuple[str, ...] | list[str]) -> str:
+    """A backup's exit 3 in words: the snapshot was written, without the files it names."""
+    first = f": {errors[0]}" if errors else ""
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return (
+        "restic read only part of the source (exit 3); the snapshot was written without what it could not "
+        f"read{first}{more}."
+    )
+
+
+def age_words(seconds: float) -> str:
+    """An age as the pages say it: "40 s", "12 min", "3.5 h", "2.0 days"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def repository(*, for_backup: bool = False) -> restic.Repository:

@@ -39,6 +39,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time as _time
@@ -534,14 +535,30 @@ def parse_snapshots(text: str) -> list[Snapshot]:
     return [snapshot_from_json(item) for item in data]
 
 
+_VERSION_LINE = re.compile(r"restic (\d+\.\d+\.\d+)")
+
+
 def version(*, timeout: float = SHORT_TIMEOUT) -> str:
-    """restic's version, such as "0.18.0"."""
+    """restic's version, such as "0.18.0". Releases before 0.17 print it as a line of text
+    ("restic 0.14.0 compiled with go1.19.8 on linux/amd64") whatever --json says, so that is
+    read too: the version check must be able to name an old restic."""
     found: list[str] = []
-    outcome = _restic(None, ["version"], timeout=timeout, on_json=lambda d: found.append(str(d.get("version", ""))))
+    outcome = _restic(
+        None, ["version"], timeout=timeout, keep_stdout=True, on_json=lambda d: found.append(str(d.get("version", "")))
+    )
     _check("version", outcome, None)
+    if not found or not found[0]:
+        text = _VERSION_LINE.search("\n".join(outcome.stdout_lines))
+        found = [text[1]] if text else []
     if not found or not found[0]:
         raise ResticFailed("restic version gave no version.", exit_code=0, argv=outcome.argv)
     return found[0]
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """ "0.18.0" -> (0, 18, 0), for comparing releases; () for text that is no version."""
+    match = re.fullmatch(r"(\d+)\.(\d+)(?:\.(\d+))?(?:[-+~].*)?", text.strip())
+    return tuple(int(part) for part in match.groups(default="0")) if match else ()
 
 
 def init(repo: Repository, *, timeout: float = SHORT_TIMEOUT) -> str:
@@ -1315,6 +1332,32 @@ def list_locks(repo: Repository, *, timeout: float = SHORT_TIMEOUT) -> list[Lock
     return sorted(locks, key=lambda lock: lock.time)
 
 
+# restic's rule (internal/restic/lock.go, Stale): a lock not refreshed for 30 minutes is stale;
+# so is one made on this host whose process is gone. restic refreshes its locks every 5 minutes.
+STALE_AFTER_S = 30 * 60
+
+
+def is_stale(lock: Lock, *, hostname: str | None = None) -> bool:
+    """Whether ``restic unlock`` would remove ``lock``: older than STALE_AFTER_S, or made on this
+    host (``hostname``, default this machine's) by a process that no longer exists. Read where
+    restic runs (the worker), since only there does the PID mean anything."""
+    if lock.age_s > STALE_AFTER_S:
+        return True
+    if lock.hostname != (hostname if hostname is not None else socket.gethostname()):
+        return False  # another machine's job: only its age tells
+    return not _process_exists(lock.pid)
+
+
+def _process_exists(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:  # restic, too, counts any failure to signal it as gone
+        return False
+    return True
+
+
 _REMOVED_LOCKS = re.compile(r"successfully removed (\d+) locks?")
 
 
@@ -1346,6 +1389,7 @@ __all__ = [
     "dump",
     "forget",
     "init",
+    "is_stale",
     "limit_from_mbps",
     "list_locks",
     "ls",
@@ -1354,4 +1398,5 @@ __all__ = [
     "stats",
     "unlock",
     "version",
+    "version_tuple",
 ]

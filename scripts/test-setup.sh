@@ -22,42 +22,21 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
-# restic 0.18 (Debian 13 "trixie"'s package, a static binary that needs only libc) beside the
-# system's: Debian 12 ships 0.14, which lacks forget's "oldest snapshot" rule the backups app
-# matches. The trixie source list and its package lists are kept apart from the system's (the
-# system's apt never sees trixie; nothing is installed or upgraded through apt), the package is
-# only downloaded and unpacked under /usr/local/lib/portal-test/restic-0.18, and the binary is
-# linked at /usr/local/lib/portal-test/bin/restic, which tests/hostops/test_restic.py uses
-# through RESTIC_BINARY. Skipped quickly once that binary answers with 0.18.
+# restic 0.18 (Debian 13 "trixie"'s package) beside the system's: Debian 12 ships 0.14, which
+# lacks forget's "oldest snapshot" rule the backups app matches. scripts/restic-trixie.sh (which
+# the Dockerfile uses too) only downloads and unpacks it, under /usr/local/lib/portal-test/restic-0.18;
+# the binary is linked at /usr/local/lib/portal-test/bin/restic, which tests/conftest.py names in
+# RESTIC_BINARY. Skipped quickly once that binary answers with 0.18.
 restic_home=/usr/local/lib/portal-test/restic-0.18
 restic_bin=/usr/local/lib/portal-test/bin/restic
-install_restic_018() {
-  local mirror keyring list=/etc/apt/portal-trixie.list lists=/var/lib/apt/portal-trixie-lists tmp
-  # The Debian mirror this machine already uses (deb822 or one-line sources), else deb.debian.org.
-  mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null \
-             | awk '/^URIs:/ {print $2}' | grep -v -e security -e '^$' | grep -m1 /debian || true)
-  [ -n "$mirror" ] || mirror=$(grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-             | awk '{for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) {print $i; exit}}' | grep -v security \
-             | grep -m1 /debian || true)
-  [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
-  keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-  [ -f "$keyring" ] || { echo "test-setup: $keyring is missing (apt-get install debian-archive-keyring)" >&2; return 1; }
-  echo "deb [signed-by=$keyring] $mirror trixie main" >"$list"
-  mkdir -p "$lists/partial"
-  local apt_opts=(-o "Dir::Etc::sourcelist=$list" -o "Dir::Etc::sourceparts=-" -o "Dir::State::Lists=$lists"
-                  -o "APT::Get::List-Cleanup=0")
-  apt-get "${apt_opts[@]}" update -qq || return 1
-  tmp=$(mktemp -d) && chmod 755 "$tmp"  # apt fetches as _apt
-  (cd "$tmp" && apt-get "${apt_opts[@]}" -o APT::Sandbox::User=root download restic >/dev/null) || { rm -rf "$tmp"; return 1; }
-  rm -rf "$restic_home.new" && mkdir -p "$restic_home.new" || return 1
-  dpkg -x "$tmp"/restic_*.deb "$restic_home.new" || { rm -rf "$tmp"; return 1; }
-  rm -rf "$tmp" "$restic_home" && mv "$restic_home.new" "$restic_home" || return 1
-  ln -sfn "$restic_home/usr/bin/restic" "$restic_bin"
-  "$restic_bin" version | grep -q '^restic 0\.18\.' || return 1
-}
 if ! "$restic_bin" version 2>/dev/null | grep -q '^restic 0\.18\.'; then
   echo "test-setup: installing restic 0.18 from Debian trixie into $restic_home"
-  install_restic_018 || echo "test-setup: could not install restic 0.18; its tests will skip" >&2
+  if scripts/restic-trixie.sh "$restic_home"; then
+    mkdir -p "$(dirname "$restic_bin")"  # a fresh machine has no bin folder yet
+    ln -sfn "$restic_home/usr/bin/restic" "$restic_bin"
+  else
+    echo "test-setup: could not install restic 0.18; its tests will skip" >&2
+  fi
 fi
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then

@@ -83,6 +83,8 @@ check "healthz: database, broker and worker heartbeat ok" healthy
 check "login page served" bash -c "curl -s -H 'Host: portal.verify.example' http://127.0.0.1:$port/login/admin/ | grep -q '<form'"
 check "static files served by whitenoise" bash -c "[[ \$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: portal.verify.example' http://127.0.0.1:$port/static/portal/portal.css) == 200 ]]"
 check "worker read the host's size from the engine" host_measured
+check "the image's restic is 0.18 (Debian 13's)" bash -c "docker run --rm $tag restic version | grep -q '^restic 0\.18\.'"
+check "no restic version warning (backups.W001)" bash -c "! docker exec pv-web python manage.py check 2>&1 | grep -q backups.W001"
 check "ensure_admin prints the break-glass login" bash -c "docker exec pv-web python manage.py ensure_admin | grep -q portaladmin"
 psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
 exit $failed

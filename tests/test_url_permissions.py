@@ -218,6 +218,13 @@ ACCESS: dict[str, Rule] = {
     "backups:simulator": Rule(**ADMIN_ONLY),
     "backups:snapshot-now": Rule(**ADMIN_ONLY, method="post"),
     "backups:offsite-now": Rule(**ADMIN_ONLY, method="post"),
+    # The offsite repository (backups/offsite_views.py): its state, actions and the Drive token.
+    "backups:offsite": Rule(**ADMIN_ONLY),
+    "backups:offsite-check": Rule(**ADMIN_ONLY, method="post"),
+    "backups:offsite-create": Rule(**ADMIN_ONLY, method="post"),
+    "backups:offsite-unlock": Rule(**ADMIN_ONLY, method="post"),
+    "backups:offsite-token": Rule(**ADMIN_ONLY, method="post"),
+    "backups:offsite-token-remove": Rule(**ADMIN_ONLY, method="post"),
     # Restoring (backups/restore_views.py): a member's own snapshots; an admin may browse and
     # restore any member's. The snapshot's folder is absent here: the page says so (400), an
     # empty restore is bad input (400), a download without a file redirects back (302).
