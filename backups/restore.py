@@ -31,7 +31,7 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -148,7 +148,7 @@ class Item:
     path: str  # relative to the snapshot; "" when the name can't be addressed alone
     kind: str
     size: int
-    mtime: datetime
+    mtime: datetime | None
     link_target: str = ""
 
 
@@ -199,13 +199,22 @@ def snapshot_browse(*, snapshot: Snapshot, path: str) -> Browse:
         answer = listing_of(snapshot, path)
     else:
         key = f"backups:browse:{secrets.token_hex(16)}"
-        answer = _ask_worker(LIST_TASK, [snapshot.pk, path, key], reply_key=key)
+        answer = ask_worker(LIST_TASK, [snapshot.pk, path, key], reply_key=key)
+    return browse_of(answer, path)
+
+
+def browse_of(answer: dict[str, Any], path: str) -> Browse:
+    """A listing as the worker sent it (either tier's), as the page shows it. An entry marked
+    ``odd`` (restic's listing put U+FFFD where the name's bytes were not UTF-8) is shown but
+    can't be addressed alone, like a name that isn't plain text."""
     if answer.get("error"):
         return Browse(error=answer["error"])
     items = []
+    zone = timezone.get_current_timezone()
     for entry in answer["entries"]:
         name = entry["name"]
-        addressable = shown(name) == name
+        addressable = shown(name) == name and not entry.get("odd")
+        mtime = entry["mtime"]
         items.append(
             Item(
                 name=name,
@@ -213,14 +222,14 @@ def snapshot_browse(*, snapshot: Snapshot, path: str) -> Browse:
                 path=posixpath.join(path, name) if addressable else "",
                 kind=entry["kind"],
                 size=entry["size"],
-                mtime=datetime.fromtimestamp(entry["mtime"], tz=timezone.get_current_timezone()),
+                mtime=datetime.fromtimestamp(mtime, tz=zone) if mtime is not None else None,
                 link_target=shown(entry["link"]),
             )
         )
     return Browse(items=items, truncated=answer.get("truncated", 0))
 
 
-def _ask_worker(task: str, args: list[Any], *, reply_key: str) -> dict[str, Any]:
+def ask_worker(task: str, args: list[Any], *, reply_key: str) -> dict[str, Any]:
     """Send ``task`` to the storage host's worker and wait for its answer at ``reply_key``."""
     from celery import current_app
 
@@ -288,8 +297,14 @@ def snapshot_download_open(*, snapshot: Snapshot, path: str, actor: User, contex
 
 
 def _download_from_worker(snapshot: Snapshot, path: str) -> tuple[int, Iterator[bytes]]:
+    return download_via_worker(DOWNLOAD_TASK, [snapshot.pk, path])
+
+
+def download_via_worker(task: str, args: list[Any]) -> tuple[int, Iterator[bytes]]:
+    """Ask the worker to feed a file (``task`` with ``args`` and a fresh key); its size and its
+    chunks as they come through the cache, or RestoreError with the worker's words."""
     key = f"backups:download:{secrets.token_hex(16)}"
-    answer = _ask_worker(DOWNLOAD_TASK, [snapshot.pk, path, key], reply_key=f"{key}:meta")
+    answer = ask_worker(task, [*args, key], reply_key=f"{key}:meta")
     if answer.get("error"):
         raise RestoreError(answer["error"])
     size, count = int(answer["size"]), int(answer["chunks"])
@@ -308,23 +323,63 @@ def _download_from_worker(snapshot: Snapshot, path: str) -> tuple[int, Iterator[
 
 def download_feed(snapshot_id: int, path: str, key: str) -> None:
     """The download task: the file's size, then its chunks, into the cache for the web process
-    to stream. It waits while DOWNLOAD_WINDOW chunks are unread, so a download holds at most
-    that much in Redis, and gives up when the reader stops for DOWNLOAD_STALL_SECONDS."""
+    to stream (see ChunkFeed)."""
     snapshot = Snapshot.objects.filter(pk=snapshot_id, deleted_at=None).first()
     try:
         if snapshot is None:
             raise RestoreError("That snapshot is gone.")
         fd, size = _open_for_download(snapshot, path)
     except RestoreError as exc:
-        cache.set(f"{key}:meta", {"error": str(exc)}, _REPLY_SECONDS)
+        download_refuse(key, str(exc))
         return
-    count = -(-size // DOWNLOAD_CHUNK)
-    cache.set(f"{key}:meta", {"size": size, "chunks": count}, _REPLY_SECONDS)
-    for index, chunk in enumerate(_read_chunks(fd)):
-        if index >= DOWNLOAD_WINDOW and not _wait_gone(f"{key}:{index - DOWNLOAD_WINDOW}"):
-            logger.info("download %s abandoned by its reader at chunk %s of %s", key, index, count)
-            return
-        cache.set(f"{key}:{index}", chunk, 2 * DOWNLOAD_STALL_SECONDS)
+    feed = ChunkFeed(key, size)
+    try:
+        for chunk in _read_chunks(fd):
+            feed.write(chunk)
+        feed.close()
+    except FeedAbandoned as exc:
+        logger.info("download %s: %s", key, exc)
+
+
+def download_refuse(key: str, words: str) -> None:
+    """Tell the waiting page why there is no download."""
+    cache.set(f"{key}:meta", {"error": words}, _REPLY_SECONDS)
+
+
+class FeedAbandoned(Exception):
+    """The page stopped reading a download (its visitor left)."""
+
+
+class ChunkFeed:
+    """The worker's end of a download: announces the size, then takes bytes as a file would
+    (``write``, so restic's dump can write into it) and puts them in the cache in chunks of
+    DOWNLOAD_CHUNK. It waits while DOWNLOAD_WINDOW chunks are unread, so a download holds at
+    most that much in Redis, and raises FeedAbandoned when the reader stops for
+    DOWNLOAD_STALL_SECONDS."""
+
+    def __init__(self, key: str, size: int) -> None:
+        self.key, self.count, self.index = key, -(-size // DOWNLOAD_CHUNK), 0
+        self.pending = bytearray()
+        cache.set(f"{key}:meta", {"size": size, "chunks": self.count}, _REPLY_SECONDS)
+
+    def write(self, data: bytes) -> int:
+        self.pending += data
+        while len(self.pending) >= DOWNLOAD_CHUNK:
+            self._put(bytes(self.pending[:DOWNLOAD_CHUNK]))
+            del self.pending[:DOWNLOAD_CHUNK]
+        return len(data)
+
+    def close(self) -> None:
+        if self.pending:
+            self._put(bytes(self.pending))
+            self.pending.clear()
+
+    def _put(self, chunk: bytes) -> None:
+        index = self.index
+        if index >= DOWNLOAD_WINDOW and not _wait_gone(f"{self.key}:{index - DOWNLOAD_WINDOW}"):
+            raise FeedAbandoned(f"abandoned by its reader at chunk {index} of {self.count}")
+        cache.set(f"{self.key}:{index}", chunk, 2 * DOWNLOAD_STALL_SECONDS)
+        self.index += 1
 
 
 def _wait_for(key: str, seconds: float) -> Any:
@@ -356,7 +411,7 @@ def snapshot_restore(*, snapshot: Snapshot, paths: list[str], actor: User, conte
     owner = snapshot.owner
     if owner is None or snapshot.source != f"homes/{owner.username}":
         raise RestoreError("Only snapshots of a member's home are restored into a home.")
-    cleaned = _checked_paths(paths)
+    cleaned = checked_paths(paths)
     return _start(snapshot, actor=actor, owner=owner, context=context, params={"paths": cleaned, "mode": "home"})
 
 
@@ -389,7 +444,9 @@ def checked_target(target: str) -> str:
     return target
 
 
-def _checked_paths(paths: list[str]) -> list[str]:
+def checked_paths(paths: list[str]) -> list[str]:
+    """A member's chosen entries, checked: some, not too many, none the whole snapshot, no two
+    with the same name (they land side by side); RestoreError otherwise."""
     if not paths:
         raise RestoreError("Choose at least one file or folder to restore.")
     if len(paths) > MAX_ITEMS:
@@ -457,6 +514,12 @@ def restore_execute(operation_id: int) -> None:
     locked by the worker on it and does nothing; a delivery after that worker died (the row
     running, its lock free) takes the job over: the half-made folder goes and the copy starts
     again. The pin is released however it ends."""
+    job_execute(operation_id, _run)
+
+
+def job_execute(operation_id: int, run: Callable[[int, bool], None]) -> None:
+    """Claim a restore Operation (either tier's) and ``run(operation_id, retaken)`` it, once:
+    under the job's advisory lock, taking over a row whose worker died."""
     with _job_lock(operation_id) as mine:
         if not mine:
             return
@@ -466,7 +529,7 @@ def restore_execute(operation_id: int) -> None:
             retaken = True
         else:
             return
-        _run(operation_id, retaken=retaken)
+        run(operation_id, retaken)
 
 
 def _takeover(operation_id: int) -> bool:
@@ -482,36 +545,46 @@ def _job_lock(operation_id: int) -> AbstractContextManager[bool]:
     return advisory_lock(LOCK_NAMESPACE, operation_id)
 
 
-def _run(operation_id: int, *, retaken: bool) -> None:
+def _run(operation_id: int, retaken: bool) -> None:
     op = Operation.objects.get(pk=operation_id)
     snapshot_id = int(op.params["snapshot_id"])
-    try:
+
+    def work() -> str:
         snapshot = Snapshot.objects.select_related("owner").filter(pk=snapshot_id, deleted_at=None).first()
         if snapshot is None:
             raise RestoreError("The snapshot was deleted before the restore could start.")
         if not snapshot.pinned:
             Snapshot.objects.filter(pk=snapshot_id, pinned="").update(pinned=_PIN.format(operation_id))
         if op.params.get("mode") == "home":
-            words = _restore_home(op, snapshot, retaken=retaken)
-        else:
-            words = _restore_target(op, snapshot)
-    except (RestoreError, HostOpsError, OSError) as exc:
-        message = str(exc) if isinstance(exc, RestoreError | HostOpsError) else f"{exc.strerror}: {exc.filename}"
-        logger.warning("restore %s failed: %s", operation_id, message)
-        operation_fail(operation_id, message=f"Not restored: {message}"[:300], error=message)
-    else:
-        operation_succeed(operation_id, message=words)
-        if op.params.get("mode") == "home" and op.owner_id and op.actor_id != op.owner_id:
-            # An admin restored into a member's home: the member finds a folder they didn't make.
-            notify_member(
-                user=op.owner,  # type: ignore[arg-type]
-                title="An admin restored files into your home",
-                body=words,
-                url=reverse("backups:my-snapshots"),
-                slack=False,
-            )
+            return _restore_home(op, snapshot, retaken=retaken)
+        return copy_to_target(op, snapshot_dir(snapshot))
+
+    try:
+        job_finish(op, work)
     finally:
         _unpin(snapshot_id, operation_id)
+
+
+def job_finish(op: Operation, work: Callable[[], str]) -> None:
+    """Run a claimed restore's ``work`` and end its Operation: failed with its words, or
+    succeeded, telling the member when an admin restored into their home."""
+    try:
+        words = work()
+    except (RestoreError, HostOpsError, OSError) as exc:
+        message = str(exc) if isinstance(exc, RestoreError | HostOpsError) else f"{exc.strerror}: {exc.filename}"
+        logger.warning("restore %s failed: %s", op.pk, message)
+        operation_fail(op.pk, message=f"Not restored: {message}"[:300], error=message)
+        return
+    operation_succeed(op.pk, message=words)
+    if op.params.get("mode") == "home" and op.owner_id and op.actor_id != op.owner_id:
+        # An admin restored into a member's home: the member finds a folder they didn't make.
+        notify_member(
+            user=op.owner,  # type: ignore[arg-type]
+            title="An admin restored files into your home",
+            body=words,
+            url=reverse("backups:my-snapshots"),
+            slack=False,
+        )
 
 
 def restore_pins_release() -> int:
@@ -533,12 +606,18 @@ def restore_folder_name(now: datetime) -> str:
 
 
 def _restore_home(op: Operation, snapshot: Snapshot, *, retaken: bool = False) -> str:
-    owner = snapshot.owner
-    if owner is None:
+    if snapshot.owner is None:
         raise RestoreError("The snapshot's member is gone.")
+    return copy_into_home(op, snapshot.owner, snapshot_dir(snapshot), retaken=retaken)
+
+
+def copy_into_home(op: Operation, owner: User, tree: str, *, retaken: bool = False, percent_from: int = 0) -> str:
+    """Copy the Operation's ``paths`` of the read-only ``tree`` (a snapshot, or the folder an
+    offsite copy was restored into) into a new ``restored/<time>/`` of ``owner``'s home, owned
+    by them; all or nothing. Returns what was restored, in words."""
     home = Layout.from_settings().home_of(owner.username)
     uid = gid = owner.uid
-    source = safetree.open_root(snapshot_dir(snapshot))
+    source = safetree.open_root(tree)
     try:
         home_fd = safetree.open_root(home)
     except NotFound as exc:
@@ -556,7 +635,9 @@ def _restore_home(op: Operation, snapshot: Snapshot, *, retaken: bool = False) -
             Operation.objects.filter(pk=op.pk).update(params={**op.params, "folder": name})
             try:
                 operation_progress(op.pk, message=f"Restoring into ~/{RESTORED_FOLDER}/{name}/")
-                _copy_items(op, source, op.params["paths"], folder, owner=(uid, gid), report=report)
+                _copy_items(
+                    op, source, op.params["paths"], folder, owner=(uid, gid), report=report, percent_from=percent_from
+                )
                 os.fchown(folder, uid, gid)
                 os.fchmod(folder, 0o750)
             except BaseException:
@@ -604,6 +685,7 @@ def _copy_items(
     report: safetree.CopyReport,
     rename_to: str = "",
     overwrite: bool = False,
+    percent_from: int = 0,
 ) -> None:
     for index, path in enumerate(paths, start=1):
         parts = safetree.checked_parts(path)
@@ -615,7 +697,8 @@ def _copy_items(
             )
         finally:
             os.close(parent)
-        operation_progress(op.pk, percent=round(95 * index / len(paths)), log=f"restored {path}")
+        percent = percent_from + round((95 - percent_from) * index / len(paths))
+        operation_progress(op.pk, percent=percent, log=f"restored {path}")
 
 
 def _entry_kind(parent: int, name: str, path: str) -> None:
@@ -640,7 +723,10 @@ def _check_source(source: int, path: str) -> None:
         os.close(parent)
 
 
-def _restore_target(op: Operation, snapshot: Snapshot) -> str:
+def copy_to_target(op: Operation, tree: str, *, percent_from: int = 0) -> str:
+    """An admin's restore: the Operation's one path of the read-only ``tree`` ("" for all of it)
+    to its target under the storage root, owners kept; over what is there only with the
+    Operation's ``overwrite``."""
     target = checked_target(op.params["target"])
     overwrite = bool(op.params.get("overwrite"))
     path = op.params["paths"][0]
@@ -657,22 +743,16 @@ def _restore_target(op: Operation, snapshot: Snapshot) -> str:
         exists = _exists(parent, name)
         if exists and not overwrite:
             raise RestoreError(f"{target} exists already: choose a new path, or type it to confirm overwriting.")
-        snap = snapshot_dir(snapshot)
-        if path:
-            source = safetree.open_root(snap)
-            try:
-                _copy_items(op, source, [path], parent, owner=None, report=report, rename_to=name, overwrite=exists)
-            finally:
-                os.close(source)
-        else:  # the whole snapshot: copy its folder from the folder that holds it
-            holder = safetree.open_root(posixpath.dirname(snap))
-            try:
-                _copy_items(
-                    op, holder, [posixpath.basename(snap)], parent, owner=None, report=report, rename_to=name,
-                    overwrite=exists,
-                )  # fmt: skip
-            finally:
-                os.close(holder)
+        # The whole tree is copied as its folder, from the folder that holds it.
+        holder, item = (tree, path) if path else (posixpath.dirname(tree), posixpath.basename(tree))
+        source = safetree.open_root(holder)
+        try:
+            _copy_items(
+                op, source, [item], parent, owner=None, report=report, rename_to=name, overwrite=exists,
+                percent_from=percent_from,
+            )  # fmt: skip
+        finally:
+            os.close(source)
     finally:
         os.close(parent)
     over = " over what was there" if exists else ""
