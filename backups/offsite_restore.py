@@ -63,6 +63,7 @@ STAGING_FOLDER = ".restore-staging"
 LISTING_SECONDS = 300
 RESTORE_LOCK_WAIT = 600  # seconds a restore waits for forget or prune to let go of the repository
 FETCHED = 80  # percent of the job that is restic's part; the copy into place is the rest
+PROGRESS_FPS = 0.5  # restic's status lines a second: one row update every two seconds
 _LS_LIMIT = 100_000
 _KINDS = {"dir": "dir", "file": "file", "symlink": "link"}
 _GLOB = str.maketrans({char: f"\\{char}" for char in "\\*?["})
@@ -357,7 +358,7 @@ def _fetch(op: Operation, repo: restic.Repository, row: ResticSnapshot, tree: st
 
     summary = restic.restore(
         repo, row.snapshot_id, tree, subdir=snapshot_root(row), include=include, verify=True,
-        on_progress=progress, progress_fps=0.5,
+        on_progress=progress, progress_fps=PROGRESS_FPS,
     )  # fmt: skip
     if summary.errors:
         raise RestoreError(f"restic could not restore everything: {summary.errors[-1]}")

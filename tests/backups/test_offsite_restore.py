@@ -225,6 +225,34 @@ def test_a_folder_comes_back_whole_with_odd_names_links_and_glob_characters(
     assert staging_left(btrfs_root) == []
 
 
+def test_restics_progress_reaches_the_operation(
+    home: str,
+    alice: User,
+    btrfs_root: str,
+    offsite: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    storage_conftest.write_random(f"{home}/big.bin", 96 * 1024 * 1024)
+    row = offsite_snapshot(btrfs_root, alice)
+    monkeypatch.setattr(offsite_restore, "PROGRESS_FPS", 50)
+    seen: list[tuple[int | None, str]] = []
+    real = offsite_restore.operation_progress
+
+    def watching(operation_id: int, *, percent: int | None = None, message: str = "", log: str = "") -> None:
+        seen.append((percent, message))
+        real(operation_id, percent=percent, message=message, log=log)
+
+    monkeypatch.setattr(offsite_restore, "operation_progress", watching)
+    done = restore_offsite(row, ["big.bin"], alice, django_capture_on_commit_callbacks)
+    assert done.state == Operation.State.SUCCEEDED, done.error
+    fetching = [percent for percent, message in seen if message.startswith("Fetching: ")]
+    assert fetching, seen
+    assert all(0 <= (percent or 0) <= offsite_restore.FETCHED for percent in fetching)
+    assert fetching == sorted(fetching)
+    assert any(message.endswith("of 96.0M") or message.endswith("of 96M") for _, message in seen), seen
+
+
 @pytest.fixture
 def planted(home: str, alice: User, bob: User, btrfs_root: str, offsite: dict[str, str]) -> ResticSnapshot:
     """Alice's home with links planted before the snapshot: to bob's home and to /etc/shadow."""
