@@ -45,6 +45,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from backups import offsite_repo, restore
+from backups import restore_pipe as pipe
 from backups.models import ResticSnapshot
 from backups.restore import RestoreError
 from hostops import restic, safetree
@@ -174,7 +175,7 @@ def offsite_browse(*, row: ResticSnapshot, path: str) -> restore.Browse:
             answer = listing_of(row, path)
         else:
             reply = f"backups:browse:{os.urandom(16).hex()}"
-            answer = restore.ask_worker(LIST_TASK, [row.pk, path, reply], reply_key=reply)
+            answer = pipe.ask_worker(LIST_TASK, [row.pk, path, reply], reply_key=reply)
         if not answer.get("error"):  # errors (a busy repository) are asked again next time
             cache.set(key, answer, LISTING_SECONDS)
     return restore.browse_of(answer, path)
@@ -206,7 +207,7 @@ def _file_size(repo: restic.Repository, row: ResticSnapshot, path: str) -> int:
 
 def download_feed(row_id: int, path: str, key: str) -> None:
     """The download task: ``restic dump`` of one plain file into the cache, a window at a time
-    (tier 1's restore.ChunkFeed)."""
+    (restore_pipe.ChunkFeed)."""
     row = ResticSnapshot.objects.filter(pk=row_id, forgotten_at=None).first()
     try:
         if row is None:
@@ -215,17 +216,17 @@ def download_feed(row_id: int, path: str, key: str) -> None:
         repo = _repository()
         size = _file_size(repo, row, path)
     except RestoreError as exc:
-        restore.download_refuse(key, str(exc))
+        pipe.download_refuse(key, str(exc))
         return
-    feed = restore.ChunkFeed(key, size)
+    feed = pipe.ChunkFeed(key, size)
     try:
         restic.dump(repo, row.snapshot_id, _inside(row, path), feed, max_bytes=size)  # type: ignore[arg-type]
         feed.close()
-    except (restore.FeedAbandoned, HostOpsError) as exc:
+    except (pipe.FeedAbandoned, HostOpsError) as exc:
         logger.warning("offsite download %s stopped: %s", key, exc)
 
 
-def offsite_download_open(*, row: ResticSnapshot, path: str, actor: User, context: AuditContext) -> restore.Download:
+def offsite_download_open(*, row: ResticSnapshot, path: str, actor: User, context: AuditContext) -> pipe.Download:
     """One plain file of the restic snapshot as chunks for the web process to stream: dumped
     here into a private temporary file with BACKUP_BROWSE_LOCAL, else piped from the worker."""
     path = restore.checked_relative(path)
@@ -234,9 +235,12 @@ def offsite_download_open(*, row: ResticSnapshot, path: str, actor: User, contex
     if settings.BACKUP_BROWSE_LOCAL:
         size, chunks = _dump_here(row, path)
     else:
-        size, chunks = restore.download_via_worker(DOWNLOAD_TASK, [row.pk, path])
+        try:
+            size, chunks = pipe.download_via_worker(DOWNLOAD_TASK, [row.pk, path])
+        except pipe.WorkerRefused as exc:
+            raise RestoreError(str(exc)) from exc
     audit_record(action="backups.download", actor=actor, target=row, context=context, path=path, size=size)
-    return restore.Download(size, posixpath.basename(path), chunks)
+    return pipe.Download(size, posixpath.basename(path), chunks)
 
 
 def _dump_here(row: ResticSnapshot, path: str) -> tuple[int, Iterator[bytes]]:
@@ -252,7 +256,7 @@ def _dump_here(row: ResticSnapshot, path: str) -> tuple[int, Iterator[bytes]]:
 
     def chunks() -> Iterator[bytes]:
         with spool:
-            while chunk := spool.read(restore.DOWNLOAD_CHUNK):
+            while chunk := spool.read(pipe.DOWNLOAD_CHUNK):
                 yield chunk
 
     return size, chunks()

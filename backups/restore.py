@@ -17,6 +17,9 @@ container has an empty /srv), so the web process never opens a snapshot itself:
   deleting each as it goes; the worker waits while DOWNLOAD_WINDOW chunks are unread, so one
   download holds at most that much in Redis. With BACKUP_BROWSE_LOCAL the view reads the file.
 
+The asking and streaming through the cache is backups/restore_pipe.py, shared with the offsite
+tier (backups/offsite_restore.py), which restores through the same copy below.
+
 Every read walks the snapshot with ``hostops.safetree`` (``openat`` with O_NOFOLLOW), so a
 symlink a member planted before the snapshot is shown and copied as a link, never followed.
 A snapshot being restored from is pinned (``Snapshot.pinned``), so the retention keeps it.
@@ -30,7 +33,6 @@ import posixpath
 import re
 import secrets
 import stat
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from backups import restore_pipe as pipe
 from backups.models import Snapshot
 from hostops import safetree
 from hostops.errors import HostOpsError, NotFound
@@ -70,15 +73,11 @@ RESTORE_KIND = "backups.restore"
 RESTORE_TASK = "backups.restore_tasks.restore_task"
 LIST_TASK = "backups.restore_tasks.snapshot_list_task"
 DOWNLOAD_TASK = "backups.restore_tasks.snapshot_download_task"
-DOWNLOAD_CHUNK = 4 * 1024 * 1024
-DOWNLOAD_WINDOW = 8  # chunks of one download in the cache at once: 32 MiB
-DOWNLOAD_STALL_SECONDS = 60
 RESTORED_FOLDER = "restored"
 SNAPSHOTS_FOLDER = ".snapshots"
 MAX_ITEMS = 200  # entries one restore may name
 _PIN = "restore #{}"
 _SNAPSHOT_NAME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{6}Z")
-_REPLY_SECONDS = 60
 LOCK_NAMESPACE = 0x5253  # "RS": restores' advisory locks, apart from ingestion's and the workspaces'
 NOT_BTRFS = "Snapshots are not available: the storage root {root} is not on BTRFS, so no snapshots are taken."
 
@@ -185,7 +184,7 @@ def listing_reply(snapshot_id: int, path: str, reply_key: str) -> None:
     """The listing task: answer the waiting view through the cache."""
     snapshot = Snapshot.objects.filter(pk=snapshot_id, deleted_at=None).first()
     answer = listing_of(snapshot, path) if snapshot is not None else {"error": "That snapshot is gone."}
-    cache.set(reply_key, answer, _REPLY_SECONDS)
+    cache.set(reply_key, answer, pipe.REPLY_SECONDS)
 
 
 def snapshot_browse(*, snapshot: Snapshot, path: str) -> Browse:
@@ -199,7 +198,7 @@ def snapshot_browse(*, snapshot: Snapshot, path: str) -> Browse:
         answer = listing_of(snapshot, path)
     else:
         key = f"backups:browse:{secrets.token_hex(16)}"
-        answer = ask_worker(LIST_TASK, [snapshot.pk, path, key], reply_key=key)
+        answer = pipe.ask_worker(LIST_TASK, [snapshot.pk, path, key], reply_key=key)
     return browse_of(answer, path)
 
 
@@ -229,32 +228,6 @@ def browse_of(answer: dict[str, Any], path: str) -> Browse:
     return Browse(items=items, truncated=answer.get("truncated", 0))
 
 
-def ask_worker(task: str, args: list[Any], *, reply_key: str) -> dict[str, Any]:
-    """Send ``task`` to the storage host's worker and wait for its answer at ``reply_key``."""
-    from celery import current_app
-
-    try:
-        current_app.send_task(task, args=args, queue=Host.local().queue, retry=True, retry_policy=_SEND_RETRY)
-    except Exception as exc:  # the broker's error, whichever transport
-        logger.warning("could not send %s: %s", task, exc)
-        return {"error": "The job queue is not answering, so the snapshot can't be read now. Try again in a minute."}
-    answer = _wait_for(reply_key, settings.BACKUP_BROWSE_TIMEOUT)
-    if answer is None:
-        return {"error": "The storage worker did not answer in time, so the snapshot can't be read now. Try again."}
-    cache.delete(reply_key)
-    return answer  # type: ignore[no-any-return]
-
-
-_SEND_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
-
-
-@dataclass(frozen=True)
-class Download:
-    size: int
-    filename: str
-    chunks: Iterator[bytes]
-
-
 def _open_for_download(snapshot: Snapshot, path: str) -> tuple[int, int]:
     """The file's descriptor and size, or RestoreError in words (on whichever side reads)."""
     try:
@@ -274,13 +247,7 @@ def _open_for_download(snapshot: Snapshot, path: str) -> tuple[int, int]:
     return fd, size
 
 
-def _read_chunks(fd: int) -> Iterator[bytes]:
-    with os.fdopen(fd, "rb") as handle:
-        while chunk := handle.read(DOWNLOAD_CHUNK):
-            yield chunk
-
-
-def snapshot_download_open(*, snapshot: Snapshot, path: str, actor: User, context: AuditContext) -> Download:
+def snapshot_download_open(*, snapshot: Snapshot, path: str, actor: User, context: AuditContext) -> pipe.Download:
     """One plain file of the snapshot as chunks for the web process to stream: read here with
     BACKUP_BROWSE_LOCAL, else piped from the worker through the cache, at most
     DOWNLOAD_WINDOW chunks in it at a time. RestoreError for a link, a folder, a big file."""
@@ -289,116 +256,38 @@ def snapshot_download_open(*, snapshot: Snapshot, path: str, actor: User, contex
         raise RestoreError("Choose a file to download.")
     if settings.BACKUP_BROWSE_LOCAL:
         fd, size = _open_for_download(snapshot, path)
-        chunks = _read_chunks(fd)
+        chunks = pipe.read_chunks(fd)
     else:
         size, chunks = _download_from_worker(snapshot, path)
     audit_record(action="backups.download", actor=actor, target=snapshot, context=context, path=path, size=size)
-    return Download(size, posixpath.basename(path), chunks)
+    return pipe.Download(size, posixpath.basename(path), chunks)
 
 
 def _download_from_worker(snapshot: Snapshot, path: str) -> tuple[int, Iterator[bytes]]:
-    return download_via_worker(DOWNLOAD_TASK, [snapshot.pk, path])
-
-
-def download_via_worker(task: str, args: list[Any]) -> tuple[int, Iterator[bytes]]:
-    """Ask the worker to feed a file (``task`` with ``args`` and a fresh key); its size and its
-    chunks as they come through the cache, or RestoreError with the worker's words."""
-    key = f"backups:download:{secrets.token_hex(16)}"
-    answer = ask_worker(task, [*args, key], reply_key=f"{key}:meta")
-    if answer.get("error"):
-        raise RestoreError(answer["error"])
-    size, count = int(answer["size"]), int(answer["chunks"])
-
-    def chunks() -> Iterator[bytes]:
-        for index in range(count):
-            chunk = _wait_for(f"{key}:{index}", DOWNLOAD_STALL_SECONDS)
-            if chunk is None:  # the worker stopped: end short, and the browser says it failed
-                logger.warning("download %s stopped at chunk %s of %s", key, index, count)
-                return
-            cache.delete(f"{key}:{index}")
-            yield chunk
-
-    return size, chunks()
+    try:
+        return pipe.download_via_worker(DOWNLOAD_TASK, [snapshot.pk, path])
+    except pipe.WorkerRefused as exc:
+        raise RestoreError(str(exc)) from exc
 
 
 def download_feed(snapshot_id: int, path: str, key: str) -> None:
     """The download task: the file's size, then its chunks, into the cache for the web process
-    to stream (see ChunkFeed)."""
+    to stream (see restore_pipe.ChunkFeed)."""
     snapshot = Snapshot.objects.filter(pk=snapshot_id, deleted_at=None).first()
     try:
         if snapshot is None:
             raise RestoreError("That snapshot is gone.")
         fd, size = _open_for_download(snapshot, path)
     except RestoreError as exc:
-        download_refuse(key, str(exc))
+        pipe.download_refuse(key, str(exc))
         return
-    feed = ChunkFeed(key, size)
+    feed = pipe.ChunkFeed(key, size)
     try:
-        for chunk in _read_chunks(fd):
+        for chunk in pipe.read_chunks(fd):
             feed.write(chunk)
         feed.close()
-    except FeedAbandoned as exc:
+    except pipe.FeedAbandoned as exc:
         logger.info("download %s: %s", key, exc)
-
-
-def download_refuse(key: str, words: str) -> None:
-    """Tell the waiting page why there is no download."""
-    cache.set(f"{key}:meta", {"error": words}, _REPLY_SECONDS)
-
-
-class FeedAbandoned(Exception):
-    """The page stopped reading a download (its visitor left)."""
-
-
-class ChunkFeed:
-    """The worker's end of a download: announces the size, then takes bytes as a file would
-    (``write``, so restic's dump can write into it) and puts them in the cache in chunks of
-    DOWNLOAD_CHUNK. It waits while DOWNLOAD_WINDOW chunks are unread, so a download holds at
-    most that much in Redis, and raises FeedAbandoned when the reader stops for
-    DOWNLOAD_STALL_SECONDS."""
-
-    def __init__(self, key: str, size: int) -> None:
-        self.key, self.count, self.index = key, -(-size // DOWNLOAD_CHUNK), 0
-        self.pending = bytearray()
-        cache.set(f"{key}:meta", {"size": size, "chunks": self.count}, _REPLY_SECONDS)
-
-    def write(self, data: bytes) -> int:
-        self.pending += data
-        while len(self.pending) >= DOWNLOAD_CHUNK:
-            self._put(bytes(self.pending[:DOWNLOAD_CHUNK]))
-            del self.pending[:DOWNLOAD_CHUNK]
-        return len(data)
-
-    def close(self) -> None:
-        if self.pending:
-            self._put(bytes(self.pending))
-            self.pending.clear()
-
-    def _put(self, chunk: bytes) -> None:
-        index = self.index
-        if index >= DOWNLOAD_WINDOW and not _wait_gone(f"{self.key}:{index - DOWNLOAD_WINDOW}"):
-            raise FeedAbandoned(f"abandoned by its reader at chunk {index} of {self.count}")
-        cache.set(f"{self.key}:{index}", chunk, 2 * DOWNLOAD_STALL_SECONDS)
-        self.index += 1
-
-
-def _wait_for(key: str, seconds: float) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = cache.get(key)
-        if value is not None:
-            return value
-        time.sleep(0.05)
-    return None
-
-
-def _wait_gone(key: str) -> bool:
-    deadline = time.monotonic() + DOWNLOAD_STALL_SECONDS
-    while time.monotonic() < deadline:
-        if cache.get(key) is None:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # --- restoring: the services ----------------------------------------------------------------------

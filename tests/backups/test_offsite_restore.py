@@ -20,7 +20,7 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
-from backups import offsite_repo, offsite_restore, restore
+from backups import offsite_repo, offsite_restore, restore, restore_pipe
 from backups.models import ResticSnapshot
 from hostops import mounts, rclone, restic
 from portal.audit import SYSTEM
@@ -480,8 +480,8 @@ def test_listing_and_download_travel_through_the_cache_when_the_worker_reads(
     write(f"{folder}/big.bin", data, uid=member.uid)
     row = offsite_snapshot(btrfs_root, member)
     settings.BACKUP_BROWSE_LOCAL = False
-    monkeypatch.setattr(restore, "DOWNLOAD_CHUNK", 1024 * 1024)
-    monkeypatch.setattr(restore, "DOWNLOAD_WINDOW", 1)
+    monkeypatch.setattr(restore_pipe, "DOWNLOAD_CHUNK", 1024 * 1024)
+    monkeypatch.setattr(restore_pipe, "DOWNLOAD_WINDOW", 1)
     tasks = {
         offsite_restore.LIST_TASK: offsite_restore.listing_reply,
         offsite_restore.DOWNLOAD_TASK: offsite_restore.download_feed,
