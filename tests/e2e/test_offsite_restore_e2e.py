@@ -129,3 +129,31 @@ def test_a_member_restores_a_deleted_file_from_an_offsite_snapshot(
         assert handle.read() == data
     assert os.stat(f"{folder}/chapter1.tex").st_uid == alice.uid
     assert os.listdir(f"{btrfs_root}/{offsite_restore.STAGING_FOLDER}") == []
+
+
+def test_an_admin_sends_a_members_offsite_snapshot_to_the_admin_restore(
+    page: Page, sign_in_as: Callable[[User], None], btrfs_root: str, offsite: None
+) -> None:
+    admin = UserFactory(username="ada", first_name="Ada", is_staff=True)
+    alice = UserFactory(username="alice")
+    home = prepare_member(alice).home_path
+    with open(f"{home}/notes.txt", "w") as handle:
+        handle.write("as it was\n")
+    row = _offsite_snapshot(btrfs_root, alice, WHEN)
+    sign_in_as(admin)
+    page.goto(reverse("member-detail", args=[alice.pk]))
+    section = page.locator("#member-snapshots")
+    expect(section).to_contain_text(row.short_id)
+    page.screenshot(path=str(SHOTS / "offsite-member-section.png"), full_page=True)
+    section.locator("li", has_text=row.short_id).get_by_role("link", name="restore elsewhere").click()
+    expect(page.get_by_label("Offsite snapshot", exact=True)).to_have_value(str(row.pk))
+    page.get_by_label("Path", exact=True).fill("notes.txt")
+    page.get_by_label("Target", exact=True).fill(f"{btrfs_root}/datasets/notes-recovered.txt")
+    page.get_by_role("button", name="Restore").click()
+    expect(page.locator(".messages")).to_contain_text("Restoring to")
+    op = Operation.objects.get(kind=restore.RESTORE_KIND)
+    offsite_restore.offsite_restore_execute(op.pk)
+    expect(page.locator(f"#op-{op.pk}")).to_contain_text("Succeeded")
+    page.screenshot(path=str(SHOTS / "offsite-admin-restore.png"), full_page=True)
+    with open(f"{btrfs_root}/datasets/notes-recovered.txt") as handle:
+        assert handle.read() == "as it was\n"
