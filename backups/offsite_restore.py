@@ -126,7 +126,9 @@ def listing_of(row: ResticSnapshot, path: str) -> dict[str, Any]:
         return {"error": _read_words(exc)}
     itself = next((node for node in nodes if node.path.rstrip("/") == folder), None)
     if itself is None:
-        return {"error": "That folder is not in the offsite snapshot." if path else "The snapshot is empty."}
+        if path:
+            return {"error": "That folder is not in the offsite snapshot."}
+        return {"error": f"The offsite snapshot holds nothing at {folder}; choose another snapshot."}
     if itself.type != "dir":
         return {"error": "That is not a folder of the snapshot (a file or a link); links are never followed."}
     children = sorted(
