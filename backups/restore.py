@@ -17,6 +17,9 @@ container has an empty /srv), so the web process never opens a snapshot itself:
   deleting each as it goes; the worker waits while DOWNLOAD_WINDOW chunks are unread, so one
   download holds at most that much in Redis. With BACKUP_BROWSE_LOCAL the view reads the file.
 
+The asking and streaming through the cache is backups/restore_pipe.py, shared with the offsite
+tier (backups/offsite_restore.py), which restores through the same copy below.
+
 Every read walks the snapshot with ``hostops.safetree`` (``openat`` with O_NOFOLLOW), so a
 symlink a member planted before the snapshot is shown and copied as a link, never followed.
 A snapshot being restored from is pinned (``Snapshot.pinned``), so the retention keeps it.
@@ -30,8 +33,7 @@ import posixpath
 import re
 import secrets
 import stat
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,6 +46,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from backups import restore_pipe as pipe
 from backups.models import Snapshot
 from hostops import safetree
 from hostops.errors import HostOpsError, NotFound
@@ -70,15 +73,11 @@ RESTORE_KIND = "backups.restore"
 RESTORE_TASK = "backups.restore_tasks.restore_task"
 LIST_TASK = "backups.restore_tasks.snapshot_list_task"
 DOWNLOAD_TASK = "backups.restore_tasks.snapshot_download_task"
-DOWNLOAD_CHUNK = 4 * 1024 * 1024
-DOWNLOAD_WINDOW = 8  # chunks of one download in the cache at once: 32 MiB
-DOWNLOAD_STALL_SECONDS = 60
 RESTORED_FOLDER = "restored"
 SNAPSHOTS_FOLDER = ".snapshots"
 MAX_ITEMS = 200  # entries one restore may name
 _PIN = "restore #{}"
 _SNAPSHOT_NAME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{6}Z")
-_REPLY_SECONDS = 60
 LOCK_NAMESPACE = 0x5253  # "RS": restores' advisory locks, apart from ingestion's and the workspaces'
 NOT_BTRFS = "Snapshots are not available: the storage root {root} is not on BTRFS, so no snapshots are taken."
 
@@ -148,7 +147,7 @@ class Item:
     path: str  # relative to the snapshot; "" when the name can't be addressed alone
     kind: str
     size: int
-    mtime: datetime
+    mtime: datetime | None
     link_target: str = ""
 
 
@@ -185,7 +184,7 @@ def listing_reply(snapshot_id: int, path: str, reply_key: str) -> None:
     """The listing task: answer the waiting view through the cache."""
     snapshot = Snapshot.objects.filter(pk=snapshot_id, deleted_at=None).first()
     answer = listing_of(snapshot, path) if snapshot is not None else {"error": "That snapshot is gone."}
-    cache.set(reply_key, answer, _REPLY_SECONDS)
+    cache.set(reply_key, answer, pipe.REPLY_SECONDS)
 
 
 def snapshot_browse(*, snapshot: Snapshot, path: str) -> Browse:
@@ -199,13 +198,22 @@ def snapshot_browse(*, snapshot: Snapshot, path: str) -> Browse:
         answer = listing_of(snapshot, path)
     else:
         key = f"backups:browse:{secrets.token_hex(16)}"
-        answer = _ask_worker(LIST_TASK, [snapshot.pk, path, key], reply_key=key)
+        answer = pipe.ask_worker(LIST_TASK, [snapshot.pk, path, key], reply_key=key)
+    return browse_of(answer, path)
+
+
+def browse_of(answer: dict[str, Any], path: str) -> Browse:
+    """A listing as the worker sent it (either tier's), as the page shows it. An entry marked
+    ``odd`` (restic's listing put U+FFFD where the name's bytes were not UTF-8) is shown but
+    can't be addressed alone, like a name that isn't plain text."""
     if answer.get("error"):
         return Browse(error=answer["error"])
     items = []
+    zone = timezone.get_current_timezone()
     for entry in answer["entries"]:
         name = entry["name"]
-        addressable = shown(name) == name
+        addressable = shown(name) == name and not entry.get("odd")
+        mtime = entry["mtime"]
         items.append(
             Item(
                 name=name,
@@ -213,37 +221,11 @@ def snapshot_browse(*, snapshot: Snapshot, path: str) -> Browse:
                 path=posixpath.join(path, name) if addressable else "",
                 kind=entry["kind"],
                 size=entry["size"],
-                mtime=datetime.fromtimestamp(entry["mtime"], tz=timezone.get_current_timezone()),
+                mtime=datetime.fromtimestamp(mtime, tz=zone) if mtime is not None else None,
                 link_target=shown(entry["link"]),
             )
         )
     return Browse(items=items, truncated=answer.get("truncated", 0))
-
-
-def _ask_worker(task: str, args: list[Any], *, reply_key: str) -> dict[str, Any]:
-    """Send ``task`` to the storage host's worker and wait for its answer at ``reply_key``."""
-    from celery import current_app
-
-    try:
-        current_app.send_task(task, args=args, queue=Host.local().queue, retry=True, retry_policy=_SEND_RETRY)
-    except Exception as exc:  # the broker's error, whichever transport
-        logger.warning("could not send %s: %s", task, exc)
-        return {"error": "The job queue is not answering, so the snapshot can't be read now. Try again in a minute."}
-    answer = _wait_for(reply_key, settings.BACKUP_BROWSE_TIMEOUT)
-    if answer is None:
-        return {"error": "The storage worker did not answer in time, so the snapshot can't be read now. Try again."}
-    cache.delete(reply_key)
-    return answer  # type: ignore[no-any-return]
-
-
-_SEND_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
-
-
-@dataclass(frozen=True)
-class Download:
-    size: int
-    filename: str
-    chunks: Iterator[bytes]
 
 
 def _open_for_download(snapshot: Snapshot, path: str) -> tuple[int, int]:
@@ -265,13 +247,7 @@ def _open_for_download(snapshot: Snapshot, path: str) -> tuple[int, int]:
     return fd, size
 
 
-def _read_chunks(fd: int) -> Iterator[bytes]:
-    with os.fdopen(fd, "rb") as handle:
-        while chunk := handle.read(DOWNLOAD_CHUNK):
-            yield chunk
-
-
-def snapshot_download_open(*, snapshot: Snapshot, path: str, actor: User, context: AuditContext) -> Download:
+def snapshot_download_open(*, snapshot: Snapshot, path: str, actor: User, context: AuditContext) -> pipe.Download:
     """One plain file of the snapshot as chunks for the web process to stream: read here with
     BACKUP_BROWSE_LOCAL, else piped from the worker through the cache, at most
     DOWNLOAD_WINDOW chunks in it at a time. RestoreError for a link, a folder, a big file."""
@@ -280,70 +256,38 @@ def snapshot_download_open(*, snapshot: Snapshot, path: str, actor: User, contex
         raise RestoreError("Choose a file to download.")
     if settings.BACKUP_BROWSE_LOCAL:
         fd, size = _open_for_download(snapshot, path)
-        chunks = _read_chunks(fd)
+        chunks = pipe.read_chunks(fd)
     else:
         size, chunks = _download_from_worker(snapshot, path)
     audit_record(action="backups.download", actor=actor, target=snapshot, context=context, path=path, size=size)
-    return Download(size, posixpath.basename(path), chunks)
+    return pipe.Download(size, posixpath.basename(path), chunks)
 
 
 def _download_from_worker(snapshot: Snapshot, path: str) -> tuple[int, Iterator[bytes]]:
-    key = f"backups:download:{secrets.token_hex(16)}"
-    answer = _ask_worker(DOWNLOAD_TASK, [snapshot.pk, path, key], reply_key=f"{key}:meta")
-    if answer.get("error"):
-        raise RestoreError(answer["error"])
-    size, count = int(answer["size"]), int(answer["chunks"])
-
-    def chunks() -> Iterator[bytes]:
-        for index in range(count):
-            chunk = _wait_for(f"{key}:{index}", DOWNLOAD_STALL_SECONDS)
-            if chunk is None:  # the worker stopped: end short, and the browser says it failed
-                logger.warning("download %s stopped at chunk %s of %s", key, index, count)
-                return
-            cache.delete(f"{key}:{index}")
-            yield chunk
-
-    return size, chunks()
+    try:
+        return pipe.download_via_worker(DOWNLOAD_TASK, [snapshot.pk, path])
+    except pipe.WorkerRefused as exc:
+        raise RestoreError(str(exc)) from exc
 
 
 def download_feed(snapshot_id: int, path: str, key: str) -> None:
     """The download task: the file's size, then its chunks, into the cache for the web process
-    to stream. It waits while DOWNLOAD_WINDOW chunks are unread, so a download holds at most
-    that much in Redis, and gives up when the reader stops for DOWNLOAD_STALL_SECONDS."""
+    to stream (see restore_pipe.ChunkFeed)."""
     snapshot = Snapshot.objects.filter(pk=snapshot_id, deleted_at=None).first()
     try:
         if snapshot is None:
             raise RestoreError("That snapshot is gone.")
         fd, size = _open_for_download(snapshot, path)
     except RestoreError as exc:
-        cache.set(f"{key}:meta", {"error": str(exc)}, _REPLY_SECONDS)
+        pipe.download_refuse(key, str(exc))
         return
-    count = -(-size // DOWNLOAD_CHUNK)
-    cache.set(f"{key}:meta", {"size": size, "chunks": count}, _REPLY_SECONDS)
-    for index, chunk in enumerate(_read_chunks(fd)):
-        if index >= DOWNLOAD_WINDOW and not _wait_gone(f"{key}:{index - DOWNLOAD_WINDOW}"):
-            logger.info("download %s abandoned by its reader at chunk %s of %s", key, index, count)
-            return
-        cache.set(f"{key}:{index}", chunk, 2 * DOWNLOAD_STALL_SECONDS)
-
-
-def _wait_for(key: str, seconds: float) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = cache.get(key)
-        if value is not None:
-            return value
-        time.sleep(0.05)
-    return None
-
-
-def _wait_gone(key: str) -> bool:
-    deadline = time.monotonic() + DOWNLOAD_STALL_SECONDS
-    while time.monotonic() < deadline:
-        if cache.get(key) is None:
-            return True
-        time.sleep(0.05)
-    return False
+    feed = pipe.ChunkFeed(key, size)
+    try:
+        for chunk in pipe.read_chunks(fd):
+            feed.write(chunk)
+        feed.close()
+    except pipe.FeedAbandoned as exc:
+        logger.info("download %s: %s", key, exc)
 
 
 # --- restoring: the services ----------------------------------------------------------------------
@@ -356,7 +300,7 @@ def snapshot_restore(*, snapshot: Snapshot, paths: list[str], actor: User, conte
     owner = snapshot.owner
     if owner is None or snapshot.source != f"homes/{owner.username}":
         raise RestoreError("Only snapshots of a member's home are restored into a home.")
-    cleaned = _checked_paths(paths)
+    cleaned = checked_paths(paths)
     return _start(snapshot, actor=actor, owner=owner, context=context, params={"paths": cleaned, "mode": "home"})
 
 
@@ -389,7 +333,9 @@ def checked_target(target: str) -> str:
     return target
 
 
-def _checked_paths(paths: list[str]) -> list[str]:
+def checked_paths(paths: list[str]) -> list[str]:
+    """A member's chosen entries, checked: some, not too many, none the whole snapshot, no two
+    with the same name (they land side by side); RestoreError otherwise."""
     if not paths:
         raise RestoreError("Choose at least one file or folder to restore.")
     if len(paths) > MAX_ITEMS:
@@ -457,6 +403,12 @@ def restore_execute(operation_id: int) -> None:
     locked by the worker on it and does nothing; a delivery after that worker died (the row
     running, its lock free) takes the job over: the half-made folder goes and the copy starts
     again. The pin is released however it ends."""
+    job_execute(operation_id, _run)
+
+
+def job_execute(operation_id: int, run: Callable[[int, bool], None]) -> None:
+    """Claim a restore Operation (either tier's) and ``run(operation_id, retaken)`` it, once:
+    under the job's advisory lock, taking over a row whose worker died."""
     with _job_lock(operation_id) as mine:
         if not mine:
             return
@@ -466,7 +418,7 @@ def restore_execute(operation_id: int) -> None:
             retaken = True
         else:
             return
-        _run(operation_id, retaken=retaken)
+        run(operation_id, retaken)
 
 
 def _takeover(operation_id: int) -> bool:
@@ -482,36 +434,46 @@ def _job_lock(operation_id: int) -> AbstractContextManager[bool]:
     return advisory_lock(LOCK_NAMESPACE, operation_id)
 
 
-def _run(operation_id: int, *, retaken: bool) -> None:
+def _run(operation_id: int, retaken: bool) -> None:
     op = Operation.objects.get(pk=operation_id)
     snapshot_id = int(op.params["snapshot_id"])
-    try:
+
+    def work() -> str:
         snapshot = Snapshot.objects.select_related("owner").filter(pk=snapshot_id, deleted_at=None).first()
         if snapshot is None:
             raise RestoreError("The snapshot was deleted before the restore could start.")
         if not snapshot.pinned:
             Snapshot.objects.filter(pk=snapshot_id, pinned="").update(pinned=_PIN.format(operation_id))
         if op.params.get("mode") == "home":
-            words = _restore_home(op, snapshot, retaken=retaken)
-        else:
-            words = _restore_target(op, snapshot)
-    except (RestoreError, HostOpsError, OSError) as exc:
-        message = str(exc) if isinstance(exc, RestoreError | HostOpsError) else f"{exc.strerror}: {exc.filename}"
-        logger.warning("restore %s failed: %s", operation_id, message)
-        operation_fail(operation_id, message=f"Not restored: {message}"[:300], error=message)
-    else:
-        operation_succeed(operation_id, message=words)
-        if op.params.get("mode") == "home" and op.owner_id and op.actor_id != op.owner_id:
-            # An admin restored into a member's home: the member finds a folder they didn't make.
-            notify_member(
-                user=op.owner,  # type: ignore[arg-type]
-                title="An admin restored files into your home",
-                body=words,
-                url=reverse("backups:my-snapshots"),
-                slack=False,
-            )
+            return _restore_home(op, snapshot, retaken=retaken)
+        return copy_to_target(op, snapshot_dir(snapshot))
+
+    try:
+        job_finish(op, work)
     finally:
         _unpin(snapshot_id, operation_id)
+
+
+def job_finish(op: Operation, work: Callable[[], str]) -> None:
+    """Run a claimed restore's ``work`` and end its Operation: failed with its words, or
+    succeeded, telling the member when an admin restored into their home."""
+    try:
+        words = work()
+    except (RestoreError, HostOpsError, OSError) as exc:
+        message = str(exc) if isinstance(exc, RestoreError | HostOpsError) else f"{exc.strerror}: {exc.filename}"
+        logger.warning("restore %s failed: %s", op.pk, message)
+        operation_fail(op.pk, message=f"Not restored: {message}"[:300], error=message)
+        return
+    operation_succeed(op.pk, message=words)
+    if op.params.get("mode") == "home" and op.owner_id and op.actor_id != op.owner_id:
+        # An admin restored into a member's home: the member finds a folder they didn't make.
+        notify_member(
+            user=op.owner,  # type: ignore[arg-type]
+            title="An admin restored files into your home",
+            body=words,
+            url=reverse("backups:my-snapshots"),
+            slack=False,
+        )
 
 
 def restore_pins_release() -> int:
@@ -533,12 +495,18 @@ def restore_folder_name(now: datetime) -> str:
 
 
 def _restore_home(op: Operation, snapshot: Snapshot, *, retaken: bool = False) -> str:
-    owner = snapshot.owner
-    if owner is None:
+    if snapshot.owner is None:
         raise RestoreError("The snapshot's member is gone.")
+    return copy_into_home(op, snapshot.owner, snapshot_dir(snapshot), retaken=retaken)
+
+
+def copy_into_home(op: Operation, owner: User, tree: str, *, retaken: bool = False, percent_from: int = 0) -> str:
+    """Copy the Operation's ``paths`` of the read-only ``tree`` (a snapshot, or the folder an
+    offsite copy was restored into) into a new ``restored/<time>/`` of ``owner``'s home, owned
+    by them; all or nothing. Returns what was restored, in words."""
     home = Layout.from_settings().home_of(owner.username)
     uid = gid = owner.uid
-    source = safetree.open_root(snapshot_dir(snapshot))
+    source = safetree.open_root(tree)
     try:
         home_fd = safetree.open_root(home)
     except NotFound as exc:
@@ -556,7 +524,9 @@ def _restore_home(op: Operation, snapshot: Snapshot, *, retaken: bool = False) -
             Operation.objects.filter(pk=op.pk).update(params={**op.params, "folder": name})
             try:
                 operation_progress(op.pk, message=f"Restoring into ~/{RESTORED_FOLDER}/{name}/")
-                _copy_items(op, source, op.params["paths"], folder, owner=(uid, gid), report=report)
+                _copy_items(
+                    op, source, op.params["paths"], folder, owner=(uid, gid), report=report, percent_from=percent_from
+                )
                 os.fchown(folder, uid, gid)
                 os.fchmod(folder, 0o750)
             except BaseException:
@@ -604,6 +574,7 @@ def _copy_items(
     report: safetree.CopyReport,
     rename_to: str = "",
     overwrite: bool = False,
+    percent_from: int = 0,
 ) -> None:
     for index, path in enumerate(paths, start=1):
         parts = safetree.checked_parts(path)
@@ -615,7 +586,8 @@ def _copy_items(
             )
         finally:
             os.close(parent)
-        operation_progress(op.pk, percent=round(95 * index / len(paths)), log=f"restored {path}")
+        percent = percent_from + round((95 - percent_from) * index / len(paths))
+        operation_progress(op.pk, percent=percent, log=f"restored {path}")
 
 
 def _entry_kind(parent: int, name: str, path: str) -> None:
@@ -640,7 +612,10 @@ def _check_source(source: int, path: str) -> None:
         os.close(parent)
 
 
-def _restore_target(op: Operation, snapshot: Snapshot) -> str:
+def copy_to_target(op: Operation, tree: str, *, percent_from: int = 0) -> str:
+    """An admin's restore: the Operation's one path of the read-only ``tree`` ("" for all of it)
+    to its target under the storage root, owners kept; over what is there only with the
+    Operation's ``overwrite``."""
     target = checked_target(op.params["target"])
     overwrite = bool(op.params.get("overwrite"))
     path = op.params["paths"][0]
@@ -657,22 +632,16 @@ def _restore_target(op: Operation, snapshot: Snapshot) -> str:
         exists = _exists(parent, name)
         if exists and not overwrite:
             raise RestoreError(f"{target} exists already: choose a new path, or type it to confirm overwriting.")
-        snap = snapshot_dir(snapshot)
-        if path:
-            source = safetree.open_root(snap)
-            try:
-                _copy_items(op, source, [path], parent, owner=None, report=report, rename_to=name, overwrite=exists)
-            finally:
-                os.close(source)
-        else:  # the whole snapshot: copy its folder from the folder that holds it
-            holder = safetree.open_root(posixpath.dirname(snap))
-            try:
-                _copy_items(
-                    op, holder, [posixpath.basename(snap)], parent, owner=None, report=report, rename_to=name,
-                    overwrite=exists,
-                )  # fmt: skip
-            finally:
-                os.close(holder)
+        # The whole tree is copied as its folder, from the folder that holds it.
+        holder, item = (tree, path) if path else (posixpath.dirname(tree), posixpath.basename(tree))
+        source = safetree.open_root(holder)
+        try:
+            _copy_items(
+                op, source, [item], parent, owner=None, report=report, rename_to=name, overwrite=exists,
+                percent_from=percent_from,
+            )  # fmt: skip
+        finally:
+            os.close(source)
     finally:
         os.close(parent)
     over = " over what was there" if exists else ""

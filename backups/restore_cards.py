@@ -1,12 +1,12 @@
 """What restoring adds to the shared pages: a dashboard card with the member's newest snapshot
 and the way to their files (the menu is full at 1280px, so a card rather than a menu entry),
-and the member's snapshots on their admin page. One query each."""
+and the member's snapshots of both tiers on their admin page. One query a tier."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from backups import restore
+from backups import offsite_restore, restore
 from portal.access import AuthedRequest
 from portal.panels import Panel
 
@@ -24,6 +24,9 @@ def snapshots_card(request: AuthedRequest) -> Panel | None:
 
 
 def member_section(request: AuthedRequest, member: Any) -> Panel:
-    """A member's newest home snapshots on their admin page, each to browse or restore from."""
+    """A member's newest home snapshots of both tiers on their admin page, each to browse or
+    restore from."""
     snapshots = list(restore.member_snapshots(member)[:MEMBER_SNAPSHOTS])
-    return Panel("backups/_member_snapshots.html", {"member": member, "member_snapshots": snapshots})
+    offsite = list(offsite_restore.member_offsite_snapshots(member)[:MEMBER_SNAPSHOTS])
+    context = {"member": member, "member_snapshots": snapshots, "member_offsite": offsite}
+    return Panel("backups/_member_snapshots.html", context)

@@ -9,7 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from backups import restore
-from backups.models import Snapshot
+from backups.models import ResticSnapshot, Snapshot
 
 
 class PathsField(forms.Field):
@@ -66,12 +66,19 @@ class PathForm(forms.Form):
 
 
 class AdminRestoreForm(forms.Form):
-    """Any path of any snapshot to a new path under the storage root; over existing data only
-    when ``confirm`` repeats the target exactly."""
+    """Any path of any snapshot (local, or offsite in restic) to a new path under the storage
+    root; over existing data only when ``confirm`` repeats the target exactly."""
 
     snapshot = forms.ModelChoiceField(
         queryset=Snapshot.objects.filter(deleted_at=None).order_by("source", "-taken_at"),
-        help_text="Which snapshot to restore from.",
+        required=False,
+        help_text="A local BTRFS snapshot on this server (hourly, recent); or an offsite one below.",
+    )
+    offsite = forms.ModelChoiceField(
+        queryset=ResticSnapshot.objects.filter(forgotten_at=None).order_by("source", "-taken_at"),
+        required=False,
+        label="Offsite snapshot",
+        help_text="A restic snapshot in the offsite repository (nightly, older), instead of a local one.",
     )
     path = forms.CharField(
         required=False,
@@ -99,6 +106,11 @@ class AdminRestoreForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        chosen = [name for name in ("snapshot", "offsite") if data.get(name) is not None]
+        if not chosen and not self.has_error("snapshot") and not self.has_error("offsite"):
+            self.add_error("snapshot", "Choose the snapshot to restore from: a local one or an offsite one.")
+        elif len(chosen) == 2:
+            self.add_error("offsite", "Choose one snapshot only: a local one or an offsite one, not both.")
         target = data.get("target")
         if data.get("overwrite") and target and (data.get("confirm") or "").rstrip("/") != target:
             self.add_error("confirm", f"Type {target} exactly to overwrite what is there.")

@@ -1,10 +1,12 @@
-"""The restore pages: a member's snapshots, a folder of one, restoring and downloading from it;
-an admin's restore of any snapshot path. Thin views: authorize, validate, call one service.
-The files are read by the storage worker (backups/restore.py says where and why)."""
+"""The restore pages: a member's snapshots of both tiers, a folder of one, restoring and
+downloading from it; an admin's restore of any snapshot path. Thin views: authorize, validate,
+call one service. The files are read by the storage worker (backups/restore.py and
+backups/offsite_restore.py say where and why); both tiers share one page of each kind."""
 
 from __future__ import annotations
 
 import posixpath
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -16,8 +18,8 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from backups import restore
-from backups.models import BackupPolicy, Snapshot
+from backups import offsite_restore, restore
+from backups.models import BackupPolicy, ResticSnapshot, Snapshot
 from backups.restore_forms import AdminRestoreForm, PathForm, RestoreForm
 from portal.access import AuthedRequest, refuse, staff_required
 from portal.audit import AuditContext
@@ -37,8 +39,39 @@ def get_snapshot_for_user(request: AuthedRequest, pk: int) -> Snapshot:
     return snapshot
 
 
-def _folder_url(snapshot: Snapshot, path: str) -> str:
-    url = reverse("backups:my-snapshot", args=[snapshot.pk])
+def get_offsite_snapshot_for_user(request: AuthedRequest, pk: int) -> ResticSnapshot:
+    """A home snapshot restic still keeps: its member's, or any for an admin; 403 (audited) for
+    another member's, 404 for one forgotten."""
+    row = get_object_or_404(
+        ResticSnapshot.objects.select_related("owner"), pk=pk, forgotten_at=None, source__startswith="homes/"
+    )
+    if row.owner_id != request.user.pk and not request.user.is_staff:
+        raise refuse(request, "backups.snapshot.denied", target=row)
+    return row
+
+
+@dataclass(frozen=True)
+class _Tier:
+    """Where one tier's pages are: the browser, restore and download URLs by name, and the
+    admin restore's field for it."""
+
+    browse: str
+    restore: str
+    download: str
+    field: str
+
+
+LOCAL = _Tier("backups:my-snapshot", "backups:my-restore", "backups:my-download", "snapshot")
+OFFSITE = _Tier("backups:my-offsite", "backups:my-offsite-restore", "backups:my-offsite-download", "offsite")
+Row = Snapshot | ResticSnapshot
+
+
+def _tier(row: Row) -> _Tier:
+    return OFFSITE if isinstance(row, ResticSnapshot) else LOCAL
+
+
+def _folder_url(snapshot: Row, path: str) -> str:
+    url = reverse(_tier(snapshot).browse, args=[snapshot.pk])
     return f"{url}?{urlencode({'path': path})}" if path else url
 
 
@@ -48,6 +81,7 @@ def my_snapshots(request: AuthedRequest) -> HttpResponse:
     recent = Operation.objects.filter(kind=restore.RESTORE_KIND, owner=request.user).order_by("-created")
     context = {
         "snapshots": snapshots,
+        "offsite": list(offsite_restore.member_offsite_snapshots(request.user)[:500]),
         "unavailable": restore.snapshots_unavailable() if not snapshots else "",
         "recent_ops": list(recent[:RECENT_RESTORES]),
         "restored_folder": restore.RESTORED_FOLDER,
@@ -57,9 +91,13 @@ def my_snapshots(request: AuthedRequest) -> HttpResponse:
 
 
 def _browse_page(
-    request: AuthedRequest, snapshot: Snapshot, path: str, *, form: RestoreForm | None = None, status: int = 200
+    request: AuthedRequest, snapshot: Row, path: str, *, form: RestoreForm | None = None, status: int = 200
 ) -> HttpResponse:
-    browse = restore.snapshot_browse(snapshot=snapshot, path=path)
+    if isinstance(snapshot, ResticSnapshot):
+        browse = offsite_restore.offsite_browse(row=snapshot, path=path)
+    else:
+        browse = restore.snapshot_browse(snapshot=snapshot, path=path)
+    tier = _tier(snapshot)
     crumbs: list[tuple[str, str]] = []
     walked = ""
     for part in path.split("/") if path else []:
@@ -81,13 +119,26 @@ def _browse_page(
         "recent_ops": list(recent[:RECENT_RESTORES]),
         "restored_folder": restore.RESTORED_FOLDER,
         "is_own": snapshot.owner_id == request.user.pk,
+        "offsite": tier is OFFSITE,
+        "home_url": _folder_url(snapshot, ""),
+        "restore_url": reverse(tier.restore, args=[snapshot.pk]),
+        "download_url": reverse(tier.download, args=[snapshot.pk]),
+        "admin_field": tier.field,
     }
     return render(request, "backups/snapshot_detail.html", context, status=status if not browse.error else 400)
 
 
 @require_GET
 def my_snapshot(request: AuthedRequest, pk: int) -> HttpResponse:
-    snapshot = get_snapshot_for_user(request, pk)
+    return _browse(request, get_snapshot_for_user(request, pk))
+
+
+@require_GET
+def my_offsite(request: AuthedRequest, pk: int) -> HttpResponse:
+    return _browse(request, get_offsite_snapshot_for_user(request, pk))
+
+
+def _browse(request: AuthedRequest, snapshot: Row) -> HttpResponse:
     form = PathForm(request.GET)
     if not form.is_valid():
         messages.error(request, " ".join(str(error) for error in form.errors["path"]))
@@ -97,16 +148,26 @@ def my_snapshot(request: AuthedRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def my_restore(request: AuthedRequest, pk: int) -> HttpResponse:
-    snapshot = get_snapshot_for_user(request, pk)
+    return _restore(request, get_snapshot_for_user(request, pk))
+
+
+@require_POST
+def my_offsite_restore(request: AuthedRequest, pk: int) -> HttpResponse:
+    return _restore(request, get_offsite_snapshot_for_user(request, pk))
+
+
+def _restore(request: AuthedRequest, snapshot: Row) -> HttpResponse:
     form = RestoreForm(request.POST)
     if not form.is_valid():
         folder = form.cleaned_data.get("folder", "") if hasattr(form, "cleaned_data") else ""
         return _browse_page(request, snapshot, folder, form=form, status=400)
     folder = form.cleaned_data["folder"]
+    paths, context = form.cleaned_data["paths"], AuditContext.of(request)
     try:
-        op = restore.snapshot_restore(
-            snapshot=snapshot, paths=form.cleaned_data["paths"], actor=request.user, context=AuditContext.of(request)
-        )
+        if isinstance(snapshot, ResticSnapshot):
+            op = offsite_restore.offsite_restore(row=snapshot, paths=paths, actor=request.user, context=context)
+        else:
+            op = restore.snapshot_restore(snapshot=snapshot, paths=paths, actor=request.user, context=context)
     except restore.RestoreError as exc:
         form.add_error(None, str(exc))
         return _browse_page(request, snapshot, folder, form=form, status=400)
@@ -123,17 +184,29 @@ def my_restore(request: AuthedRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def my_download(request: AuthedRequest, pk: int) -> HttpResponseBase:
-    snapshot = get_snapshot_for_user(request, pk)
+    return _download(request, get_snapshot_for_user(request, pk))
+
+
+@require_GET
+def my_offsite_download(request: AuthedRequest, pk: int) -> HttpResponseBase:
+    return _download(request, get_offsite_snapshot_for_user(request, pk))
+
+
+def _download(request: AuthedRequest, snapshot: Row) -> HttpResponseBase:
     form = PathForm(request.GET)
     path = form.cleaned_data["path"] if form.is_valid() else ""
     if not form.is_valid() or not path:
         errors = [str(error) for error in form.errors.get("path", [])]
         messages.error(request, " ".join(errors) or "Choose a file to download.")
         return redirect(_folder_url(snapshot, ""))
+    context = AuditContext.of(request)
     try:
-        download = restore.snapshot_download_open(
-            snapshot=snapshot, path=path, actor=request.user, context=AuditContext.of(request)
-        )
+        if isinstance(snapshot, ResticSnapshot):
+            download = offsite_restore.offsite_download_open(
+                row=snapshot, path=path, actor=request.user, context=context
+            )
+        else:
+            download = restore.snapshot_download_open(snapshot=snapshot, path=path, actor=request.user, context=context)
     except restore.RestoreError as exc:
         messages.error(request, str(exc))
         return redirect(_folder_url(snapshot, posixpath.dirname(path)))
@@ -152,14 +225,7 @@ def admin_restore(request: AuthedRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                op = restore.snapshot_restore_admin(
-                    snapshot=data["snapshot"],
-                    path=data["path"],
-                    target=data["target"],
-                    overwrite=data["overwrite"],
-                    actor=request.user,
-                    context=AuditContext.of(request),
-                )
+                op = _admin_start(request, data)
             except restore.RestoreError as exc:
                 form.add_error(None, str(exc))
             else:
@@ -167,7 +233,7 @@ def admin_restore(request: AuthedRequest) -> HttpResponse:
                 return redirect(f"{reverse('backups:admin-restore')}?{urlencode({'op': op.pk})}")
         status = 400
     else:
-        initial = {"snapshot": request.GET.get("snapshot"), "path": request.GET.get("path", "")}
+        initial = {key: request.GET.get(key) for key in ("snapshot", "offsite")} | {"path": request.GET.get("path", "")}
         form = AdminRestoreForm(initial=initial)
         status = 200
         shown = request.GET.get("op", "")
@@ -181,3 +247,12 @@ def admin_restore(request: AuthedRequest) -> HttpResponse:
         "unavailable": restore.snapshots_unavailable(),
     }
     return render(request, "backups/admin_restore.html", context, status=status)
+
+
+def _admin_start(request: AuthedRequest, data: dict[str, Any]) -> Operation:
+    """The admin's restore from whichever tier the form named."""
+    where = {"path": data["path"], "target": data["target"], "overwrite": data["overwrite"]}
+    context = AuditContext.of(request)
+    if data.get("offsite") is not None:
+        return offsite_restore.offsite_restore_admin(row=data["offsite"], actor=request.user, context=context, **where)
+    return restore.snapshot_restore_admin(snapshot=data["snapshot"], actor=request.user, context=context, **where)

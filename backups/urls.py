@@ -30,6 +30,10 @@ urlpatterns = [
     path("my-snapshots/<int:pk>/", restore_views.my_snapshot, name="my-snapshot"),
     path("my-snapshots/<int:pk>/restore/", restore_views.my_restore, name="my-restore"),
     path("my-snapshots/<int:pk>/download/", restore_views.my_download, name="my-download"),
+    # The same for their snapshots in the offsite (restic) repository.
+    path("my-snapshots/offsite/<int:pk>/", restore_views.my_offsite, name="my-offsite"),
+    path("my-snapshots/offsite/<int:pk>/restore/", restore_views.my_offsite_restore, name="my-offsite-restore"),
+    path("my-snapshots/offsite/<int:pk>/download/", restore_views.my_offsite_download, name="my-offsite-download"),
     # Admins: any path of any snapshot to a new place (or over live data, confirmed).
     path("restore/", restore_views.admin_restore, name="admin-restore"),
 ]

@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from backups.models import BackupPolicy, BackupRun, Snapshot
+from backups.models import BackupPolicy, BackupRun, ResticSnapshot, Snapshot
 from gpus.models import GPU, Booking, Token
 from gpus.services import booking_create
 from gpus.tokens import token_create
@@ -102,6 +102,10 @@ def _alice_feed(world: World) -> dict[str, Any]:
 
 def _alice_snapshot(world: World) -> dict[str, Any]:
     return {"pk": world.objects["snapshot"].pk}
+
+
+def _alice_offsite(world: World) -> dict[str, Any]:
+    return {"pk": world.objects["offsite"].pk}
 
 
 def _ingestion_job(world: World) -> dict[str, Any]:
@@ -233,6 +237,11 @@ ACCESS: dict[str, Rule] = {
     "backups:my-restore": Rule(**OWN_OBJECT, target=_alice_snapshot, method="post"),
     "backups:my-download": Rule(**OWN_OBJECT, target=_alice_snapshot),
     "backups:admin-restore": Rule(**ADMIN_ONLY),
+    # The same for a member's offsite (restic) snapshots; no repository is set up here, so the
+    # folder page says so (400).
+    "backups:my-offsite": Rule(**OWN_OBJECT, target=_alice_offsite),
+    "backups:my-offsite-restore": Rule(**OWN_OBJECT, target=_alice_offsite, method="post"),
+    "backups:my-offsite-download": Rule(**OWN_OBJECT, target=_alice_offsite),
 }
 
 
@@ -286,6 +295,13 @@ def world(db: None) -> World:
         source="homes/alice",
         owner=alice,
         path=f"{settings.STORAGE_ROOT}/.snapshots/homes/alice/{taken:%Y-%m-%dT%H%M%SZ}",
+        taken_at=taken,
+    )
+    objects["offsite"] = ResticSnapshot.objects.create(
+        snapshot_id="ab" * 32,
+        source="homes/alice",
+        owner=alice,
+        path=f"{settings.BACKUP_RESTIC_MOUNT_ROOT}/homes/alice",
         taken_at=taken,
     )
     return World(alice, bob, admin, objects)

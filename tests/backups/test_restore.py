@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
-from backups import restore
+from backups import restore, restore_pipe
 from backups.models import Snapshot
 from hostops import btrfs, safetree
 from portal.audit import SYSTEM
@@ -767,16 +767,16 @@ def test_a_download_is_piped_from_the_worker_through_the_cache_a_window_at_a_tim
     os.symlink("/etc/shadow", f"{home}/shadow")
     snapshot = take_snapshot(btrfs_root, alice)
     settings.BACKUP_BROWSE_LOCAL = False
-    monkeypatch.setattr(restore, "DOWNLOAD_CHUNK", 1024 * 1024)
-    monkeypatch.setattr(restore, "DOWNLOAD_WINDOW", 1)
+    monkeypatch.setattr(restore_pipe, "DOWNLOAD_CHUNK", 1024 * 1024)
+    monkeypatch.setattr(restore_pipe, "DOWNLOAD_WINDOW", 1)
     waits: list[bool] = []
-    real_wait = restore._wait_gone
+    real_wait = restore_pipe._wait_gone
 
     def wait_gone(key: str) -> bool:  # the worker waiting for the reader to take a chunk
         waits.append(real_wait(key))
         return waits[-1]
 
-    monkeypatch.setattr(restore, "_wait_gone", wait_gone)
+    monkeypatch.setattr(restore_pipe, "_wait_gone", wait_gone)
     threads: list[threading.Thread] = []
 
     def send_task(name: str, args: list[Any], **_kwargs: Any) -> None:
