@@ -263,7 +263,7 @@ def offsite_pass(run: BackupRun, *, now: datetime | None = None, operation_id: i
                 _backup_one(repo, source, run, policy, progress, index, len(chosen), timeout=left)
                 done.append(source)
                 if source.result.get("partial"):
-                    problems.append(f"{source.name}: read in part: {'; '.join(source.result['errors'][:3])}")
+                    problems.append(f"{source.name}: {offsite_repo.partial_words(source.result['errors'])}")
             except _FATAL as exc:
                 fatal = _words(exc)
                 source.result["error"] = fatal
@@ -493,24 +493,11 @@ def _unpin(run: BackupRun) -> None:
 
 
 def _words(exc: BaseException) -> str:
-    """restic's failure as the admin reads it: what it means and what to do."""
-    text = str(exc)
-    if isinstance(exc, RepositoryMissing):
-        return (
-            f"The repository {offsite_repo.describe()} does not exist (restic exit 10). It is never created "
-            "by itself: an admin creates it on the Offsite repository page."
-        )
-    if isinstance(exc, WrongPassword):
-        return "The password file does not open this repository (restic exit 12): check BACKUP_RESTIC_PASSWORD_FILE."
-    if isinstance(exc, RepositoryLocked):
-        return (
-            f"The repository is locked by another restic (exit 11): {text}. A stale lock is broken only by an "
-            "admin, on the Offsite repository page."
-        )
-    if isinstance(exc, ResticInterrupted):
-        return f"restic was interrupted (exit 130 or a signal): {text}"
+    """restic's failure as the admin reads it: offsite_repo.explain's words for restic's exit
+    codes (one place for the whole tier), and this run's own cases (a timeout, a full target)."""
     if isinstance(exc, CommandTimeout):
-        return f"restic did not finish in time: {text}"
+        return f"restic did not finish in time: {exc}"
+    text = offsite_repo.explain(exc) if isinstance(exc, HostOpsError) else str(exc)
     if "no space left on device" in text.lower():
         return f"The backup target is full (no space left on device): {text}"
     return text

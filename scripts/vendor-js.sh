@@ -29,6 +29,8 @@ cp "$modules/fullcalendar/themes/classic/palette.css" "$fc/palette-classic.css"
 cp "$modules/fullcalendar/LICENSE.md" "$fc/LICENSE.md"
 
 cp "$modules/chart.js/dist/chart.umd.min.js" "$chartjs/chart.umd.min.js"
+# Its last line names the source map; collectstatic's manifest storage refuses a missing one.
+cp "$modules/chart.js/dist/chart.umd.min.js.map" "$chartjs/chart.umd.min.js.map"
 cp "$modules/chart.js/LICENSE.md" "$chartjs/LICENSE.md"
 
 echo "fullcalendar $(node -p "require('$modules/fullcalendar/package.json').version")," \
