@@ -39,6 +39,10 @@ def _duration(run: BackupRun) -> str:
 
 def _made(run: BackupRun) -> str:
     """What the run made, in the words of its kind ("" for a run that made nothing at all)."""
+    if run.kind == BackupRun.Kind.DRILL and run.details.get("files"):
+        files = run.details["files"]
+        matched = sum(1 for item in files if item.get("match"))
+        return f"{matched} of {len(files)} files matched, {format_size(run.details.get('bytes_read', 0))} restored"
     if run.result == BackupRun.Result.FAILED and not (run.snapshots_made or run.snapshots_removed or run.files_new):
         return ""
     if run.kind == BackupRun.Kind.SNAPSHOT:
@@ -116,8 +120,16 @@ def history(request: AuthedRequest) -> HttpResponse:
 @require_GET
 @staff_required
 def history_run(request: AuthedRequest, pk: int) -> HttpResponse:
-    """One run: its figures, its Operation's progress and log, the snapshots it made."""
+    """One run: its figures, its Operation's progress and log, the snapshots it made (a drill:
+    the files it sampled, with their checksums, and what the check read and found)."""
     run = get_object_or_404(BackupRun.objects.select_related("operation"), pk=pk)
     snapshots = list(run.snapshots.order_by("source")[:200])
-    context = {"run": run, "op": run.operation, "duration": _duration(run), "made": _made(run), "snapshots": snapshots}
+    context = {
+        "run": run,
+        "op": run.operation,
+        "duration": _duration(run),
+        "made": _made(run),
+        "snapshots": snapshots,
+        "drill": run.details if run.kind == BackupRun.Kind.DRILL and run.details else None,
+    }
     return render(request, "backups/history_run.html", context)

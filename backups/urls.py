@@ -15,6 +15,8 @@ urlpatterns = [
     path("policies/<slug:tier>/preview/", views.preview, name="preview"),
     path("simulator/", views.simulator, name="simulator"),
     path("snapshot-now/", views.snapshot_now, name="snapshot-now"),
+    path("drill-now/", views.drill_now, name="drill-now"),
+    path("drill-schedule/", views.drill_schedule_edit, name="drill-schedule"),
     path("history/", history_views.history, name="history"),
     path("history/<int:pk>/", history_views.history_run, name="history-run"),
     # Members: their own snapshots, browsing one, restoring and downloading from it.

@@ -217,6 +217,8 @@ ACCESS: dict[str, Rule] = {
     "backups:preview": Rule(**ADMIN_ONLY, target=_snapshot_tier),
     "backups:simulator": Rule(**ADMIN_ONLY),
     "backups:snapshot-now": Rule(**ADMIN_ONLY, method="post"),
+    "backups:drill-now": Rule(**ADMIN_ONLY, method="post"),
+    "backups:drill-schedule": Rule(**ADMIN_ONLY, method="post"),
     # Restoring (backups/restore_views.py): a member's own snapshots; an admin may browse and
     # restore any member's. The snapshot's folder is absent here: the page says so (400), an
     # empty restore is bad input (400), a download without a file redirects back (302).
