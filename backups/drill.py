@@ -41,6 +41,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from backups import offsite_repo
+from backups.alerts import backup_run_finished
 from backups.models import BackupRun, ResticSnapshot
 from backups.restore import RestoreError, snapshot_dir
 from hostops import files, restic, safetree
@@ -446,6 +447,7 @@ def _finish(run: BackupRun, *, result: str, message: str, details: dict[str, Any
     run.save()
     if result == BackupRun.Result.FAILED:
         _alert(run)
+    backup_run_finished(run)  # a drill that passes ends an overdue incident at once
     return run
 
 
