@@ -73,6 +73,7 @@ _HASH_CHUNK = 8 * 1024 * 1024
 # write with U+FFFD in place of its bytes, can't be named exactly, so it is not sampled.
 _UNNAMEABLE = frozenset("*?[]\\\ufffd")
 _ORPHAN_AFTER = timedelta(hours=26)
+LIST_TIMEOUT = 4 * 3600.0  # listing a large dataset's snapshot on Drive reads many tree blobs
 
 NOTHING = "nothing to verify: no offsite snapshot whose local snapshot is still here"
 _BUSY = "A restore drill is already queued or running. Wait for it to end."
@@ -246,8 +247,9 @@ def drill_pass(run: BackupRun) -> BackupRun:
     if not chosen:
         return _finish(run, result=BackupRun.Result.FAILED, message=f"The drill found {NOTHING}.", details=details)
     problems: list[str] = []
-    candidates = _candidates(repo, chosen, problems, progress)
-    sample = pick_sample(candidates, settings.BACKUP_DRILL_SAMPLE, random.SystemRandom())
+    rng = random.SystemRandom()
+    candidates, details["too_large"] = _candidates(repo, chosen, rng, problems, progress)
+    sample = pick_sample(candidates, settings.BACKUP_DRILL_SAMPLE, rng)
     progress.percent(10, f"Restoring {len(sample)} files")
     details["files"] = _restore_and_compare(repo, run, sample, problems, progress)
     details["bytes_read"] = sum(item["size"] for item in details["files"] if item["sha256_restored"])
@@ -256,34 +258,51 @@ def drill_pass(run: BackupRun) -> BackupRun:
     return _verdict(run, details, problems)
 
 
+class _Reservoir:
+    """A uniform random pick of at most ``size`` regular files of one restic snapshot, kept as
+    restic lists them (reservoir sampling), so a dataset of millions of files is read in
+    constant memory."""
+
+    def __init__(self, row: ResticSnapshot, size: int, rng: random.Random) -> None:
+        self.row, self.size, self.rng = row, size, rng
+        self.top = offsite_repo.mount_path(row.source)
+        self.kept: list[Candidate] = []
+        self.files = self.too_large = 0
+
+    def offer(self, node: restic.Node) -> None:
+        if node.type != "file" or not node.path.startswith(self.top + "/") or _unnameable(node.path):
+            return
+        if (node.size or 0) > MAX_FILE_BYTES:
+            self.too_large += 1
+            return
+        self.files += 1
+        slot = len(self.kept) if len(self.kept) < self.size else self.rng.randrange(self.files)
+        if slot < self.size:
+            item = Candidate(self.row, node.path, node.path.removeprefix(self.top + "/"), node.size or 0)
+            self.kept[slot : slot + 1] = [item]
+
+
 def _candidates(
-    repo: restic.Repository, chosen: list[ResticSnapshot], problems: list[str], progress: _Progress
-) -> dict[str, list[Candidate]]:
-    """Each chosen snapshot's regular files, by source (ls --recursive, read line by line)."""
+    repo: restic.Repository, chosen: list[ResticSnapshot], rng: random.Random, problems: list[str], progress: _Progress
+) -> tuple[dict[str, list[Candidate]], int]:
+    """Up to a whole sample's worth of files from each chosen snapshot, by source, and how many
+    files were left out for their size."""
     found: dict[str, list[Candidate]] = {}
+    too_large = 0
     for row in chosen:
-        top = offsite_repo.mount_path(row.source)
+        pool = _Reservoir(row, settings.BACKUP_DRILL_SAMPLE, rng)
         try:
-            nodes = restic.ls(repo, row.snapshot_id, top, recursive=True, limit=2_000_000)
+            restic.walk(repo, row.snapshot_id, pool.top, pool.offer, timeout=LIST_TIMEOUT)
         except HostOpsError as exc:
             problems.append(f"{row.source}: snapshot {row.short_id} could not be listed: {exc}")
             continue
-        files_of: list[Candidate] = []
-        too_big = 0
-        for node in nodes:
-            if node.type != "file" or not node.path.startswith(top + "/") or _unnameable(node.path):
-                continue
-            size = node.size or 0
-            if size > MAX_FILE_BYTES:
-                too_big += 1
-                continue
-            files_of.append(Candidate(row, node.path, node.path.removeprefix(top + "/"), size))
-        found[row.source] = files_of
-        words = f"{row.source}: {len(files_of)} files in snapshot {row.short_id}"
-        if too_big:
-            words += f"; {too_big} over {format_size(MAX_FILE_BYTES)} left out of the sample"
+        found[row.source] = pool.kept
+        too_large += pool.too_large
+        words = f"{row.source}: {_count(pool.files, 'file')} in snapshot {row.short_id}"
+        if pool.too_large:
+            words += f"; {pool.too_large} over {format_size(MAX_FILE_BYTES)} left out of the sample"
         progress.log(words + ".")
-    return found
+    return found, too_large
 
 
 def _unnameable(path: str) -> bool:
@@ -337,65 +356,54 @@ def _staging(run: BackupRun) -> str:
 def _one_snapshot(
     repo: restic.Repository, staging: str, items: list[Candidate], problems: list[str], progress: _Progress
 ) -> list[dict[str, Any]]:
+    """Restore one snapshot's share of the sample (``--verify`` reads each file back) and
+    compare each file with its local copy."""
     row = items[0].snapshot
     target = posixpath.join(staging, str(row.pk))
-    restored_error = ""
+    failed = ""
     try:
         restic.restore(repo, row.snapshot_id, target, include=[item.path for item in items], verify=True)
     except HostOpsError as exc:
-        restored_error = str(exc)
+        failed = f"not restored: {exc}"
         problems.append(f"{row.source}: the restore from snapshot {row.short_id} failed: {exc}")
-        progress.log(f"{row.source}: restore failed: {exc}")
     results = []
     for item in items:
-        restored = "" if restored_error else _sha256(target, item.path.lstrip("/"))
-        local = _local_sha256(item)
-        entry = {
-            "source": row.source,
-            "path": item.relative,
-            "size": item.size,
-            "sha256_restored": restored if _is_digest(restored) else "",
-            "sha256_local": local if _is_digest(local) else "",
-            "match": _is_digest(restored) and restored == local,
-        }
+        restored, why_restored = ("", failed) if failed else _sha256(target, item.path.lstrip("/"))
+        local, why_local = _local_sha256(item)
+        entry = {"source": row.source, "path": item.relative, "size": item.size}
+        entry |= {"sha256_restored": restored, "sha256_local": local, "match": bool(restored) and restored == local}
         if not entry["match"]:
-            why = restored_error or (restored if not _is_digest(restored) else "")
-            why = why or (local if not _is_digest(local) else "the checksums differ")
-            entry["problem"] = why
-            if not restored_error:
-                problems.append(f"{row.source}: {item.relative}: {why}")
-            progress.log(f"MISMATCH {row.source}/{item.relative}: {why}")
+            entry["problem"] = why_restored or why_local or "the checksums differ"
+            if not failed:
+                problems.append(f"{row.source}: {item.relative}: {entry['problem']}")
+            progress.log(f"MISMATCH {row.source}: {item.relative}: {entry['problem']}")
         results.append(entry)
     return results
 
 
-def _local_sha256(item: Candidate) -> str:
+def _local_sha256(item: Candidate) -> tuple[str, str]:
     local = item.snapshot.local
     if local is None or local.deleted_at is not None:
-        return "the local snapshot is gone"
+        return "", "the local snapshot is gone"
     try:
         folder = snapshot_dir(local)
     except RestoreError as exc:
-        return str(exc)
+        return "", str(exc)
     return _sha256(folder, item.relative)
 
 
-def _sha256(root: str, relative: str) -> str:
-    """The file's sha256 in hex, opened without following any link on the way (a member may
-    have planted one in their home before the snapshot); else why it could not be read."""
+def _sha256(root: str, relative: str) -> tuple[str, str]:
+    """The file's sha256 in hex and "", or "" and why it could not be read. Opened without
+    following any link on the way: a member may have planted one before the snapshot."""
     try:
         fd, _size = safetree.open_file(root, relative)
     except HostOpsError as exc:
-        return f"not read: {exc}"
+        return "", f"not read: {exc}"
     digest = hashlib.sha256()
     with os.fdopen(fd, "rb") as handle:
         while chunk := handle.read(_HASH_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _is_digest(text: str) -> bool:
-    return len(text) == 64 and all(char in "0123456789abcdef" for char in text)
+    return digest.hexdigest(), ""
 
 
 def _check(repo: restic.Repository, subset: str, problems: list[str], progress: _Progress) -> dict[str, Any]:

@@ -239,6 +239,51 @@ def test_the_sample_gives_each_source_a_share() -> None:
     assert len(drill.pick_sample({"a": pool("a", 3)}, 10, random.Random(1))) == 3
 
 
+@pytest.mark.django_db
+def test_files_over_the_size_cap_are_left_out_and_counted(
+    btrfs_root: str,
+    offsite: str,
+    admin: User,
+    sent: list[dict[str, Any]],
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    monkeypatch.setattr(drill, "MAX_FILE_BYTES", 10_000)  # 256 MiB in production
+    settings.BACKUP_DRILL_SAMPLE = 10
+    files = {"huge.ckpt": os.urandom(20_000), "small.txt": b"s\n", "also/small.txt": b"t\n"}
+    backed_up(local_snapshot(btrfs_root, "homes/alice", T1, files))
+    op = start(admin, django_capture_on_commit_callbacks)
+
+    run = drill.drill_execute(op.pk)
+
+    assert run is not None
+    assert run.result == BackupRun.Result.SUCCEEDED, run.message
+    assert sorted(item["path"] for item in run.details["files"]) == ["also/small.txt", "small.txt"]
+    assert run.details["too_large"] == 1
+    op.refresh_from_db()
+    assert "homes/alice: 2 files in snapshot" in op.log
+    assert "1 over 9.8K left out of the sample" in op.log
+
+
+def test_the_reservoir_keeps_a_uniform_pick_of_at_most_its_size() -> None:
+    row = ResticSnapshot(snapshot_id="a" * 64, source="datasets")
+    rng = random.Random(7)
+    counts = dict.fromkeys(range(50), 0)
+    for _ in range(2000):
+        pool = drill._Reservoir(row, 5, rng)
+        for number in range(50):
+            pool.offer(restic.Node(f"f{number}", "file", f"{pool.top}/f{number}", 1, None, 0, "", 0, 0))
+        pool.offer(restic.Node("sub", "dir", f"{pool.top}/sub", None, None, 0, "", 0, 0))
+        pool.offer(restic.Node("odd*", "file", f"{pool.top}/odd*", 1, None, 0, "", 0, 0))  # a pattern character
+        assert len(pool.kept) == 5
+        assert pool.files == 50
+        for item in pool.kept:
+            counts[int(item.relative.removeprefix("f"))] += 1
+    # Each file is kept in 1 of 10 pools (5 of 50): 200 of 2000, give or take chance.
+    assert all(130 < count < 270 for count in counts.values()), counts
+
+
 # --- what a drill finds wrong ------------------------------------------------------------------
 
 
