@@ -186,8 +186,10 @@ def judge_drill(policy: BackupPolicy, *, now: datetime) -> Verdict:
     set up, the drill's schedule on, and no drill succeeded in DRILL_MAX_AGE, counted from the
     last good drill, else from the first offsite snapshot (before it there is nothing to
     verify), and never from before the tier's policy last changed (switched back on, say)."""
+    if not policy.enabled or offsite_repo.problem() is not None:
+        return Verdict("", None)
     task = drill_schedule.drill_beat_row()
-    if not policy.enabled or task is None or not task.enabled or offsite_repo.problem() is not None:
+    if task is None or not task.enabled:
         return Verdict("", None)
     good = BackupRun.objects.filter(kind=BackupRun.Kind.DRILL, result__in=GOOD_RESULTS).order_by("-started_at").first()
     first = ResticSnapshot.objects.order_by("taken_at").values_list("taken_at", flat=True).first()

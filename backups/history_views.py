@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from backups.alerts import Verdict, judge
+from backups.alerts import Verdict, judge, judge_drill
 from backups.history_forms import HistoryFilterForm
 from backups.models import BackupPolicy, BackupRun
 from portal.access import AuthedRequest, staff_required
@@ -71,17 +71,22 @@ def _chart(runs: list[BackupRun]) -> dict[str, Any]:
     }
 
 
-def _incidents() -> list[tuple[BackupPolicy, Verdict, bool]]:
+def _incidents() -> tuple[list[tuple[BackupPolicy, Verdict, bool]], tuple[Verdict, bool] | None]:
     """Each enabled tier that is failing or overdue by its rows now, and whether the admins were
-    told (judged here too, so the page says it even when the worker that sends alerts is down).
-    A few queries per tier, and there are two tiers."""
+    told (judged here too, so the page says it even when the worker that sends alerts is down);
+    then the restore drill's overdue incident the same way. A few queries per tier, and there
+    are two tiers."""
     now = timezone.now()
     found = []
+    drill: tuple[Verdict, bool] | None = None
     for policy in BackupPolicy.objects.filter(enabled=True).order_by("tier"):
         verdict = judge(policy, now=now)
         if verdict.incident:
             found.append((policy, verdict, policy.incident == verdict.incident))
-    return found
+        if policy.tier == BackupPolicy.Tier.RESTIC:
+            overdue = judge_drill(policy, now=now)
+            drill = (overdue, policy.drill_overdue_since is not None) if overdue.incident else None
+    return found, drill
 
 
 def _snapshots_available() -> bool | None:
@@ -104,13 +109,15 @@ def history(request: AuthedRequest) -> HttpResponse:
         request.GET.get("page")
     )
     listed = list(page.object_list)
+    incidents, drill_incident = _incidents()
     context = {
         "form": form,
         "kind": kind,
         "page": page,
         "rows": [(run, _duration(run), _made(run)) for run in listed],
         "chart": _chart(listed),
-        "incidents": _incidents(),
+        "incidents": incidents,
+        "drill_incident": drill_incident,
         "on_btrfs": _snapshots_available(),
         "storage_root": settings.STORAGE_ROOT,
     }

@@ -162,3 +162,20 @@ def test_a_failed_drill_adds_nothing_to_what_the_drill_told(
         assert alerts.backup_run_finished(run) == []
     assert _pass(django_capture_on_commit_callbacks, now) == []
     assert not Notification.objects.exists()
+
+
+def test_the_history_page_says_the_drill_is_overdue_and_whether_it_was_told(
+    tier: BackupPolicy,
+    admin_client: Any,
+    slack_lines: list[str],
+    django_capture_on_commit_callbacks: Capture,
+    now: datetime,
+) -> None:
+    body = admin_client.get("/backups/history/").content.decode()
+    assert 'id="incident-drill"' in body
+    assert "The alert has not gone out yet" in body
+    _pass(django_capture_on_commit_callbacks, now)
+    body = admin_client.get("/backups/history/").content.decode()
+    assert "The admins were told; they will be again when a drill passes." in body
+    _drill(BackupRun.Result.SUCCEEDED, now)
+    assert 'id="incident-drill"' not in admin_client.get("/backups/history/").content.decode()
