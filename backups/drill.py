@@ -1,7 +1,5 @@
 """The monthly restore drill of the offsite (restic) tier: proof that the backups can be read
-back, not just written.
-
-A drill restores a random sample of files (BACKUP_DRILL_SAMPLE) from the newest restic
+back, not just written. A drill restores a random sample of files (BACKUP_DRILL_SAMPLE) from the newest restic
 snapshot of each source with ``restic restore --verify`` and compares each file's sha256 with
 the same file in the frozen read-only BTRFS snapshot it was backed up from (ResticSnapshot.local),
 so "the backup holds what was there" is checked byte for byte. Then ``restic check
@@ -18,9 +16,8 @@ Who does what:
   (offsite_repo.repo_lock: the night's backup, its forget and the drill never overlap); while
   another job holds it, DrillBusy makes the task try again later.
 
-A failed drill (a mismatch, a file that could not be restored, errors found by the check) is
-told to the admins once, by the run that found it; a drill that does not happen at all is
-backups.alerts' overdue incident.
+A failed drill (a mismatch, a file not restored, errors found by the check) is told to the
+admins once, by its run; a drill that does not happen is backups.alerts' overdue incident.
 """
 
 from __future__ import annotations
@@ -343,9 +340,8 @@ def _restore_and_compare(
 def _staging(run: BackupRun) -> str:
     """``<root>/.drill/<run id>``, made afresh (0700, root's): no member can read what is restored."""
     top = posixpath.join(settings.STORAGE_ROOT, STAGING_FOLDER)
-    if not os.path.isdir(top):
-        os.makedirs(top, mode=0o700, exist_ok=True)
-    os.chmod(top, 0o700)
+    os.makedirs(top, mode=0o700, exist_ok=True)
+    os.chmod(top, 0o700)  # makedirs' mode does not apply to a folder that was already there
     staging = posixpath.join(top, str(run.pk))
     if os.path.lexists(staging):  # left by a worker that died mid-drill
         files.remove_tree(staging)
@@ -460,15 +456,25 @@ def _finish(run: BackupRun, *, result: str, message: str, details: dict[str, Any
 
 
 def _alert(run: BackupRun) -> None:
-    """Tell the admins of a failed drill, once: the run's first lines say what failed."""
+    """Tell the admins of a failed drill, once. The words name sources, never a file: the alert
+    also goes to the team's Slack channel, where members would read each other's file names."""
     lines = run.message.splitlines()
+    files = run.details.get("files") or []
+    bad = [item for item in files if not item.get("match")]
+    words = [lines[0] if lines else "The drill failed."]
+    if bad:
+        sources = sorted({str(item["source"]) for item in bad})
+        words.append(f"{_count(len(bad), 'file')} did not match or could not be restored, in {', '.join(sources)}.")
+    check = run.details.get("check") or {}
+    if check and not check.get("ok"):
+        words.append("The repository check found errors." if check.get("ran") else "The repository check did not run.")
     notify_admins(
         title="Restore drill failed",
-        body=" ".join(lines[:4]) + (f" (and {len(lines) - 4} more)" if len(lines) > 4 else ""),
+        body=" ".join([*words, "The run's page has the details."]),
         url=reverse("backups:history-run", args=[run.pk]),
         level=Notification.Level.ERROR,
     )
-    logger.warning("restore drill %s failed: %s", run.pk, lines[0] if lines else "")
+    logger.warning("restore drill %s failed: %s", run.pk, words[0])
 
 
 class _Progress:

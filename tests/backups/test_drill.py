@@ -304,10 +304,15 @@ def test_a_local_copy_that_differs_is_a_mismatch_and_one_alert(
     ResticSnapshot.objects.filter(pk=row.pk).update(local=other)
 
     op = start(admin, django_capture_on_commit_callbacks)
-    run = drill.drill_execute(op.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = drill.drill_execute(op.pk)
 
     assert run is not None
     assert run.result == BackupRun.Result.FAILED
+    slack = [item["args"][0] for item in sent if item["name"] == "portal.tasks.slack_post_task"]
+    assert len(slack) == 1
+    assert "Restore drill failed" in slack[0]
+    assert "a.txt" not in slack[0]
     [item] = run.details["files"]
     assert (item["path"], item["match"]) == ("a.txt", False)
     assert item["sha256_restored"]
@@ -319,7 +324,8 @@ def test_a_local_copy_that_differs_is_a_mismatch_and_one_alert(
     assert op.state == Operation.State.FAILED
     notes = Notification.objects.filter(user=admin)
     assert [(note.title, note.level) for note in notes] == [("Restore drill failed", Notification.Level.ERROR)]
-    assert "a.txt: the checksums differ" in notes[0].body
+    assert "1 file did not match or could not be restored, in homes/alice." in notes[0].body
+    assert "a.txt" not in notes[0].body  # it goes to the team's Slack too: sources, never files
     assert notes[0].url == f"/backups/history/{run.pk}/"
 
     drill_tasks.drill_execute_task.run(op.pk)  # delivered again: the row is final, nothing more is told
