@@ -9,8 +9,8 @@ from django.conf import settings
 from backups.drill_schedule import LAST_DAY
 
 
-def _whole(name: str, low: int, high: int, extra: str = "") -> dict[str, str]:
-    words = f"The {name} is a whole number from {low} to {high}{extra}."
+def _whole(name: str, low: int, high: int) -> dict[str, str]:
+    words = f"The {name} is a whole number from {low} to {high}."
     return {"required": f"Give the {name} ({low}-{high}).", "invalid": words, "min_value": words, "max_value": words}
 
 
@@ -23,7 +23,7 @@ class DrillScheduleForm(forms.Form):
         min_value=1,
         max_value=LAST_DAY,
         help_text=f"1 to {LAST_DAY}, so that every month has it.",
-        error_messages=_whole("day", 1, LAST_DAY, ", so that every month has it"),
+        error_messages=_whole("day", 1, LAST_DAY),
     )
     hour = forms.IntegerField(label="Hour", min_value=0, max_value=23, error_messages=_whole("hour", 0, 23))
     minute = forms.IntegerField(label="Minute", min_value=0, max_value=59, error_messages=_whole("minute", 0, 59))

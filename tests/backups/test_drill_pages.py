@@ -178,7 +178,7 @@ def test_switched_off_there_is_no_next_run(admin_client: Client, beat_row: Perio
 @pytest.mark.parametrize(
     ("values", "words"),
     [
-        ({"day_of_month": "29", "hour": "1", "minute": "0"}, "so that every month has it"),
+        ({"day_of_month": "29", "hour": "1", "minute": "0"}, "The day is a whole number from 1 to 28."),
         ({"day_of_month": "0", "hour": "1", "minute": "0"}, "The day is a whole number from 1 to 28"),
         ({"day_of_month": "x", "hour": "1", "minute": "0"}, "The day is a whole number from 1 to 28"),
         ({"day_of_month": "2", "hour": "24", "minute": "0"}, "The hour is a whole number from 0 to 23."),

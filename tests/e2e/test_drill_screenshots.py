@@ -92,7 +92,7 @@ def test_screenshot_of_the_overviews_drill_section(
     section.screenshot(path=str(SHOTS / "backups_drill_section.png"))
     page.get_by_label("Day of the month").fill("31")
     page.get_by_role("button", name="Save schedule").click()
-    expect(page.locator("#drill")).to_contain_text("so that every month has it")
+    expect(page.locator("#drill")).to_contain_text("The day is a whole number from 1 to 28.")
     page.locator("#drill").screenshot(path=str(SHOTS / "backups_drill_schedule_refused.png"))
     _shoot(page, "backups_overview_with_drill.png")
 
