@@ -27,7 +27,6 @@ import logging
 import os
 import posixpath
 import random
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -37,9 +36,10 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from backups import offsite_repo
+from backups import drill_sample, offsite_repo
 from backups.alerts import backup_run_finished
-from backups.models import BackupRun, ResticSnapshot
+from backups.drill_sample import Candidate, Reservoir, pick_sample
+from backups.models import BackupRun, ResticSnapshot, Snapshot
 from backups.restore import RestoreError, snapshot_dir
 from hostops import files, restic, safetree
 from hostops.errors import HostOpsError
@@ -62,14 +62,9 @@ logger = logging.getLogger(__name__)
 DRILL_KIND = "backups.drill"
 EXECUTE_TASK = "backups.drill_tasks.drill_execute_task"
 STAGING_FOLDER = ".drill"
-# A sampled file is read three times (restore, verify, hash): a huge checkpoint would make the
-# drill a download of the repository. Larger files are left out of the sample, and counted.
-MAX_FILE_BYTES = 256 * 1024 * 1024
 _HASH_CHUNK = 8 * 1024 * 1024
-# restic's --include takes patterns: a name with a pattern character, or one restic could only
-# write with U+FFFD in place of its bytes, can't be named exactly, so it is not sampled.
-_UNNAMEABLE = frozenset("*?[]\\\ufffd")
 _ORPHAN_AFTER = timedelta(hours=26)
+_PIN = "restore drill #{}"
 LIST_TIMEOUT = 4 * 3600.0  # listing a large dataset's snapshot on Drive reads many tree blobs
 
 NOTHING = "nothing to verify: no offsite snapshot whose local snapshot is still here"
@@ -200,17 +195,6 @@ def _claim(operation_id: int) -> bool:
 # --- the drill -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A regular file of a restic snapshot that the drill may sample: its absolute path in the
-    restic snapshot and its path relative to the source's mount point (so in the local one)."""
-
-    snapshot: ResticSnapshot
-    path: str
-    relative: str
-    size: int
-
-
 def subset_of(run: BackupRun) -> str:
     """The slice of the repository this run's check reads: the month of its start in the
     server's zone, of twelve, so a year of monthly drills reads every pack once."""
@@ -248,35 +232,24 @@ def drill_pass(run: BackupRun) -> BackupRun:
     candidates, details["too_large"] = _candidates(repo, chosen, rng, problems, progress)
     sample = pick_sample(candidates, settings.BACKUP_DRILL_SAMPLE, rng)
     progress.percent(10, f"Restoring {len(sample)} files")
-    details["files"] = _restore_and_compare(repo, run, sample, problems, progress)
+    _pin(run, chosen)
+    try:
+        details["files"] = _restore_and_compare(repo, run, sample, problems, progress)
+    finally:
+        Snapshot.objects.filter(pinned=_PIN.format(run.pk)).update(pinned="")
     details["bytes_read"] = sum(item["size"] for item in details["files"] if item["sha256_restored"])
     progress.percent(60, f"Checking the repository, reading {subset} of its data")
     details["check"] = _check(repo, subset, problems, progress)
     return _verdict(run, details, problems)
 
 
-class _Reservoir:
-    """A uniform random pick of at most ``size`` regular files of one restic snapshot, kept as
-    restic lists them (reservoir sampling), so a dataset of millions of files is read in
-    constant memory."""
-
-    def __init__(self, row: ResticSnapshot, size: int, rng: random.Random) -> None:
-        self.row, self.size, self.rng = row, size, rng
-        self.top = offsite_repo.mount_path(row.source)
-        self.kept: list[Candidate] = []
-        self.files = self.too_large = 0
-
-    def offer(self, node: restic.Node) -> None:
-        if node.type != "file" or not node.path.startswith(self.top + "/") or _unnameable(node.path):
-            return
-        if (node.size or 0) > MAX_FILE_BYTES:
-            self.too_large += 1
-            return
-        self.files += 1
-        slot = len(self.kept) if len(self.kept) < self.size else self.rng.randrange(self.files)
-        if slot < self.size:
-            item = Candidate(self.row, node.path, node.path.removeprefix(self.top + "/"), node.size or 0)
-            self.kept[slot : slot + 1] = [item]
+def _pin(run: BackupRun, chosen: list[ResticSnapshot]) -> None:
+    """Keep the local snapshots the drill compares with from retention while it reads them. A
+    pin already there (a restore's) stays, as it keeps the snapshot too; a drill's pin left by a
+    worker that died goes now (one drill runs at a time)."""
+    Snapshot.objects.filter(pinned__startswith=_PIN.format("")).update(pinned="")
+    ids = [row.local_id for row in chosen if row.local_id is not None]
+    Snapshot.objects.filter(pk__in=ids, pinned="").update(pinned=_PIN.format(run.pk))
 
 
 def _candidates(
@@ -287,7 +260,7 @@ def _candidates(
     found: dict[str, list[Candidate]] = {}
     too_large = 0
     for row in chosen:
-        pool = _Reservoir(row, settings.BACKUP_DRILL_SAMPLE, rng)
+        pool = Reservoir(row, settings.BACKUP_DRILL_SAMPLE, rng)
         try:
             restic.walk(repo, row.snapshot_id, pool.top, pool.offer, timeout=LIST_TIMEOUT)
         except HostOpsError as exc:
@@ -297,25 +270,9 @@ def _candidates(
         too_large += pool.too_large
         words = f"{row.source}: {_count(pool.files, 'file')} in snapshot {row.short_id}"
         if pool.too_large:
-            words += f"; {pool.too_large} over {format_size(MAX_FILE_BYTES)} left out of the sample"
+            words += f"; {pool.too_large} over {format_size(drill_sample.MAX_FILE_BYTES)} left out of the sample"
         progress.log(words + ".")
     return found, too_large
-
-
-def _unnameable(path: str) -> bool:
-    return any(char in _UNNAMEABLE or not char.isprintable() for char in path)
-
-
-def pick_sample(candidates: dict[str, list[Candidate]], size: int, rng: random.Random) -> list[Candidate]:
-    """``size`` files at random, each source getting an equal share (a source with fewer files
-    gives the rest of its share to the others), so one large dataset does not crowd the homes out."""
-    pools = {source: rng.sample(files_of, len(files_of)) for source, files_of in sorted(candidates.items())}
-    sample: list[Candidate] = []
-    while len(sample) < size and any(pools.values()):
-        for pool in pools.values():
-            if pool and len(sample) < size:
-                sample.append(pool.pop())
-    return sample
 
 
 def _restore_and_compare(

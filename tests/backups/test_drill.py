@@ -24,7 +24,7 @@ from celery import current_app
 from django.db import connection
 from django.utils import timezone
 
-from backups import drill, drill_tasks, offsite_repo, snapshots
+from backups import drill, drill_sample, drill_tasks, offsite_repo, snapshots
 from backups.models import BackupRun, ResticSnapshot, Snapshot
 from hostops import btrfs, mounts, restic
 from portal.audit import SYSTEM, AuditContext
@@ -228,15 +228,16 @@ def test_files_are_picked_from_every_source_even_when_one_is_much_larger(
 
 
 def test_the_sample_gives_each_source_a_share() -> None:
-    def pool(source: str, count: int) -> list[drill.Candidate]:
+    def pool(source: str, count: int) -> list[drill_sample.Candidate]:
         row = ResticSnapshot(snapshot_id=source, source=source)
-        return [drill.Candidate(row, f"/m/{source}/{n}", str(n), 1) for n in range(count)]
+        return [drill_sample.Candidate(row, f"/m/{source}/{n}", str(n), 1) for n in range(count)]
 
-    picked = drill.pick_sample({"a": pool("a", 100), "b": pool("b", 2), "c": pool("c", 100)}, 10, random.Random(1))
+    pools = {"a": pool("a", 100), "b": pool("b", 2), "c": pool("c", 100)}
+    picked = drill_sample.pick_sample(pools, 10, random.Random(1))
     counts = {source: sum(1 for item in picked if item.snapshot.source == source) for source in "abc"}
     assert counts == {"a": 4, "b": 2, "c": 4}
     assert len({item.path for item in picked}) == 10
-    assert len(drill.pick_sample({"a": pool("a", 3)}, 10, random.Random(1))) == 3
+    assert len(drill_sample.pick_sample({"a": pool("a", 3)}, 10, random.Random(1))) == 3
 
 
 @pytest.mark.django_db
@@ -249,7 +250,7 @@ def test_files_over_the_size_cap_are_left_out_and_counted(
     monkeypatch: pytest.MonkeyPatch,
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    monkeypatch.setattr(drill, "MAX_FILE_BYTES", 10_000)  # 256 MiB in production
+    monkeypatch.setattr(drill_sample, "MAX_FILE_BYTES", 10_000)  # 256 MiB in production
     settings.BACKUP_DRILL_SAMPLE = 10
     files = {"huge.ckpt": os.urandom(20_000), "small.txt": b"s\n", "also/small.txt": b"t\n"}
     backed_up(local_snapshot(btrfs_root, "homes/alice", T1, files))
@@ -271,7 +272,7 @@ def test_the_reservoir_keeps_a_uniform_pick_of_at_most_its_size() -> None:
     rng = random.Random(7)
     counts = dict.fromkeys(range(50), 0)
     for _ in range(2000):
-        pool = drill._Reservoir(row, 5, rng)
+        pool = drill_sample.Reservoir(row, 5, rng)
         for number in range(50):
             pool.offer(restic.Node(f"f{number}", "file", f"{pool.top}/f{number}", 1, None, 0, "", 0, 0))
         pool.offer(restic.Node("sub", "dir", f"{pool.top}/sub", None, None, 0, "", 0, 0))
@@ -282,6 +283,35 @@ def test_the_reservoir_keeps_a_uniform_pick_of_at_most_its_size() -> None:
             counts[int(item.relative.removeprefix("f"))] += 1
     # Each file is kept in 1 of 10 pools (5 of 50): 200 of 2000, give or take chance.
     assert all(130 < count < 270 for count in counts.values()), counts
+
+
+@pytest.mark.django_db
+def test_the_local_snapshots_are_pinned_while_the_drill_reads_them(
+    btrfs_root: str, offsite: str, admin: User, sent: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = backed_up(local_snapshot(btrfs_root, "homes/alice", T1, {"a.txt": b"a\n"}))
+    bob = backed_up(local_snapshot(btrfs_root, "homes/bob", T1, {"b.txt": b"b\n"}))
+    Snapshot.objects.filter(pk=bob.local_id).update(pinned="restore #5")  # a restore reading it
+    stale = Snapshot.objects.create(source="datasets", path="/elsewhere", taken_at=T1, pinned="restore drill #999")
+    run = BackupRun.objects.create(kind=BackupRun.Kind.DRILL)
+    seen: list[dict[int, str]] = []
+    real_restore = restic.restore
+
+    def watched(*args: Any, **kwargs: Any) -> restic.RestoreSummary:
+        seen.append(dict(Snapshot.objects.values_list("pk", "pinned")))
+        return real_restore(*args, **kwargs)
+
+    monkeypatch.setattr(restic, "restore", watched)  # the real restore, watched while it runs
+
+    drill.drill_pass(run)
+
+    assert run.result == BackupRun.Result.SUCCEEDED, run.message
+    assert seen
+    assert seen[0][alice.local_id] == f"restore drill #{run.pk}"  # type: ignore[index]
+    assert seen[0][bob.local_id] == "restore #5"  # type: ignore[index]
+    assert seen[0][stale.pk] == ""  # left by a drill whose worker died
+    pins = dict(Snapshot.objects.values_list("pk", "pinned"))
+    assert (pins[alice.local_id], pins[bob.local_id]) == ("", "restore #5")
 
 
 # --- what a drill finds wrong ------------------------------------------------------------------
