@@ -229,11 +229,11 @@ def drill_pass(run: BackupRun) -> BackupRun:
         return _finish(run, result=BackupRun.Result.FAILED, message=f"The drill found {NOTHING}.", details=details)
     problems: list[str] = []
     rng = random.SystemRandom()
-    candidates, details["too_large"] = _candidates(repo, chosen, rng, problems, progress)
-    sample = pick_sample(candidates, settings.BACKUP_DRILL_SAMPLE, rng)
-    progress.percent(10, f"Restoring {len(sample)} files")
     _pin(run, chosen)
     try:
+        candidates, details["too_large"] = _candidates(repo, chosen, rng, problems, progress)
+        sample = pick_sample(candidates, settings.BACKUP_DRILL_SAMPLE, rng)
+        progress.percent(10, f"Restoring {len(sample)} files")
         details["files"] = _restore_and_compare(repo, run, sample, problems, progress)
     finally:
         Snapshot.objects.filter(pinned=_PIN.format(run.pk)).update(pinned="")
