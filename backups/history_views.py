@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from backups.alerts import Verdict, judge
+from backups.alerts import Verdict, judge, judge_drill
 from backups.history_forms import HistoryFilterForm
 from backups.models import BackupPolicy, BackupRun
 from portal.access import AuthedRequest, staff_required
@@ -39,6 +39,10 @@ def _duration(run: BackupRun) -> str:
 
 def _made(run: BackupRun) -> str:
     """What the run made, in the words of its kind ("" for a run that made nothing at all)."""
+    if run.kind == BackupRun.Kind.DRILL and run.details.get("files"):
+        files = run.details["files"]
+        matched = sum(1 for item in files if item.get("match"))
+        return f"{matched} of {len(files)} files matched, {format_size(run.details.get('bytes_read', 0))} restored"
     if run.result == BackupRun.Result.FAILED and not (run.snapshots_made or run.snapshots_removed or run.files_new):
         return ""
     if run.kind == BackupRun.Kind.SNAPSHOT:
@@ -67,17 +71,22 @@ def _chart(runs: list[BackupRun]) -> dict[str, Any]:
     }
 
 
-def _incidents() -> list[tuple[BackupPolicy, Verdict, bool]]:
+def _incidents() -> tuple[list[tuple[BackupPolicy, Verdict, bool]], tuple[Verdict, bool] | None]:
     """Each enabled tier that is failing or overdue by its rows now, and whether the admins were
-    told (judged here too, so the page says it even when the worker that sends alerts is down).
-    A few queries per tier, and there are two tiers."""
+    told (judged here too, so the page says it even when the worker that sends alerts is down);
+    then the restore drill's overdue incident the same way. A few queries per tier, and there
+    are two tiers."""
     now = timezone.now()
     found = []
+    drill: tuple[Verdict, bool] | None = None
     for policy in BackupPolicy.in_order(BackupPolicy.objects.filter(enabled=True)):
         verdict = judge(policy, now=now)
         if verdict.incident:
             found.append((policy, verdict, policy.incident == verdict.incident))
-    return found
+        if policy.tier == BackupPolicy.Tier.RESTIC:
+            overdue = judge_drill(policy, now=now)
+            drill = (overdue, policy.drill_overdue_since is not None) if overdue.incident else None
+    return found, drill
 
 
 def _snapshots_available() -> bool | None:
@@ -100,13 +109,15 @@ def history(request: AuthedRequest) -> HttpResponse:
         request.GET.get("page")
     )
     listed = list(page.object_list)
+    incidents, drill_incident = _incidents()
     context = {
         "form": form,
         "kind": kind,
         "page": page,
         "rows": [(run, _duration(run), _made(run)) for run in listed],
         "chart": _chart(listed),
-        "incidents": _incidents(),
+        "incidents": incidents,
+        "drill_incident": drill_incident,
         "on_btrfs": _snapshots_available(),
         "storage_root": settings.STORAGE_ROOT,
     }
@@ -116,7 +127,8 @@ def history(request: AuthedRequest) -> HttpResponse:
 @require_GET
 @staff_required
 def history_run(request: AuthedRequest, pk: int) -> HttpResponse:
-    """One run: its figures, its Operation's progress and log, the snapshots it made."""
+    """One run: its figures, its Operation's progress and log, the snapshots it made (a drill:
+    the files it sampled, with their checksums, and what the check read and found)."""
     run = get_object_or_404(BackupRun.objects.select_related("operation"), pk=pk)
     snapshots = list(run.snapshots.order_by("source")[:200])
     details = run.details if isinstance(run.details, dict) else {}
@@ -128,5 +140,6 @@ def history_run(request: AuthedRequest, pk: int) -> HttpResponse:
         "snapshots": snapshots,
         "offsite_sources": details.get("sources", []) if run.kind == BackupRun.Kind.RESTIC else [],
         "offsite_forget": details.get("forget") if run.kind == BackupRun.Kind.RESTIC else None,
+        "drill": run.details if run.kind == BackupRun.Kind.DRILL and run.details else None,
     }
     return render(request, "backups/history_run.html", context)

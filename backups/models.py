@@ -47,6 +47,9 @@ class BackupPolicy(models.Model):
     # The open incident of this tier (failed or overdue), so each is told once and its end too.
     incident = models.CharField(max_length=16, blank=True)
     incident_since = models.DateTimeField(null=True, blank=True)
+    # The offsite tier's row only: since when its restore drill is overdue (an incident of its
+    # own, told once when it opens and once when a drill passes; backups.alerts).
+    drill_overdue_since = models.DateTimeField(null=True, blank=True)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:

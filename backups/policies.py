@@ -18,13 +18,13 @@ from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from django_celery_beat.models import PeriodicTask
 
 from backups import retention
 from backups.models import KEEP_FIELDS, BackupPolicy, ResticSnapshot, Snapshot
 from portal.audit import AuditContext, audit_record
 from portal.models import User
-from portal.schedules import next_run
+from portal.schedules import crontab_point, next_run
 from portal.services import apply_changes
 from storage import ingestion
 from storage.models import IngestionJob
@@ -253,23 +253,11 @@ def _schedule_sync(policy: BackupPolicy, schedule: Schedule) -> PeriodicTask:
             raise ValidationError({NON_FIELD_ERRORS: [f"{policy} has no schedule on this portal yet."]})
         name, task_name = TIER_SCHEDULES[policy.tier]
         task = PeriodicTask.objects.filter(name=name).first() or PeriodicTask(name=name, task=task_name)
-    crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute=schedule.minute,
-        hour=schedule.hour,
-        day_of_week=schedule.day_of_week,
-        day_of_month="*",
-        month_of_year="*",
-        timezone=ZoneInfo(settings.TIME_ZONE),
-    )
-    old = task.crontab
-    task.crontab, task.interval, task.solar, task.clocked = crontab, None, None, None
     task.enabled = policy.enabled
     task.description = f"{policy} (backups), kept in step with its policy by backups.policies."
-    task.save()  # save(), not update(): django-celery-beat tells beat about the change
+    crontab_point(task, minute=schedule.minute, hour=schedule.hour, day_of_week=schedule.day_of_week)
     if policy.periodic_task_id != task.pk:
         policy.periodic_task = task
-    if old is not None and old.pk != crontab.pk and not PeriodicTask.objects.filter(crontab=old).exists():
-        old.delete()
     return task
 
 

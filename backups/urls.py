@@ -16,6 +16,8 @@ urlpatterns = [
     path("simulator/", views.simulator, name="simulator"),
     path("snapshot-now/", views.snapshot_now, name="snapshot-now"),
     path("offsite-now/", views.offsite_now, name="offsite-now"),
+    path("drill-now/", views.drill_now, name="drill-now"),
+    path("drill-schedule/", views.drill_schedule_edit, name="drill-schedule"),
     path("history/", history_views.history, name="history"),
     path("history/<int:pk>/", history_views.history_run, name="history-run"),
     # The offsite repository (backups/offsite_views.py): its state, create, stale locks, the Drive token.

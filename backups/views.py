@@ -13,10 +13,12 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Max, Min, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from backups import offsite, offsite_repo, policies, snapshots
+from backups import drill, drill_schedule, offsite, offsite_repo, policies, snapshots
+from backups.drill_forms import DrillScheduleForm
 from backups.forms import RULE_LABELS, BackupPolicyForm, SimulatorForm
 from backups.models import KEEP_FIELDS, BackupPolicy, BackupRun, Snapshot
 from backups.retention import PolicyError
@@ -66,9 +68,33 @@ def _tier_rows(now: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _drill_context(now: Any, form: DrillScheduleForm | None) -> dict[str, Any]:
+    """The overview's drill section: the last drill, the next one, its schedule and form."""
+    task = drill_schedule.drill_beat_row()
+    schedule = drill_schedule.schedule_of(task)
+    last = BackupRun.objects.filter(kind=BackupRun.Kind.DRILL).first()
+    files = (last.details or {}).get("files", []) if last else []
+    return {
+        "drill_last": last,
+        "drill_last_pill": _RESULT_PILLS.get(last.result, "") if last else "",
+        "drill_files": len(files),
+        "drill_matched": sum(1 for item in files if item.get("match")),
+        "drill_subset": (last.details or {}).get("subset", "") if last else "",
+        "drill_next": policies.next_run(task, now),
+        "drill_schedule": schedule if task is not None else None,
+        "drill_form": form or DrillScheduleForm(initial=schedule.__dict__),
+        "drill_problem": offsite_repo.problem(),
+    }
+
+
 @staff_required
 @require_GET
 def overview(request: AuthedRequest) -> HttpResponse:
+    return _overview_page(request)
+
+
+def _overview_page(request: AuthedRequest, *, drill_form: DrillScheduleForm | None = None) -> HttpResponse:
+    """The overview; with a drill schedule form that failed, shown again with its words (400)."""
     now = timezone.now()
     sources = (
         Snapshot.objects.filter(deleted_at=None)
@@ -85,8 +111,9 @@ def overview(request: AuthedRequest) -> HttpResponse:
         "snapshots_unavailable": _snapshots_unavailable(),
         "storage_root": settings.STORAGE_ROOT,
         "time_zone": settings.TIME_ZONE,
+        **_drill_context(now, drill_form),
     }
-    return render(request, "backups/overview.html", context)
+    return render(request, "backups/overview.html", context, status=400 if drill_form is not None else 200)
 
 
 @staff_required
@@ -199,3 +226,40 @@ def offsite_now(request: AuthedRequest) -> HttpResponse:
         else:
             messages.success(request, "Backing up offsite now: the History page shows the run when it ends.")
     return redirect("backups:overview")
+
+
+@staff_required
+@require_POST
+def drill_now(request: AuthedRequest) -> HttpResponse:
+    """An admin's restore drill now; its run shows on the History page when it ends."""
+    try:
+        operation = drill.drill_run_now(actor=request.user, context=AuditContext.of(request))
+    except drill.DrillError as exc:
+        messages.error(request, str(exc))
+    else:
+        if operation.state == operation.State.FAILED:
+            messages.error(request, operation.message)
+        else:
+            messages.success(request, "Drill started: it restores a sample of files and checks a twelfth of the data.")
+    return redirect(f"{reverse('backups:overview')}#drill")
+
+
+@staff_required
+@require_POST
+def drill_schedule_edit(request: AuthedRequest) -> HttpResponse:
+    form = DrillScheduleForm(request.POST)
+    if not form.is_valid():
+        return _overview_page(request, drill_form=form)
+    try:
+        drill_schedule.drill_schedule_update(**form.cleaned_data, actor=request.user, context=AuditContext.of(request))
+    except ValidationError as exc:
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+        return _overview_page(request, drill_form=form)
+    data = form.cleaned_data
+    if data["enabled"]:
+        when = drill_schedule.DrillSchedule(**data).words
+        messages.success(request, f"The restore drill runs on {when}.")
+    else:
+        messages.success(request, "The monthly drill is off; Run drill now still starts one.")
+    return redirect(f"{reverse('backups:overview')}#drill")

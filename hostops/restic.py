@@ -982,6 +982,27 @@ def ls(
     return nodes
 
 
+def walk(
+    repo: Repository, snapshot_id: str, path: str, on_node: Callable[[Node], None], *, timeout: float = LIST_TIMEOUT
+) -> int:
+    """Hand every entry of ``path`` and all below it in the snapshot to ``on_node``, one at a
+    time as restic prints them, keeping none: a dataset of millions of files is read in
+    constant memory (the restore drill samples from it this way). Returns how many were
+    handed; a path not in the snapshot gives 0."""
+    args = ["ls", "--recursive", _snapshot_id(snapshot_id), "--", _snapshot_path(path)]
+    count = 0
+
+    def on_json(data: dict[str, Any]) -> None:
+        nonlocal count
+        if _is_node(data):
+            count += 1
+            on_node(parse_node(data))
+
+    outcome = _restic(repo, args, timeout=timeout, on_json=on_json)
+    _check("ls", outcome, repo)
+    return count
+
+
 @dataclass(frozen=True)
 class RestoreSummary:
     """A finished restore: files and bytes restored (restic's counts), skipped (already there,
@@ -1399,4 +1420,5 @@ __all__ = [
     "unlock",
     "version",
     "version_tuple",
+    "walk",
 ]

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
 
@@ -31,3 +32,25 @@ def next_run(task: PeriodicTask | None, now: datetime | None = None) -> datetime
     )
     schedule.nowfun = lambda: here
     return here + schedule.remaining_estimate(here)
+
+
+def crontab_point(
+    task: PeriodicTask, *, minute: str, hour: str, day_of_week: str = "*", day_of_month: str = "*"
+) -> PeriodicTask:
+    """Point beat row ``task`` at the crontab with these fields in the server's time zone (beat
+    reads TIME_ZONE's clock) and save it. Crontab rows may be shared by several tasks, so one is
+    never changed in place: the task is pointed at a matching one, and one left unused goes."""
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=minute,
+        hour=hour,
+        day_of_week=day_of_week,
+        day_of_month=day_of_month,
+        month_of_year="*",
+        timezone=ZoneInfo(settings.TIME_ZONE),
+    )
+    old = task.crontab
+    task.crontab, task.interval, task.solar, task.clocked = crontab, None, None, None
+    task.save()  # save(), not update(): django-celery-beat tells beat about the change
+    if old is not None and old.pk != crontab.pk and not PeriodicTask.objects.filter(crontab=old).exists():
+        old.delete()
+    return task

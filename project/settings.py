@@ -179,6 +179,7 @@ CELERY_IMPORTS = [
     "backups.restore_tasks",
     "backups.offsite_tasks",
     "backups.offsite_admin_tasks",
+    "backups.drill_tasks",
 ]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The one place periodic work is declared (django-celery-beat copies it into the database).

@@ -229,6 +229,8 @@ ACCESS: dict[str, Rule] = {
     "backups:offsite-unlock": Rule(**ADMIN_ONLY, method="post"),
     "backups:offsite-token": Rule(**ADMIN_ONLY, method="post"),
     "backups:offsite-token-remove": Rule(**ADMIN_ONLY, method="post"),
+    "backups:drill-now": Rule(**ADMIN_ONLY, method="post"),
+    "backups:drill-schedule": Rule(**ADMIN_ONLY, method="post"),
     # Restoring (backups/restore_views.py): a member's own snapshots; an admin may browse and
     # restore any member's. The snapshot's folder is absent here: the page says so (400), an
     # empty restore is bad input (400), a download without a file redirects back (302).

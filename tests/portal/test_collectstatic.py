@@ -10,9 +10,7 @@ from typing import Any
 from django.core.management import call_command
 
 
-def test_collectstatic_with_the_production_storage_finds_every_referenced_file(
-    tmp_path: Path, settings: Any
-) -> None:
+def test_collectstatic_with_the_production_storage_finds_every_referenced_file(tmp_path: Path, settings: Any) -> None:
     settings.STATIC_ROOT = tmp_path / "staticfiles"
     settings.STORAGES = {
         **settings.STORAGES,
