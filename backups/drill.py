@@ -51,6 +51,7 @@ from portal.operations import (
     operation_create,
     operation_enqueue,
     operation_fail,
+    operation_keepalive,
     operation_progress,
     operation_succeed,
     operation_takeover,
@@ -262,7 +263,8 @@ def _candidates(
     for row in chosen:
         pool = Reservoir(row, settings.BACKUP_DRILL_SAMPLE, rng)
         try:
-            restic.walk(repo, row.snapshot_id, pool.top, pool.offer, timeout=LIST_TIMEOUT)
+            with operation_keepalive(progress.operation_id):
+                restic.walk(repo, row.snapshot_id, pool.top, pool.offer, timeout=LIST_TIMEOUT)
         except HostOpsError as exc:
             problems.append(f"{row.source}: snapshot {row.short_id} could not be listed: {exc}")
             continue
@@ -315,7 +317,8 @@ def _one_snapshot(
     target = posixpath.join(staging, str(row.pk))
     failed = ""
     try:
-        restic.restore(repo, row.snapshot_id, target, include=[item.path for item in items], verify=True)
+        with operation_keepalive(progress.operation_id):
+            restic.restore(repo, row.snapshot_id, target, include=[item.path for item in items], verify=True)
     except HostOpsError as exc:
         failed = f"not restored: {exc}"
         problems.append(f"{row.source}: the restore from snapshot {row.short_id} failed: {exc}")
@@ -361,7 +364,10 @@ def _sha256(root: str, relative: str) -> tuple[str, str]:
 
 def _check(repo: restic.Repository, subset: str, problems: list[str], progress: _Progress) -> dict[str, Any]:
     try:
-        result = restic.check(repo, read_data_subset=subset)
+        # A twelfth of a Drive repository is a long download, and check --json reports nothing
+        # until it ends: keep the job's row alive so the reaper does not take it for dead.
+        with operation_keepalive(progress.operation_id):
+            result = restic.check(repo, read_data_subset=subset)
     except HostOpsError as exc:
         problems.append(f"The check could not run: {exc}")
         return {"ok": False, "ran": False, "errors": [str(exc)]}
