@@ -331,7 +331,13 @@ def _restic(
 
     child_env = {**(repo.env() if repo is not None else {}), **(env or {})}
     outcome.returncode = run_streaming(
-        [*_die_with_parent(), *argv], on_line, timeout=timeout, env=child_env, interrupt_grace=_STOP_GRACE
+        # A restic that is not there is run bare, so the error says "command not found" rather
+        # than setpriv's words.
+        [*(_die_with_parent() if shutil.which(argv[0]) else ()), *argv],
+        on_line,
+        timeout=timeout,
+        env=child_env,
+        interrupt_grace=_STOP_GRACE,
     )
     return outcome
 
