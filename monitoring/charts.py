@@ -56,10 +56,13 @@ def _percent(used: Values, total: Values) -> Values:
 
 
 def _label(moment: datetime, window: Window) -> str:
+    """Short enough for five ticks under a half-width chart; the tooltip shows it too."""
     local = timezone.localtime(moment)
     if window.width >= timedelta(days=1):
-        return f"{local:%Y-%m-%d}"
-    return f"{local:%H:%M}" if window.span.length <= timedelta(hours=6) else f"{local:%d %b %H:%M}"
+        return f"{local:%d %b %y}"
+    if window.span.length <= timedelta(hours=6):
+        return f"{local:%H:%M}"
+    return f"{local:%a %H:%M}" if window.span.length <= timedelta(days=2) else f"{local:%d %b %H:%M}"
 
 
 def disk_paths() -> dict[str, str]:

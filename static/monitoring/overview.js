@@ -17,11 +17,18 @@
     };
   }
 
+  // A point between two gaps has no line to either side: draw it as a dot, or it is not seen.
+  function isolated(context) {
+    const values = context.dataset.data;
+    const i = context.dataIndex;
+    return values[i] !== null && (i === 0 || values[i - 1] === null) && (i === values.length - 1 || values[i + 1] === null);
+  }
+
   function draw(canvas) {
     const chart = data.charts[canvas.dataset.chart];
     if (!chart) return;
     const scales = {
-      x: { grid: { display: false }, ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: 8 } },
+      x: { grid: { display: false }, ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: 5 } },
     };
     Object.entries(chart.axes).forEach(([id, spec]) => {
       scales[id] = axis(spec, id === "y" ? "left" : "right", id === "y");
@@ -38,7 +45,7 @@
           backgroundColor: set.colour,
           borderDash: set.dashed ? [6, 4] : [],
           borderWidth: 1.6,
-          pointRadius: 0,
+          pointRadius: (context) => (isolated(context) ? 2.5 : 0),
           pointHitRadius: 6,
           spanGaps: false,
           tension: 0,
