@@ -35,7 +35,6 @@ def overview(request: AuthedRequest) -> HttpResponse:
         "gpus_sampled": gpu is not None or accounting.measured(),
         "latest": charts.latest(now=now),
         "fresh_minutes": int(charts.FRESH.total_seconds() // 60),
-        "local_queue": "host.local",
         "disk_paths": settings.MONITORING_DISK_PATHS,
         "data": charts.chart_data(window, {**host, **(gpu or {})}),
     }

@@ -137,7 +137,7 @@ def test_a_member_is_refused_and_the_refusal_is_audited(alice_client: Client) ->
 def test_no_recent_sample_is_said_plainly(admin_client: Client) -> None:
     body = admin_client.get(URL).content.decode()
     assert 'id="no-recent-sample"' in body
-    assert "host.local" in body
+    assert "The local host's worker samples it every minute" in body
 
 
 def test_the_menu_has_server_health_for_admins_only(admin_client: Client, alice_client: Client) -> None:
