@@ -79,7 +79,7 @@ def host_charts(window: Window, read: dict[str, Values]) -> dict[str, Chart]:
 
     cpu = Chart("cpu", axes={"y": {"title": "% busy", "max": 100}, "y2": {"title": "load"}})
     cpu.add("CPU busy (%)", _scaled(get("host.cpu.percent"), 1, 1))
-    cpu.add("Load, 1 min", get("host.load.1"), axis="y2")
+    cpu.add("Load, 1 min", _scaled(get("host.load.1"), 1), axis="y2")
     memory = Chart("memory", axes={"y": {"title": "GiB"}})
     memory.add("Memory used", _scaled(get("host.mem.used_bytes"), GIB))
     if "host.swap.used_bytes" in read:
@@ -88,7 +88,7 @@ def host_charts(window: Window, read: dict[str, Values]) -> dict[str, Chart]:
     pressure = Chart("pressure", axes={"y": {"title": "% of time stalled"}})
     for name, label in PRESSURE:
         if name in read:
-            pressure.add(label, get(name))
+            pressure.add(label, _scaled(get(name), 1))
     disks = Chart("disks", axes={"y": {"title": "% used", "max": 100}})
     paths = disk_paths()
     for name in sorted(series for series in read if series.startswith("disk.") and series.endswith(".used_bytes")):
