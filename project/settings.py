@@ -207,6 +207,10 @@ CELERY_BEAT_SCHEDULE = {
     "storage-scrub-watch": {"task": "storage.scrub_tasks.scrub_watch_task", "schedule": 60.0},
     # Backups (backups/alerts.py): a tier failing or overdue is told once, and its end too.
     "backups-alerts": {"task": "backups.alerts_tasks.backup_alerts_task", "schedule": 600.0},
+    # Monitoring (monitoring/tasks.py): the host's CPU, memory, load, pressure and disks a minute,
+    # on the local host's queue; every 5 minutes their 5-minute and hourly averages, and pruning.
+    "monitoring-host-sample": {"task": "monitoring.tasks.host_sample_fanout_task", "schedule": 60.0},
+    "monitoring-rollup": {"task": "monitoring.tasks.samples_rollup_task", "schedule": 300.0},
 }
 
 # --- login ----------------------------------------------------------------------------
@@ -394,6 +398,7 @@ PORTAL_NAVIGATION = [
     ("GPUs", "gpus:admin-gpus", "staff", "gpus:admin"),
     ("Storage", "storage:overview", "staff", "storage:"),
     ("Backups", "backups:overview", "staff", "backups:"),
+    ("Server health", "monitoring:overview", "staff", "monitoring:"),
 ]
 
 # --- storage (storage/) -------------------------------------------------------------------
@@ -542,3 +547,11 @@ GPU_INVENTORY_HOSTS = {
 # "other" and GPU use does not keep a workspace from the idle stop.
 HOST_PROC = env_str("HOST_PROC", "/proc")
 GPU_SAMPLE_DAYS = env_int("GPU_SAMPLE_DAYS", 90, minimum=1)  # one sample per GPU a minute is kept this long
+
+# --- monitoring (monitoring/) ---------------------------------------------------------------
+# The filesystems whose use is sampled each minute, each named by a path on it (as the worker
+# sees it). A path that is not there, or on the same filesystem as an earlier one, is left out.
+MONITORING_DISK_PATHS = env_list("MONITORING_DISK_PATHS", ["/", STORAGE_ROOT])
+for _path in MONITORING_DISK_PATHS:
+    if not _path.startswith("/"):
+        raise ImproperlyConfigured(f"MONITORING_DISK_PATHS: {_path!r} is not an absolute path")

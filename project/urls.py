@@ -16,6 +16,7 @@ urlpatterns = [
     path("gpus/", include("gpus.urls")),
     path("storage/", include("storage.urls")),
     path("backups/", include("backups.urls")),
+    path("monitoring/", include("monitoring.urls")),
     path("django-admin/", admin.site.urls),
     path("", include("portal.urls")),
 ]

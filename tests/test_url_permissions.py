@@ -214,6 +214,8 @@ ACCESS: dict[str, Rule] = {
     "storage:disks-scan": Rule(**ADMIN_ONLY, method="post"),
     # Backups (backups/history_views.py): the runs' history and one run's log, admins only.
     "backups:history": Rule(**ADMIN_ONLY),
+    # Server health (monitoring/views.py): the host's charts, admins only.
+    "monitoring:overview": Rule(**ADMIN_ONLY),
     "backups:history-run": Rule(**ADMIN_ONLY, target=_backup_run),
     # Backups (admins): the overview, a tier's policy and its retention preview, the simulator.
     "backups:overview": Rule(**ADMIN_ONLY),

@@ -67,6 +67,7 @@ def test_production_cookies_are_host_only_and_secure() -> None:
         ({"WORKSPACE_SUBNET_POOL": "10.213.0.0/16x"}, "WORKSPACE_SUBNET_POOL"),
         ({"WORKSPACE_SUBNET_PREFIX": "30"}, "WORKSPACE_SUBNET_PREFIX"),
         ({"WORKSPACE_SUBNET_POOL": "10.213.0.0/28", "WORKSPACE_SUBNET_PREFIX": "28"}, "WORKSPACE_SUBNET_PREFIX"),
+        ({"MONITORING_DISK_PATHS": "/,srv/data"}, "MONITORING_DISK_PATHS"),
     ],
 )
 def test_a_bad_variable_stops_startup_naming_it(override: dict[str, str], named: str) -> None:

@@ -1,0 +1,37 @@
+"""Celery tasks of monitoring. Thin: the work is in monitoring.collect and monitoring.rollup.
+The host is read on its own worker (Host.local()'s queue), so beat's minute entry is a fan-out
+on the default queue that sends the sample there; rollups and pruning only touch the database."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from monitoring import collect, rollup
+from portal.models import Host
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True)
+def host_sample_fanout_task() -> None:
+    """Every minute (CELERY_BEAT_SCHEDULE): the sample, on the local host's queue."""
+    host_sample_task.apply_async(queue=Host.local().queue, expires=55)  # a late sample is worthless
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def host_sample_task() -> None:
+    collect.host_sample()
+
+
+@shared_task(ignore_result=True)
+def samples_rollup_task() -> None:
+    """Every 5 minutes: the finished buckets' averages, then rows past their keeping dropped."""
+    written = rollup.samples_rollup()
+    pruned = rollup.samples_prune()
+    logger.info(
+        "host samples: %s rolled up, %d pruned",
+        ", ".join(f"{count} {resolution.label}" for resolution, count in written.items()),
+        pruned,
+    )
