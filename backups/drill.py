@@ -32,11 +32,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from backups import drill_sample, offsite_repo
+from backups import drill_sample, offsite_repo, runs
 from backups.alerts import backup_run_finished
 from backups.drill_sample import Candidate, Reservoir, pick_sample
 from backups.models import BackupRun, ResticSnapshot, Snapshot
@@ -45,11 +44,9 @@ from hostops import files, restic, safetree
 from hostops.errors import HostOpsError
 from portal.audit import AuditContext, audit_record
 from portal.env import format_size
-from portal.models import Host, Notification, Operation, User
+from portal.models import Notification, Operation, User
 from portal.operations import (
     operation_claim,
-    operation_create,
-    operation_enqueue,
     operation_fail,
     operation_keepalive,
     operation_progress,
@@ -113,28 +110,22 @@ def drill_scheduled() -> Operation | None:
 
 
 def _start(*, actor: User | None) -> tuple[Operation | None, BackupRun | None]:
-    # Locking the host row makes two starts at once take turns: the second sees the first.
-    host = Host.objects.select_for_update().get(pk=Host.local().pk)
-    _close_orphans()
-    if Operation.objects.filter(kind=DRILL_KIND).in_progress().exists():
-        return None, None
-    op = operation_create(kind=DRILL_KIND, actor=actor, target=host, message=f"Waiting for the worker of {host}")
-    run = BackupRun.objects.create(kind=BackupRun.Kind.DRILL, operation=op)
-
-    def unsent() -> None:
-        _finish(run, result=BackupRun.Result.FAILED, message="Not started: the job queue did not answer.")
-
-    operation_enqueue(op, task=EXECUTE_TASK, queue=host.queue, on_unsent=unsent)
-    return op, run
+    return runs.start_run(
+        operation_kind=DRILL_KIND,
+        run_kind=BackupRun.Kind.DRILL,
+        task=EXECUTE_TASK,
+        actor=actor,
+        close_orphans=_close_orphans,
+        finish=_finish,
+    )
 
 
 def _close_orphans() -> None:
     """Drill runs left "running" by a job that ended without recording them: recorded as failed."""
     words = "Its job ended without a result (the worker was lost); run the drill again."
-    old = timezone.now() - _ORPHAN_AFTER
-    BackupRun.objects.filter(kind=BackupRun.Kind.DRILL, result=BackupRun.Result.RUNNING).filter(
-        Q(operation__state__in=Operation.FINAL_STATES) | Q(operation=None, started_at__lt=old)
-    ).update(result=BackupRun.Result.FAILED, finished_at=timezone.now(), message=words)
+    runs.orphan_runs(BackupRun.Kind.DRILL, after=_ORPHAN_AFTER).update(
+        result=BackupRun.Result.FAILED, finished_at=timezone.now(), message=words
+    )
 
 
 # --- the worker side -------------------------------------------------------------------------

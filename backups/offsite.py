@@ -36,16 +36,15 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from backups import offsite_repo, snapshots
+from backups import offsite_repo, runs, snapshots
 from backups.alerts import backup_run_finished
 from backups.models import KEEP_FIELDS, BackupPolicy, BackupRun, ResticSnapshot, Snapshot
 from hostops import mounts, restic
@@ -60,11 +59,9 @@ from hostops.errors import (
 )
 from portal.audit import AuditContext, audit_record
 from portal.env import format_size
-from portal.models import Host, Operation, User
+from portal.models import Operation, User
 from portal.operations import (
     operation_claim,
-    operation_create,
-    operation_enqueue,
     operation_fail,
     operation_keepalive,
     operation_progress,
@@ -81,7 +78,6 @@ SOURCE_TAG = "source:"
 PROGRESS_FPS = 0.5  # restic's status lines: one every two seconds is plenty for a page
 # How long the run waits for a running hourly pass before it backs up what is there.
 SNAPSHOT_WAIT_SECONDS = 600
-_ORPHAN_AFTER = timedelta(hours=2)
 _PIN = "offsite run {pk}"
 
 # Errors that stop the whole run: every source would meet them.
@@ -135,18 +131,14 @@ _BUSY = "An offsite backup is already queued or running. Wait for it to end."
 
 
 def _start(*, actor: User | None) -> tuple[Operation | None, BackupRun | None]:
-    host = Host.objects.select_for_update().get(pk=Host.local().pk)
-    _close_orphans()
-    if Operation.objects.filter(kind=OFFSITE_KIND).in_progress().exists():
-        return None, None
-    op = operation_create(kind=OFFSITE_KIND, actor=actor, target=host, message=f"Waiting for the worker of {host}")
-    run = BackupRun.objects.create(kind=BackupRun.Kind.RESTIC, operation=op)
-
-    def unsent() -> None:
-        _finish(run, result=BackupRun.Result.FAILED, message="Not started: the job queue did not answer.")
-
-    operation_enqueue(op, task=EXECUTE_TASK, queue=host.queue, on_unsent=unsent)
-    return op, run
+    return runs.start_run(
+        operation_kind=OFFSITE_KIND,
+        run_kind=BackupRun.Kind.RESTIC,
+        task=EXECUTE_TASK,
+        actor=actor,
+        close_orphans=_close_orphans,
+        finish=_finish,
+    )
 
 
 def _close_orphans() -> None:
@@ -156,11 +148,7 @@ def _close_orphans() -> None:
         "Its worker stopped mid-run (killed or restarted). What restic had uploaded stays in the "
         "repository, and the next run reuses it."
     )
-    old = timezone.now() - _ORPHAN_AFTER
-    orphans = BackupRun.objects.filter(kind=BackupRun.Kind.RESTIC, result=BackupRun.Result.RUNNING).filter(
-        Q(operation__state__in=Operation.FINAL_STATES) | Q(operation=None, started_at__lt=old)
-    )
-    for run in list(orphans):
+    for run in list(runs.orphan_runs(BackupRun.Kind.RESTIC)):
         _unpin(run)
         _finish(run, result=BackupRun.Result.FAILED, message=words)
 

@@ -35,13 +35,13 @@ import stat
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from backups import retention
+from backups import retention, runs
 from backups.alerts import backup_run_finished
 from backups.models import BackupPolicy, BackupRun, Snapshot
 from backups.policies import planner_snapshots, to_planner
@@ -49,11 +49,9 @@ from hostops import btrfs, files
 from hostops.errors import HostOpsError
 from portal.audit import AuditContext, audit_record
 from portal.locks import advisory_lock
-from portal.models import Host, Operation, User
+from portal.models import Operation, User
 from portal.operations import (
     operation_claim,
-    operation_create,
-    operation_enqueue,
     operation_fail,
     operation_progress,
     operation_succeed,
@@ -77,8 +75,6 @@ DELETE_BATCH = 8
 DELETE_PAUSE_SECONDS = 2.0
 # A PostgreSQL session advisory lock held by the worker running a pass; it dies with its session.
 _LOCK = (0x424B, 1)  # "BK"
-# A run left "running" with no Operation (a pass called directly) for this long is dead.
-_ORPHAN_AFTER = timedelta(hours=2)
 
 NOT_BTRFS = (
     "The storage root {root} is not on a BTRFS filesystem, so no snapshots can be taken "
@@ -149,29 +145,23 @@ _BUSY = "A snapshot pass is already queued or running. Wait for it to end."
 
 
 def _start(*, actor: User | None) -> tuple[Operation | None, BackupRun | None]:
-    # Locking the host row makes two starts at once take turns: the second sees the first.
-    host = Host.objects.select_for_update().get(pk=Host.local().pk)
-    _close_orphans()
-    if Operation.objects.filter(kind=SNAPSHOT_KIND).in_progress().exists():
-        return None, None
-    op = operation_create(kind=SNAPSHOT_KIND, actor=actor, target=host, message=f"Waiting for the worker of {host}")
-    run = BackupRun.objects.create(kind=BackupRun.Kind.SNAPSHOT, operation=op)
-
-    def unsent() -> None:
-        _finish(run, result=BackupRun.Result.FAILED, message="Not started: the job queue did not answer.")
-
-    operation_enqueue(op, task=EXECUTE_TASK, queue=host.queue, on_unsent=unsent)
-    return op, run
+    return runs.start_run(
+        operation_kind=SNAPSHOT_KIND,
+        run_kind=BackupRun.Kind.SNAPSHOT,
+        task=EXECUTE_TASK,
+        actor=actor,
+        close_orphans=_close_orphans,
+        finish=_finish,
+    )
 
 
 def _close_orphans() -> None:
     """Runs left "running" by a job that ended without recording them (reaped after its worker
     vanished): recorded as failed, so they neither linger nor look like work under way."""
     words = "Its job ended without a result (the worker was lost); the next pass takes the hour's snapshots."
-    old = timezone.now() - _ORPHAN_AFTER
-    BackupRun.objects.filter(kind=BackupRun.Kind.SNAPSHOT, result=BackupRun.Result.RUNNING).filter(
-        Q(operation__state__in=Operation.FINAL_STATES) | Q(operation=None, started_at__lt=old)
-    ).update(result=BackupRun.Result.FAILED, finished_at=timezone.now(), message=words)
+    runs.orphan_runs(BackupRun.Kind.SNAPSHOT).update(
+        result=BackupRun.Result.FAILED, finished_at=timezone.now(), message=words
+    )
 
 
 # --- the worker side -------------------------------------------------------------------------
