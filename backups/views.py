@@ -4,6 +4,7 @@ never ask the host: the worker records what exists."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from backups.retention import PolicyError
 from hostops import restic
 from portal.access import AuthedRequest, staff_required
 from portal.audit import AuditContext
+from portal.models import Operation
 from storage.models import FilesystemState
 
 _RESULT_PILLS: dict[str, str] = {
@@ -196,52 +198,45 @@ def simulator(request: AuthedRequest) -> HttpResponse:
     return render(request, "backups/retention_simulator.html", context, status=status)
 
 
-@staff_required
-@require_POST
-def snapshot_now(request: AuthedRequest) -> HttpResponse:
-    """An admin's pass now, like the hourly one; followed on the dashboard's job list."""
+def _start_now(
+    request: AuthedRequest, start: Callable[..., Operation], refused: type[Exception], started: str, back: str
+) -> HttpResponse:
+    """An admin's "… now" button: start the job, say so (or why not), back to the overview."""
     try:
-        operation = snapshots.snapshot_run_now(actor=request.user, context=AuditContext.of(request))
-    except snapshots.SnapshotError as exc:
+        operation = start(actor=request.user, context=AuditContext.of(request))
+    except refused as exc:
         messages.error(request, str(exc))
     else:
         if operation.state == operation.State.FAILED:
             messages.error(request, operation.message)
         else:
-            messages.success(request, "Taking snapshots now: the History page shows the run when it ends.")
-    return redirect("backups:overview")
+            messages.success(request, started)
+    return redirect(back)
+
+
+@staff_required
+@require_POST
+def snapshot_now(request: AuthedRequest) -> HttpResponse:
+    """An admin's pass now, like the hourly one; followed on the dashboard's job list."""
+    started = "Taking snapshots now: the History page shows the run when it ends."
+    back = reverse("backups:overview")
+    return _start_now(request, snapshots.snapshot_run_now, snapshots.SnapshotError, started, back)
 
 
 @staff_required
 @require_POST
 def offsite_now(request: AuthedRequest) -> HttpResponse:
     """An admin's offsite backup now, like the nightly one; followed on the dashboard's job list."""
-    try:
-        operation = offsite.offsite_run_now(actor=request.user, context=AuditContext.of(request))
-    except offsite.OffsiteError as exc:
-        messages.error(request, str(exc))
-    else:
-        if operation.state == operation.State.FAILED:
-            messages.error(request, operation.message)
-        else:
-            messages.success(request, "Backing up offsite now: the History page shows the run when it ends.")
-    return redirect("backups:overview")
+    started = "Backing up offsite now: the History page shows the run when it ends."
+    return _start_now(request, offsite.offsite_run_now, offsite.OffsiteError, started, reverse("backups:overview"))
 
 
 @staff_required
 @require_POST
 def drill_now(request: AuthedRequest) -> HttpResponse:
     """An admin's restore drill now; its run shows on the History page when it ends."""
-    try:
-        operation = drill.drill_run_now(actor=request.user, context=AuditContext.of(request))
-    except drill.DrillError as exc:
-        messages.error(request, str(exc))
-    else:
-        if operation.state == operation.State.FAILED:
-            messages.error(request, operation.message)
-        else:
-            messages.success(request, "Drill started: it restores a sample of files and checks a twelfth of the data.")
-    return redirect(f"{reverse('backups:overview')}#drill")
+    started = "Drill started: it restores a sample of files and checks a twelfth of the data."
+    return _start_now(request, drill.drill_run_now, drill.DrillError, started, f"{reverse('backups:overview')}#drill")
 
 
 @staff_required
