@@ -209,7 +209,7 @@ def chosen_snapshots() -> list[ResticSnapshot]:
 def drill_pass(run: BackupRun) -> BackupRun:
     """The drill itself, for ``run`` (the caller holds the repository lock): sample, restore,
     compare, check; the run's result, message and details say what was found."""
-    progress = _Progress(run.operation_id)
+    progress = runs.Progress(run.operation_id, logger)
     subset = subset_of(run)
     details: dict[str, Any] = {"files": [], "subset": subset, "check": {}, "bytes_read": 0}
     try:
@@ -245,7 +245,11 @@ def _pin(run: BackupRun, chosen: list[ResticSnapshot]) -> None:
 
 
 def _candidates(
-    repo: restic.Repository, chosen: list[ResticSnapshot], rng: random.Random, problems: list[str], progress: _Progress
+    repo: restic.Repository,
+    chosen: list[ResticSnapshot],
+    rng: random.Random,
+    problems: list[str],
+    progress: runs.Progress,
 ) -> tuple[dict[str, list[Candidate]], int]:
     """Up to a whole sample's worth of files from each chosen snapshot, by source, and how many
     files were left out for their size."""
@@ -269,7 +273,7 @@ def _candidates(
 
 
 def _restore_and_compare(
-    repo: restic.Repository, run: BackupRun, sample: list[Candidate], problems: list[str], progress: _Progress
+    repo: restic.Repository, run: BackupRun, sample: list[Candidate], problems: list[str], progress: runs.Progress
 ) -> list[dict[str, Any]]:
     """Restore the sample into a fresh root-only folder (one restore per restic snapshot), hash
     each restored file and its frozen local copy; the folder is removed however it ends."""
@@ -300,7 +304,7 @@ def _staging(run: BackupRun) -> str:
 
 
 def _one_snapshot(
-    repo: restic.Repository, staging: str, items: list[Candidate], problems: list[str], progress: _Progress
+    repo: restic.Repository, staging: str, items: list[Candidate], problems: list[str], progress: runs.Progress
 ) -> list[dict[str, Any]]:
     """Restore one snapshot's share of the sample (``--verify`` reads each file back) and
     compare each file with its local copy."""
@@ -353,7 +357,7 @@ def _sha256(root: str, relative: str) -> tuple[str, str]:
     return digest.hexdigest(), ""
 
 
-def _check(repo: restic.Repository, subset: str, problems: list[str], progress: _Progress) -> dict[str, Any]:
+def _check(repo: restic.Repository, subset: str, problems: list[str], progress: runs.Progress) -> dict[str, Any]:
     try:
         # A twelfth of a Drive repository is a long download, and check --json reports nothing
         # until it ends: keep the job's row alive so the reaper does not take it for dead.
@@ -429,22 +433,6 @@ def _alert(run: BackupRun) -> None:
         level=Notification.Level.ERROR,
     )
     logger.warning("restore drill %s failed: %s", run.pk, words[0])
-
-
-class _Progress:
-    """Progress into the drill's Operation, when it has one."""
-
-    def __init__(self, operation_id: int | None) -> None:
-        self.operation_id = operation_id
-
-    def log(self, line: str) -> None:
-        logger.info("%s", line)
-        if self.operation_id is not None:
-            operation_progress(self.operation_id, log=line)
-
-    def percent(self, value: int, message: str) -> None:
-        if self.operation_id is not None:
-            operation_progress(self.operation_id, percent=value, message=message)
 
 
 def _count(number: int, noun: str) -> str:

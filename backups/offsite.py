@@ -64,7 +64,6 @@ from portal.operations import (
     operation_claim,
     operation_fail,
     operation_keepalive,
-    operation_progress,
     operation_succeed,
 )
 from storage.layout import Layout
@@ -224,7 +223,7 @@ def offsite_pass(run: BackupRun, *, now: datetime | None = None, operation_id: i
     up the hour it was asked for), then forget and reconcile. The caller holds the repository
     lock. Records on ``run``: SUCCEEDED; PARTIAL when some sources failed or were read
     in part; FAILED when nothing was backed up (or forget met a repository error)."""
-    progress = _Progress(operation_id)
+    progress = runs.Progress(operation_id, logger)
     deadline = time.monotonic() + settings.BACKUP_RESTIC_MAX_HOURS * 3600
     policy = BackupPolicy.of(BackupPolicy.Tier.RESTIC)
     try:
@@ -281,7 +280,7 @@ def offsite_pass(run: BackupRun, *, now: datetime | None = None, operation_id: i
     return _finish(run, result=result, message=message)
 
 
-def _choose(now: datetime, progress: _Progress, problems: list[str]) -> list[_Source]:
+def _choose(now: datetime, progress: runs.Progress, problems: list[str]) -> list[_Source]:
     """The newest live snapshot of each source now snapshotted (a deleted member's old
     snapshots are not backed up again), taking this hour's first if the hourly pass has not."""
     layout = Layout.from_settings()
@@ -310,7 +309,7 @@ def _choose(now: datetime, progress: _Progress, problems: list[str]) -> list[_So
     return chosen
 
 
-def _take_this_hour(now: datetime, progress: _Progress) -> None:
+def _take_this_hour(now: datetime, progress: runs.Progress) -> None:
     """Run the hourly pass now (idempotent within the hour), or wait for the one running."""
     waited = 0.0
     while True:
@@ -331,7 +330,7 @@ def _backup_one(
     source: _Source,
     run: BackupRun,
     policy: BackupPolicy,
-    progress: _Progress,
+    progress: runs.Progress,
     index: int,
     count: int,
     *,
@@ -409,7 +408,7 @@ def keep_policy(policy: BackupPolicy) -> dict[str, int]:
 
 
 def _forget(
-    repo: restic.Repository, policy: BackupPolicy, run: BackupRun, now: datetime, progress: _Progress
+    repo: restic.Repository, policy: BackupPolicy, run: BackupRun, now: datetime, progress: runs.Progress
 ) -> str | None:
     """restic forget with the policy (prune on its weekday), then the rows reconciled; what went
     wrong, in words, or None."""
@@ -510,20 +509,6 @@ def _made_words(done: list[_Source], chosen: list[_Source]) -> str:
 
 def _local(moment: datetime) -> str:
     return f"{moment.astimezone(ZoneInfo(settings.TIME_ZONE)):%Y-%m-%d %H:%M}"
-
-
-class _Progress:
-    def __init__(self, operation_id: int | None) -> None:
-        self.operation_id = operation_id
-
-    def log(self, line: str) -> None:
-        logger.info("%s", line)
-        if self.operation_id is not None:
-            operation_progress(self.operation_id, log=line)
-
-    def percent(self, value: int, message: str) -> None:
-        if self.operation_id is not None:
-            operation_progress(self.operation_id, percent=value, message=message)
 
 
 def _finish(run: BackupRun, *, result: str, message: str) -> BackupRun:

@@ -4,6 +4,7 @@ the runs whose job ended without recording them."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -12,7 +13,7 @@ from django.utils import timezone
 
 from backups.models import BackupRun
 from portal.models import Host, Operation, User
-from portal.operations import operation_create, operation_enqueue
+from portal.operations import operation_create, operation_enqueue, operation_progress
 
 # A run left "running" with no Operation (a pass called directly) for this long is dead.
 ORPHAN_AFTER = timedelta(hours=2)
@@ -56,3 +57,20 @@ def start_run(
 
     operation_enqueue(op, task=task, queue=host.queue, on_unsent=unsent)
     return op, run
+
+
+class Progress:
+    """A job's progress into its Operation (when it has one) and its module's log."""
+
+    def __init__(self, operation_id: int | None, logger: logging.Logger) -> None:
+        self.operation_id = operation_id
+        self.logger = logger
+
+    def log(self, line: str) -> None:
+        self.logger.info("%s", line)
+        if self.operation_id is not None:
+            operation_progress(self.operation_id, log=line)
+
+    def percent(self, value: int, message: str) -> None:
+        if self.operation_id is not None:
+            operation_progress(self.operation_id, percent=value, message=message)

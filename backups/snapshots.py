@@ -252,7 +252,7 @@ def snapshot_pass(*, now: datetime, operation_id: int | None = None) -> BackupRu
         run = BackupRun.objects.create(kind=BackupRun.Kind.SNAPSHOT, operation_id=operation_id, started_at=now)
     layout = Layout.from_settings()
     root = layout.root
-    progress = _Progress(operation_id)
+    progress = runs.Progress(operation_id, logger)
     try:
         on_btrfs = btrfs.is_btrfs(root) if os.path.isdir(root) else layout.on_btrfs()
     except HostOpsError as exc:
@@ -356,7 +356,7 @@ def _take(root: str, source: Source, hour: datetime, run: BackupRun) -> bool:
     return True
 
 
-def _reconcile(root: str, sources: list[Source], tally: _Tally, progress: _Progress) -> None:
+def _reconcile(root: str, sources: list[Source], tally: _Tally, progress: runs.Progress) -> None:
     """Make the rows say what is on disk, for every source that has snapshots (a deleted
     member's too): a row whose folder is gone is marked deleted; a snapshot without a row is
     adopted (with no run: an earlier pass made it)."""
@@ -426,7 +426,7 @@ def owner_of(source: str) -> User | None:
     return User.objects.filter(username=source.removeprefix("homes/")).first()
 
 
-def _apply_retention(root: str, now: datetime, tally: _Tally, progress: _Progress) -> list[str]:
+def _apply_retention(root: str, now: datetime, tally: _Tally, progress: runs.Progress) -> list[str]:
     """Plan each source's snapshots with the policy (one group per source, at the server's
     wall clock, pinned rows pinned) and delete what the plan removes, a batch at a time. Each deletion
     re-reads its row under a lock, so a pin set meanwhile (a restore starting) wins, and the
@@ -461,7 +461,7 @@ def _apply_retention(root: str, now: datetime, tally: _Tally, progress: _Progres
     return problems
 
 
-def _delete(pk: int, progress: _Progress) -> str | None:
+def _delete(pk: int, progress: runs.Progress) -> str | None:
     """Delete one snapshot and mark its row; None when done, "" when skipped (pinned or gone
     meanwhile), else what went wrong."""
     with transaction.atomic():
@@ -481,22 +481,6 @@ def _delete(pk: int, progress: _Progress) -> str | None:
 
 def _pause() -> None:
     time.sleep(DELETE_PAUSE_SECONDS)
-
-
-class _Progress:
-    """Progress into the pass's Operation, when it has one."""
-
-    def __init__(self, operation_id: int | None) -> None:
-        self.operation_id = operation_id
-
-    def log(self, line: str) -> None:
-        logger.info("%s", line)
-        if self.operation_id is not None:
-            operation_progress(self.operation_id, log=line)
-
-    def percent(self, value: int, message: str) -> None:
-        if self.operation_id is not None:
-            operation_progress(self.operation_id, percent=value, message=message)
 
 
 def _finish(run: BackupRun, *, result: str, message: str) -> BackupRun:

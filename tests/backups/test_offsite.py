@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from backups import offsite, offsite_repo, policies, retention, snapshots
+from backups import offsite, offsite_repo, policies, retention, runs, snapshots
 from backups.models import BackupPolicy, BackupRun, ResticSnapshot, Snapshot
 from hostops import mounts, restic
 from portal.audit import SYSTEM, AuditContext
@@ -207,13 +207,13 @@ def test_progress_goes_into_the_operation(
     )
     monkeypatch.setattr(offsite_repo, "repository", lambda for_backup=False: slow)
     seen: list[tuple[int | None, str]] = []
-    real = offsite.operation_progress
+    real = runs.operation_progress
 
     def recording(operation_id: int, *, percent: int | None = None, message: str = "", log: str = "") -> None:
         seen.append((percent, message))
         real(operation_id, percent=percent, message=message, log=log)
 
-    monkeypatch.setattr(offsite, "operation_progress", recording)
+    monkeypatch.setattr(runs, "operation_progress", recording)
     op = offsite.offsite_run_now(actor=admins[0], context=SYSTEM)
 
     run = offsite.offsite_execute(op.pk)
@@ -291,7 +291,7 @@ def test_restic_forget_keeps_exactly_what_the_planner_keeps(
     planner_keep = {kept.snapshot.id for kept in group.keep}
     assert 0 < len(planner_keep) < len(rows)
 
-    problem = offsite._forget(local_repo, policy, new_run(), timezone.now(), offsite._Progress(None))
+    problem = offsite._forget(local_repo, policy, new_run(), timezone.now(), runs.Progress(None, offsite.logger))
 
     assert problem is None
     restic_keep = {snap.id for snap in restic.snapshots(local_repo)}
