@@ -395,7 +395,7 @@ def test_a_redelivered_task_follows_the_running_scrub_instead_of_starting_anothe
     op.refresh_from_db()
     assert op.attempts == 2
     assert "following it" in op.log
-    assert op.state == Operation.State.SUCCEEDED
+    assert op.state == Operation.State.SUCCEEDED, (op.message, op.error, op.log)
     assert run_of(op).result == ScrubRun.Result.CLEAN
     assert run_of(op).bytes_scrubbed > 24 * MIB
 
