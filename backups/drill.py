@@ -46,12 +46,10 @@ from portal.audit import AuditContext, audit_record
 from portal.env import format_size
 from portal.models import Notification, Operation, User
 from portal.operations import (
-    operation_claim,
     operation_fail,
     operation_keepalive,
     operation_progress,
     operation_succeed,
-    operation_takeover,
 )
 from portal.services import notify_admins
 
@@ -167,21 +165,11 @@ def drill_execute(operation_id: int) -> BackupRun | None:
 def drill_give_up(operation_id: int, words: str) -> None:
     """End the Operation and its run as failed with ``words`` (told to the admins, like any
     failed drill)."""
-    with transaction.atomic():
-        operation_fail(operation_id, error=words)
-        run = BackupRun.objects.filter(operation_id=operation_id, result=BackupRun.Result.RUNNING).first()
-        if run is not None:
-            _finish(run, result=BackupRun.Result.FAILED, message=words)
+    runs.give_up(operation_id, words, finish=_finish)
 
 
 def _claim(operation_id: int) -> bool:
-    if operation_claim(operation_id):
-        return True
-    state = Operation.objects.filter(pk=operation_id).values_list("state", flat=True).first()
-    if state == Operation.State.RUNNING and operation_takeover(operation_id):
-        operation_progress(operation_id, log="The previous worker stopped mid-drill; starting again.")
-        return True
-    return False
+    return runs.claim(operation_id, taking_over="The previous worker stopped mid-drill; starting again.")
 
 
 # --- the drill -------------------------------------------------------------------------------

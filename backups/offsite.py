@@ -200,12 +200,8 @@ _LOST = (
 
 
 def offsite_give_up(operation_id: int, words: str) -> None:
-    with transaction.atomic():
-        operation_fail(operation_id, error=words)
-        run = BackupRun.objects.filter(operation_id=operation_id, result=BackupRun.Result.RUNNING).first()
-        if run is not None:
-            _unpin(run)
-            _finish(run, result=BackupRun.Result.FAILED, message=words)
+    """End the Operation and its run as failed with ``words``, the run's pins taken off."""
+    runs.give_up(operation_id, words, finish=_finish, before=_unpin)
 
 
 # --- the run ---------------------------------------------------------------------------------

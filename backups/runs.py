@@ -8,12 +8,20 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from backups.models import BackupRun
 from portal.models import Host, Operation, User
-from portal.operations import operation_create, operation_enqueue, operation_progress
+from portal.operations import (
+    operation_claim,
+    operation_create,
+    operation_enqueue,
+    operation_fail,
+    operation_progress,
+    operation_takeover,
+)
 
 # A run left "running" with no Operation (a pass called directly) for this long is dead.
 ORPHAN_AFTER = timedelta(hours=2)
@@ -74,3 +82,30 @@ class Progress:
     def percent(self, value: int, message: str) -> None:
         if self.operation_id is not None:
             operation_progress(self.operation_id, percent=value, message=message)
+
+
+def claim(operation_id: int, *, taking_over: str) -> bool:
+    """Claim the job's row; a row left "running" by a worker that died is taken over, with
+    ``taking_over`` in its log. False when there is nothing to do (another delivery has it, or
+    it is over)."""
+    if operation_claim(operation_id):
+        return True
+    state = Operation.objects.filter(pk=operation_id).values_list("state", flat=True).first()
+    if state == Operation.State.RUNNING and operation_takeover(operation_id):
+        operation_progress(operation_id, log=taking_over)
+        return True
+    return False
+
+
+def give_up(
+    operation_id: int, words: str, *, finish: Finish, before: Callable[[BackupRun], None] | None = None
+) -> None:
+    """End the job and its run (if still running) as failed with ``words``; ``before`` is what
+    the kind does first with the run (the offsite run takes its pins off)."""
+    with transaction.atomic():
+        operation_fail(operation_id, error=words)
+        run = BackupRun.objects.filter(operation_id=operation_id, result=BackupRun.Result.RUNNING).first()
+        if run is not None:
+            if before is not None:
+                before(run)
+            finish(run, result=BackupRun.Result.FAILED, message=words)

@@ -51,11 +51,8 @@ from portal.audit import AuditContext, audit_record
 from portal.locks import advisory_lock
 from portal.models import Operation, User
 from portal.operations import (
-    operation_claim,
     operation_fail,
-    operation_progress,
     operation_succeed,
-    operation_takeover,
 )
 from storage.layout import Layout, StorageError
 from storage.models import MemberStorage
@@ -211,21 +208,11 @@ def snapshot_execute(operation_id: int) -> BackupRun | None:
 
 def snapshot_give_up(operation_id: int, words: str) -> None:
     """End the Operation and its run as failed with ``words``."""
-    with transaction.atomic():
-        operation_fail(operation_id, error=words)
-        run = BackupRun.objects.filter(operation_id=operation_id, result=BackupRun.Result.RUNNING).first()
-        if run is not None:
-            _finish(run, result=BackupRun.Result.FAILED, message=words)
+    runs.give_up(operation_id, words, finish=_finish)
 
 
 def _claim(operation_id: int) -> bool:
-    if operation_claim(operation_id):
-        return True
-    state = Operation.objects.filter(pk=operation_id).values_list("state", flat=True).first()
-    if state == Operation.State.RUNNING and operation_takeover(operation_id):
-        operation_progress(operation_id, log="The previous worker stopped mid-pass; taking over.")
-        return True
-    return False
+    return runs.claim(operation_id, taking_over="The previous worker stopped mid-pass; taking over.")
 
 
 # --- the pass --------------------------------------------------------------------------------

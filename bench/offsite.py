@@ -20,7 +20,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ BIG_FILES = 6
 MIB = 1024 * 1024
 
 
-def _tree(root: Path, uid: int) -> int:
+def _tree(root: Path) -> int:
     """A home like a member's: many small files in nested folders and a few large ones (random:
     nothing compresses or deduplicates away). Returns its size."""
     rng = random.Random(7)
@@ -50,8 +49,6 @@ def _tree(root: Path, uid: int) -> int:
         data = os.urandom(24 * MIB)
         (root / f"checkpoint{index:02d}.pt").write_bytes(data)
         total += len(data)
-    for path in root.rglob("*"):
-        os.chown(path, uid, uid)
     return total
 
 
@@ -60,7 +57,7 @@ def offsite_backup() -> list[dict[str, Any]]:
         return [_skipped("needs root (loop devices, mounts)")]
     from backups import offsite, offsite_repo, snapshots
     from backups.models import BackupPolicy, BackupRun, ResticSnapshot, Snapshot
-    from hostops import btrfs, mounts, restic
+    from hostops import btrfs, files, mounts, restic
     from portal.models import User
     from storage.layout import Layout, prepare_member
     from tests.loopfs import loop_btrfs
@@ -93,13 +90,13 @@ def offsite_backup() -> list[dict[str, Any]]:
             point_settings_at(settings, f"{fs.mount}/srv")
             settings.BACKUP_RESTIC_PASSWORD_FILE = str(password)
             settings.BACKUP_RESTIC_MOUNT_ROOT = str(work / "fixed")
-            os.mkdir(settings.STORAGE_ROOT)
+            files.ensure_dir(settings.STORAGE_ROOT)
             user, _ = User.objects.get_or_create(username="benchhome", defaults={"email": "benchhome@bench.example"})
             prepare_member(user)
             layout = Layout.from_settings()
             btrfs.subvolume_delete(layout.datasets)  # one source: the member's home
             btrfs.subvolume_delete(layout.portal)
-            size = _tree(Path(layout.home_of(user.username)), user.pk)
+            size = _tree(Path(layout.home_of(user.username)))
             now = snapshots.hour_of(timezone.now())
             Snapshot.objects.filter(source="homes/benchhome").delete()
             snapshots.snapshot_pass(now=now)
@@ -196,12 +193,14 @@ def offsite_backup() -> list[dict[str, Any]]:
 
 
 def _plain(repo: Any, *args: str) -> float:
-    """Seconds of one plain restic command, as an admin's cron script runs it (no --json)."""
+    """Seconds of one plain restic command, as an admin's cron script runs it (no --json), run
+    through hostops like every command the portal starts."""
     from hostops import restic
+    from hostops.run import run
 
     argv = [restic.binary(), *repo.options(), "--quiet", *args]
     t0 = time.perf_counter()
-    subprocess.run(argv, env={**os.environ, **repo.env()}, check=True, stdout=subprocess.DEVNULL)
+    run(argv, timeout=3600, env=repo.env())
     return time.perf_counter() - t0
 
 

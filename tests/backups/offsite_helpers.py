@@ -24,6 +24,7 @@ from backups import offsite_admin, offsite_admin_tasks, offsite_repo
 from backups.models import ResticSnapshot, Snapshot
 from hostops import mounts, restic
 from portal.models import Operation
+from tests.restic_locks import hold_lock
 
 PASSWORD = "correct horse battery staple 0xA1"
 HOSTNAME = socket.gethostname()
@@ -71,25 +72,6 @@ def run_queued() -> list[Operation]:
         op.refresh_from_db()
         ran.append(op)
     return ran
-
-
-def hold_lock(repo: restic.Repository) -> subprocess.Popen[bytes]:
-    """A live ``restic backup --stdin``: it holds its lock while its stdin stays open. Returns
-    once the lock is in the repository."""
-    holder = subprocess.Popen(
-        [restic.binary(), *repo.options(), "backup", "--stdin", "--stdin-filename=held", "--host=holder"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **repo.env()},
-    )
-    deadline = time.monotonic() + 30
-    while not restic.list_locks(repo):
-        if time.monotonic() > deadline or holder.poll() is not None:
-            holder.kill()
-            pytest.fail("the holder never took its lock")
-        time.sleep(0.1)
-    return holder
 
 
 def stale_lock(repo: restic.Repository) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +26,7 @@ from portal.models import AuditEvent, Notification, Operation, User
 from storage.layout import Layout, prepare_member
 from tests.factories import UserFactory
 from tests.loopfs import MIB, needs_loop_devices
+from tests.restic_locks import hold_lock
 from tests.storage import conftest as storage_conftest
 
 pytestmark = [pytest.mark.loopdev, needs_loop_devices, pytest.mark.django_db]
@@ -386,24 +386,6 @@ def test_a_missing_password_file_is_named(
     assert f"password file {tmp_path / 'gone'} is missing on the worker" in run.message
 
 
-def _hold_lock(repository: restic.Repository) -> subprocess.Popen[bytes]:
-    """A live ``restic backup --stdin`` that holds its lock while its stdin stays open."""
-    holder = subprocess.Popen(
-        [restic.binary(), *repository.options(), "backup", "--stdin", "--stdin-filename=held", "--host=holder"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **repository.env()},
-    )
-    deadline = time.monotonic() + 30
-    while not restic.list_locks(repository):
-        if time.monotonic() > deadline or holder.poll() is not None:
-            holder.kill()
-            pytest.fail("the holder never took its lock")
-        time.sleep(0.1)
-    return holder
-
-
 def test_a_lock_held_by_another_restic_defers_retention_with_its_holder_named(
     btrfs_root: str, local_repo: restic.Repository, admins: list[User]
 ) -> None:
@@ -411,7 +393,7 @@ def test_a_lock_held_by_another_restic_defers_retention_with_its_holder_named(
     the next night and the run says who holds the lock. Nothing is unlocked by itself."""
     alice = member("alice")
     home_only(alice)
-    holder = _hold_lock(local_repo)
+    holder = hold_lock(local_repo)
     try:
         run = offsite.offsite_pass(new_run())
     finally:

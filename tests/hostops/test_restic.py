@@ -36,6 +36,7 @@ from hostops.errors import (
 )
 from hostops.run import run
 from tests.hostops import restic_recorded as rec
+from tests.restic_locks import hold_lock
 
 # scripts/test-setup.sh puts Debian trixie's restic 0.18 here; RESTIC_BINARY overrides it.
 INSTALLED_0_18 = "/usr/local/lib/portal-test/bin/restic"
@@ -454,31 +455,12 @@ def test_missing_password_file(local_repo: restic.Repository, tmp_path: Path) ->
         restic.snapshots(gone)
 
 
-def _hold_lock(repository: restic.Repository) -> subprocess.Popen[bytes]:
-    """A live ``restic backup --stdin`` that holds its (non-exclusive) lock while its stdin stays
-    open; returns once the lock is in the repository."""
-    holder = subprocess.Popen(
-        [BINARY or "restic", *repository.options(), "backup", "--stdin", "--stdin-filename=held", "--host=holder"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **repository.env()},
-    )
-    deadline = time.monotonic() + 30
-    while not restic.list_locks(repository):
-        if time.monotonic() > deadline or holder.poll() is not None:
-            holder.kill()
-            pytest.fail("the holder never took its lock")
-        time.sleep(0.1)
-    return holder
-
-
 @pytest.fixture
 def holder(local_repo: restic.Repository) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start() -> subprocess.Popen[bytes]:
-        started.append(_hold_lock(local_repo))
+        started.append(hold_lock(local_repo))
         return started[-1]
 
     yield start
