@@ -211,6 +211,8 @@ CELERY_BEAT_SCHEDULE = {
     # on the local host's queue; every 5 minutes their 5-minute and hourly averages, and pruning.
     "monitoring-host-sample": {"task": "monitoring.tasks.host_sample_fanout_task", "schedule": 60.0},
     "monitoring-rollup": {"task": "monitoring.tasks.samples_rollup_task", "schedule": 300.0},
+    # One heartbeat a minute to every queue (monitoring/heartbeats.py): a worker or beat down shows.
+    "monitoring-heartbeat": {"task": "monitoring.tasks.heartbeat_fanout_task", "schedule": 60.0},
 }
 
 # --- login ----------------------------------------------------------------------------
