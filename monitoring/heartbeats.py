@@ -1,9 +1,9 @@
-"""Is beat sending and is each queue's worker taking tasks? Read from the Heartbeat rows.
+"""Is beat sending and is each queue's worker taking tasks? Read from the WorkerHeartbeat rows.
 
-Every minute beat sends one heartbeat task to every queue (the portal's own and each host's);
-the worker that runs it stamps the queue's row. A queue is *late* when its row is older than
-LATE (or missing): its worker is down or stuck. When every queue is late, beat is the likelier
-culprit, since one process sends them all."""
+Every 30 s beat sends one heartbeat task to every queue (the portal's own and each host's,
+portal.tasks.worker_heartbeat_fanout_task); the worker that runs it stamps the queue's row. A
+queue is *late* when its row is older than LATE (or missing): its worker is down or stuck. When
+every queue is late, beat is the likelier culprit, since one process sends them all."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from monitoring.models import Heartbeat
-from portal.models import Host
+from portal.models import Host, WorkerHeartbeat
 
-# Three missed minutes: a worker restarting, or a long task holding every slot, stays quiet.
+# Six missed beats (three minutes): a worker restarting, or a long task holding every slot, stays quiet.
 LATE = timedelta(minutes=3)
 
 
@@ -28,7 +27,8 @@ def expected_queues() -> list[str]:
 
 
 def stamp(queue: str, *, worker: str = "", now: datetime | None = None) -> None:
-    Heartbeat.objects.update_or_create(queue=queue, defaults={"at": now or timezone.now(), "worker": worker})
+    """Write a queue's heartbeat as its worker would (tests, and a worker starting)."""
+    WorkerHeartbeat.objects.update_or_create(queue=queue, defaults={"seen_at": now or timezone.now(), "worker": worker})
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,11 @@ class QueueBeat:
 def queue_beats(*, now: datetime | None = None) -> list[QueueBeat]:
     """Each expected queue's last heartbeat, in expected_queues() order (two queries)."""
     moment = now or timezone.now()
-    rows = {row.queue: row for row in Heartbeat.objects.all()}
+    rows = {row.queue: row for row in WorkerHeartbeat.objects.all()}
     beats = []
     for queue in expected_queues():
         row = rows.get(queue)
-        at = row.at if row else None
+        at = row.seen_at if row else None
         beats.append(QueueBeat(queue, at, row.worker if row else "", at is None or moment - at > LATE))
     return beats
 

@@ -79,22 +79,3 @@ class Sample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.series} at {self.at:%Y-%m-%d %H:%M} ({self.get_resolution_display()}): {self.value:g}"
-
-
-class Heartbeat(models.Model):
-    """The last time a task ran on one Celery queue ("portal", "host.local", ...).
-
-    Beat sends ``monitoring.tasks.heartbeat_fanout_task`` every minute; it sends one
-    ``heartbeat_task`` to each queue, and the worker that takes it stamps that queue's row. So a
-    queue whose row is old has no worker taking its tasks, and every row old at once means beat
-    itself sends nothing (monitoring/heartbeats.py reads them)."""
-
-    queue = models.CharField(max_length=100, unique=True)
-    at = models.DateTimeField()
-    worker = models.CharField(max_length=255, blank=True)  # the Celery hostname that stamped it
-
-    class Meta:
-        ordering = ["queue"]
-
-    def __str__(self) -> str:
-        return f"{self.queue} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 
-from celery import Task, shared_task
+from celery import shared_task
 
-from monitoring import collect, heartbeats, rollup
+from monitoring import collect, rollup
 from portal.models import Host
 
 logger = logging.getLogger(__name__)
@@ -35,15 +35,3 @@ def samples_rollup_task() -> None:
         ", ".join(f"{count} {resolution.label}" for resolution, count in written.items()),
         pruned,
     )
-
-
-@shared_task(ignore_result=True)
-def heartbeat_fanout_task() -> None:
-    """Every minute (CELERY_BEAT_SCHEDULE): one heartbeat to every queue a worker should take."""
-    for queue in heartbeats.expected_queues():
-        heartbeat_task.apply_async(args=[queue], queue=queue, expires=120)  # a stale one proves nothing
-
-
-@shared_task(bind=True, ignore_result=True)
-def heartbeat_task(self: Task, queue: str) -> None:
-    heartbeats.stamp(queue, worker=str(self.request.hostname or ""))

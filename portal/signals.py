@@ -23,17 +23,15 @@ def _activate_on_first_login(sender: Any, request: Any, user: User, **kwargs: An
 
 @worker_ready.connect
 def _heartbeat_on_worker_start(sender: Any = None, **kwargs: Any) -> None:
-    """A worker of the default queue writes its heartbeat as soon as it consumes, so /healthz
+    """A worker writes the heartbeat of each queue it consumes as soon as it starts, so /healthz
     says "ok" at once instead of "no heartbeat yet" until beat's first tick (up to 30 s)."""
-    queues = set(sender.app.amqp.queues.consume_from or ()) if sender is not None else set()
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE
-    if queues and queue not in queues:
-        return  # a host's worker (-Q host.gpu2): it proves nothing about the portal queue
+    queues = sorted(sender.app.amqp.queues.consume_from or ()) if sender is not None else []
     from portal.tasks import heartbeat_record
 
     try:
         close_old_connections()
-        heartbeat_record(queue)
+        for queue in queues or [settings.CELERY_TASK_DEFAULT_QUEUE]:
+            heartbeat_record(queue, worker=str(getattr(sender, "hostname", "") or ""))
     except Exception:  # the worker must start even when the database is down for now
         logger.exception("recording the worker heartbeat at start-up")
     finally:

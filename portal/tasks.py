@@ -9,22 +9,30 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from portal.models import AuditEvent, Operation, WorkerHeartbeat
+from portal.models import AuditEvent, Host, Operation, WorkerHeartbeat
 from portal.operations import operation_reap
 
 
-def heartbeat_record(queue: str) -> None:
-    """A worker of ``queue`` is alive now: the row /healthz reads."""
+def heartbeat_record(queue: str, *, worker: str = "") -> None:
+    """A worker of ``queue`` is alive now: the row /healthz and monitoring/heartbeats.py read."""
     WorkerHeartbeat.objects.update_or_create(
-        queue=queue, defaults={"worker": socket.gethostname(), "seen_at": timezone.now()}
+        queue=queue, defaults={"worker": worker or socket.gethostname(), "seen_at": timezone.now()}
     )
 
 
 @shared_task(ignore_result=True)
-def worker_heartbeat_task(queue: str = "portal") -> None:
+def worker_heartbeat_fanout_task() -> None:
+    """Every 30 s (beat): one heartbeat to the portal's queue and one to each host's."""
+    queues = [settings.CELERY_TASK_DEFAULT_QUEUE, *Host.objects.values_list("queue", flat=True)]
+    for queue in dict.fromkeys(queues):
+        worker_heartbeat_task.apply_async(args=[queue], queue=queue, expires=60)  # a stale one proves nothing
+
+
+@shared_task(bind=True, ignore_result=True)
+def worker_heartbeat_task(self: Task, queue: str = "portal") -> None:
     """Proves that beat, the broker and a worker of ``queue`` all work; /healthz reads it.
     A worker also records one as it starts (portal.signals), before beat's first tick."""
-    heartbeat_record(queue)
+    heartbeat_record(queue, worker=str(self.request.hostname or ""))
 
 
 @shared_task(ignore_result=True)

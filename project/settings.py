@@ -184,7 +184,9 @@ CELERY_IMPORTS = [
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The one place periodic work is declared (django-celery-beat copies it into the database).
 CELERY_BEAT_SCHEDULE = {
-    "worker-heartbeat": {"task": "portal.tasks.worker_heartbeat_task", "schedule": 30.0},
+    # One heartbeat to every queue, the portal's and each host's: /healthz reads the portal's,
+    # and monitoring/heartbeats.py tells a host's worker (or beat) that is down.
+    "worker-heartbeat": {"task": "portal.tasks.worker_heartbeat_fanout_task", "schedule": 30.0},
     "reap-stuck-operations": {"task": "portal.tasks.operation_reap_task", "schedule": 60.0},
     "prune-audit-and-operations": {
         "task": "portal.tasks.history_prune_task",
@@ -211,8 +213,6 @@ CELERY_BEAT_SCHEDULE = {
     # on the local host's queue; every 5 minutes their 5-minute and hourly averages, and pruning.
     "monitoring-host-sample": {"task": "monitoring.tasks.host_sample_fanout_task", "schedule": 60.0},
     "monitoring-rollup": {"task": "monitoring.tasks.samples_rollup_task", "schedule": 300.0},
-    # One heartbeat a minute to every queue (monitoring/heartbeats.py): a worker or beat down shows.
-    "monitoring-heartbeat": {"task": "monitoring.tasks.heartbeat_fanout_task", "schedule": 60.0},
 }
 
 # --- login ----------------------------------------------------------------------------
