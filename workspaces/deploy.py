@@ -142,6 +142,15 @@ def traefik_dynamic(config: DeployConfig) -> dict[str, Any]:
             "tls": {},
         },
     }
+    # files.<domain>: to the portal, which sends each member on to their own workspace's
+    # FileBrowser (files-<user>.<domain>, routed by the workspace's labels, owner only).
+    routers["files"] = {
+        "rule": f"Host(`files.{config.domain}`)",
+        "entryPoints": ["websecure"],
+        "middlewares": ["files-to-portal"],
+        "service": "noop@internal",
+        "tls": {},
+    }
     services: dict[str, Any] = {"portal": {"loadBalancer": {"servers": [{"url": PORTAL_BACKEND}]}}}
     for host in config.infra_hosts:
         router, backend = INFRA_BACKENDS[host.removesuffix(f".{config.domain}")]
@@ -163,7 +172,10 @@ def traefik_dynamic(config: DeployConfig) -> dict[str, Any]:
                         "trustForwardHeader": False,
                         "authResponseHeaders": AUTH_RESPONSE_HEADERS,
                     }
-                }
+                },
+                "files-to-portal": {
+                    "redirectRegex": {"regex": ".*", "replacement": f"https://{config.portal_host}/workspaces/files/"}
+                },
             },
             "routers": routers,
             "services": services,

@@ -46,8 +46,10 @@ def test_the_dynamic_file_gates_every_team_service_through_the_portal(deploy_set
         host = re.fullmatch(r"Host\(`([^`]+)`\)", router["rule"])
         if host:
             routed[host[1]] = (name, router)
-    assert set(routed) == {"portal.corp.example", *deploy_settings.GATE_INFRA_HOSTS}
+    assert set(routed) == {"portal.corp.example", "files.corp.example", *deploy_settings.GATE_INFRA_HOSTS}
     for host, (name, router) in routed.items():
+        if name == "files":
+            continue
         assert router["entryPoints"] == ["websecure"]
         assert router["service"] in http["services"]
         if host == "portal.corp.example":
@@ -57,6 +59,10 @@ def test_the_dynamic_file_gates_every_team_service_through_the_portal(deploy_set
             assert router["middlewares"] == ["portal-auth"], name
             backend = INFRA_BACKENDS[host.removesuffix(".corp.example")][1]
             assert http["services"][router["service"]]["loadBalancer"]["servers"] == [{"url": backend}]
+    files = http["routers"]["files"]  # the portal sends each member on to their own FileBrowser
+    assert files["rule"] == "Host(`files.corp.example`)"
+    redirect = http["middlewares"][files["middlewares"][0]]["redirectRegex"]
+    assert redirect["replacement"] == "https://portal.corp.example/workspaces/files/"
     gate = http["routers"]["portal-gate"]
     assert gate["rule"] == "HostRegexp(`^[a-z0-9-]+\\.corp\\.example$`) && PathPrefix(`/_portal/`)"
     assert gate["priority"] > 1000

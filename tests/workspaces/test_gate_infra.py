@@ -99,6 +99,36 @@ def test_a_demoted_admin_loses_the_admin_services_at_the_next_index(admin_user: 
     assert ask(Client(), NETDATA, cookie=cookie).status_code == 403
 
 
+def test_only_the_owner_opens_their_filebrowser_host(alice: User, bob: User, admin_user: User) -> None:
+    from portal.models import Host
+    from workspaces.models import Workspace
+
+    Workspace.objects.create(owner=alice, host=Host.local(), ssh_port=2291, slug="alice")
+    files = "files-alice.corp.example"
+    browser = Client()
+    assert ask(browser, files, cookie=gate_cookie_via_tickets(browser, alice, files)).status_code == 204
+    for intruder in (bob, admin_user):
+        portal = Client()
+        portal.force_login(intruder)
+        assert portal.get("/gate/start/", {"rd": f"https://{files}/"}).status_code == 403
+        forged = signing.dumps({"u": intruder.pk, "h": files, "v": intruder.session_version}, salt=gate.COOKIE_SALT)
+        assert ask(Client(), files, cookie=forged).status_code == 403
+
+
+def test_files_host_sends_each_member_to_their_own_workspaces_filebrowser(alice: User, bob: User) -> None:
+    from portal.models import Host
+    from workspaces.models import Workspace
+
+    Workspace.objects.create(owner=alice, host=Host.local(), ssh_port=2292, slug="alice")
+    portal = Client()
+    portal.force_login(alice)
+    assert portal.get("/workspaces/files/")["Location"] == "https://files-alice.corp.example"
+    portal.force_login(bob)  # no workspace: nowhere to browse, and never alice's
+    response = portal.get("/workspaces/files/", follow=True)
+    assert response.redirect_chain[0][0] == "/"
+    assert "create one first" in response.content.decode()
+
+
 def test_a_host_not_in_the_list_is_unknown_to_the_gate(alice: User) -> None:
     assert ask(Client(), "grafana.corp.example", navigate=True).status_code == 404
 
