@@ -27,6 +27,7 @@ test: $(BIN)/.dev
 	$(BIN)/lint-imports
 	DATABASE_URL=sqlite:///:memory: $(BIN)/python manage.py makemigrations --check --dry-run --settings=project.settings_test >/dev/null
 	$(BIN)/pytest $(PYTEST_ARGS)
+	scripts/verify-portal-image.sh
 
 lint: $(BIN)/.dev
 	$(BIN)/ruff check .

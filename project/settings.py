@@ -261,6 +261,39 @@ GATE_COOKIE_MAX_AGE = env_int("GATE_COOKIE_MAX_AGE", 8 * 3600, minimum=300)
 # May admins open members' code-server and Jupyter? Off: their files are their own.
 GATE_ALLOW_ADMINS = env_bool("GATE_ALLOW_ADMINS", False)
 
+# --- the team services behind the same gate (docker-compose.yml, render_deploy) ------------
+# Who may open each team service at <name>.<PORTAL_DOMAIN>: "staff" (admins) or "member" (any
+# active member). Netdata, Prometheus, Dozzle and Portainer see the host, every container's
+# logs or the Docker socket, so admins only. GATE_INFRA_ROLES (name=role, comma-separated)
+# replaces the whole list.
+_GATE_INFRA_DEFAULT = [
+    "metrics=member",  # Grafana: read-only dashboards (members are Viewers, admins Admins)
+    "metrics-backend=staff",  # Prometheus: raw queries, targets, the admin API
+    "health=staff",  # Netdata: the host's processes, disks, every container
+    "logs=staff",  # Dozzle: every container's logs
+    "portainer=staff",  # Portainer: the Docker socket, root on the host
+    "remote=member",  # Guacamole: each member's own desktop (its JSON auth picks the connection)
+    "tensorboard=member",  # the team's shared TensorBoard runs
+]
+
+
+def _gate_infra_hosts() -> dict[str, str]:
+    hosts: dict[str, str] = {}
+    for item in env_list("GATE_INFRA_ROLES", _GATE_INFRA_DEFAULT):
+        name, _, role = item.partition("=")
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", name) or role not in {"staff", "member"}:
+            raise ImproperlyConfigured(f"GATE_INFRA_ROLES: {item!r} is not <name>=staff or <name>=member")
+        hosts[f"{name}.{PORTAL_DOMAIN}"] = role
+    return hosts
+
+
+GATE_INFRA_HOSTS = _gate_infra_hosts()
+# Read only by `manage.py render_deploy` (workspaces/deploy.py), which checks them: Let's
+# Encrypt's account address for Traefik's wildcard certificate, and the Cloudflare Tunnel's id
+# (`cloudflared tunnel create`; its credentials JSON is a compose secret, not a setting).
+TRAEFIK_ACME_EMAIL = env_str("TRAEFIK_ACME_EMAIL", "")
+CLOUDFLARED_TUNNEL_ID = env_str("CLOUDFLARED_TUNNEL_ID", "").lower()
+
 # --- HTTPS and cookies ------------------------------------------------------------------
 # Members' containers live on sibling subdomains, so the portal's cookies are host-only
 # (__Host- prefix: Secure, Path=/, no Domain) and can't be read or tossed by those hosts.

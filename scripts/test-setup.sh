@@ -39,6 +39,22 @@ if ! "$restic_bin" version 2>/dev/null | grep -q '^restic 0\.18\.'; then
   fi
 fi
 
+# Docker Compose v2 (Debian 13's docker-compose package, a CLI plugin that also runs on its own)
+# for tests/test_compose.py, which runs `docker-compose config` on docker-compose.yml. Unpacked
+# by scripts/trixie-unpack.sh under /usr/local/lib/portal-test/compose and linked at
+# /usr/local/lib/portal-test/bin/docker-compose; skipped once that answers with v2.
+compose_home=/usr/local/lib/portal-test/compose
+compose_bin=/usr/local/lib/portal-test/bin/docker-compose
+if ! "$compose_bin" version 2>/dev/null | grep -q 'version v\?2\.'; then
+  echo "test-setup: installing Docker Compose v2 from Debian trixie into $compose_home"
+  if scripts/trixie-unpack.sh docker-compose "$compose_home"; then
+    mkdir -p "$(dirname "$compose_bin")"
+    ln -sfn "$compose_home/usr/libexec/docker/cli-plugins/docker-compose" "$compose_bin"
+  else
+    echo "test-setup: could not install Docker Compose v2; tests/test_compose.py will skip" >&2
+  fi
+fi
+
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   echo "test-setup: starting PostgreSQL"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start

@@ -3,7 +3,8 @@
 # gunicorn, a Celery worker with the Docker socket and beat on the database scheduler, against
 # the PostgreSQL and Redis on this machine. Passes when /healthz reports database, broker and
 # worker ok, the login page and static files are served, and the worker has read the host's
-# size from the engine. Not part of `make test` (a minute or two of image building).
+# size from the engine, and render_deploy writes Traefik's files (compose's deploy-config).
+# `make test` runs it after the suite (a minute or two of image building).
 #
 # Offline machines: when python:3.11-slim-bookworm can't be pulled, a stand-in with Debian's
 # Python 3.11 is built from portal/debian-base:bookworm (workspaces/image/build-test-image.sh
@@ -85,6 +86,9 @@ check "static files served by whitenoise" bash -c "[[ \$(curl -s -o /dev/null -w
 check "worker read the host's size from the engine" host_measured
 check "the image's restic is 0.18 (Debian 13's)" bash -c "docker run --rm $tag restic version | grep -q '^restic 0\.18\.'"
 check "no restic version warning (backups.W001)" bash -c "! docker exec pv-web python manage.py check 2>&1 | grep -q backups.W001"
+check "render_deploy writes Traefik's files from the environment" bash -c "docker run --rm --user root ${env[*]} \
+    -e TRAEFIK_ACME_EMAIL=ops@verify.example -e GATE_FORWARD_AUTH_KEY=verify-key-of-at-least-24-chars $tag \
+    sh -c 'python manage.py render_deploy --target /tmp/d >/dev/null && grep -q forwardAuth /tmp/d/traefik/dynamic.yml'"
 check "ensure_admin prints the break-glass login" bash -c "docker exec pv-web python manage.py ensure_admin | grep -q portaladmin"
 psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
 exit $failed

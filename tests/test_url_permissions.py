@@ -158,6 +158,7 @@ ACCESS: dict[str, Rule] = {
     "workspaces:create": Rule(**ANY_MEMBER, method="post"),
     "workspaces:card": Rule(**OWN_OBJECT, target=_alice_ws),
     "workspaces:connect": Rule(**OWN_OBJECT, target=_alice_ws),
+    "workspaces:files": Rule(**ANY_MEMBER),  # each to their own workspace's FileBrowser
     "workspaces:x2go": Rule(**OWN_OBJECT, target=_alice_ws),
     # Only the owner signs into the desktop; admins too only with GATE_ALLOW_ADMINS (off here).
     "workspaces:desktop": Rule(ANON_LOGIN, OK, DENIED, DENIED, target=_alice_ws),

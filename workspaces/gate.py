@@ -13,6 +13,11 @@ signed, host-bound gate cookie through a single-use ticket:
 The decision in step 1 runs on every request (assets, XHR, WebSocket handshakes), so it
 touches no session, no database and no cache: a signed cookie and an in-process index of
 hosts and members, rebuilt from the database at most every GATE_INDEX_TTL seconds.
+
+The team services (Grafana, Netdata, Dozzle, ...) pass the same gate: their hosts come from
+GATE_INFRA_HOSTS with a role each, "member" (any active member) or "staff" (admins only).
+Behind the gate each service reads who it is from the headers Traefik copies from the 204
+(authResponseHeaders): X-Portal-User (the username) and X-Portal-Role (Grafana's role).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class Member:
 class Index:
     hosts: dict[str, int]  # host -> owner id
     members: dict[int, Member]
+    infra: dict[str, str]  # team service host -> "staff" or "member"
     built: float
 
 
@@ -73,7 +79,7 @@ def _build_index() -> Index:
         for owner_id, slug in Workspace.objects.values_list("owner_id", "slug")
         for host in service_hosts(slug, settings.PORTAL_DOMAIN)
     }
-    return Index(hosts, members, time.monotonic())
+    return Index(hosts, members, dict(settings.GATE_INFRA_HOSTS), time.monotonic())
 
 
 def index() -> Index:
@@ -131,6 +137,14 @@ def _cookie_member(request: HttpRequest, host: str, idx: Index) -> Member | None
     return member
 
 
+def _may_enter(member: Member, owner_id: int | None, role: str | None) -> bool:
+    """The one rule for both kinds of host: a member host is its owner's (admins only by
+    policy); a team service host is any member's or admins' only, by its role."""
+    if owner_id is not None:
+        return member.id == owner_id or (member.is_staff and settings.GATE_ALLOW_ADMINS)
+    return role == "member" or member.is_staff
+
+
 def _expected_query() -> bytes:
     return f"k={quote(settings.GATE_FORWARD_AUTH_KEY, safe='')}".encode()
 
@@ -143,7 +157,8 @@ def forward_auth(request: HttpRequest) -> HttpResponse:
     host = _forwarded_host(request)
     idx = index()
     owner_id = idx.hosts.get(host)
-    if owner_id is None:
+    role = idx.infra.get(host)
+    if owner_id is None and role is None:
         return HttpResponse(status=404)
     member = _cookie_member(request, host, idx)
     if member is None:
@@ -155,22 +170,26 @@ def forward_auth(request: HttpRequest) -> HttpResponse:
     origin = request.META.get("HTTP_ORIGIN")
     if origin and origin != f"https://{host}":
         return HttpResponse("Cross-origin request refused.", status=403)  # sibling-host CSRF / WS hijack
-    if member.id != owner_id and not (member.is_staff and settings.GATE_ALLOW_ADMINS):
+    if not _may_enter(member, owner_id, role):
         return HttpResponse(status=403)
     response = HttpResponse(status=204)
     response["X-Portal-User"] = member.username
+    # Always sent: Traefik drops a client's own copy of every authResponseHeaders header.
+    response["X-Portal-Role"] = "Admin" if member.is_staff else "Viewer"
     return response
 
 
 def ticket_url(*, user_id: int, is_staff: bool, version: int, target: str) -> str | None:
     """The callback URL on the target's host carrying a single-use ticket; None unless
-    ``target`` is an https URL on a member host this user may enter."""
+    ``target`` is an https URL on a member or team service host this user may enter."""
     parts = urlsplit(target)
     host = (parts.hostname or "").lower()
-    owner_id = index().hosts.get(host)
-    if parts.scheme != "https" or owner_id is None:
+    idx = index()
+    owner_id, role = idx.hosts.get(host), idx.infra.get(host)
+    if parts.scheme != "https" or (owner_id is None and role is None):
         return None
-    if owner_id != user_id and not (is_staff and settings.GATE_ALLOW_ADMINS):
+    visitor = Member(user_id, "", 0, True, is_staff)
+    if not _may_enter(visitor, owner_id, role):
         return None
     ticket = signing.dumps({"u": user_id, "h": host, "v": version, "n": secrets.token_urlsafe(16)}, salt=TICKET_SALT)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

@@ -44,8 +44,10 @@ def workspace_slug(username: str, name: str = "") -> str:
 
 def service_hosts(slug: str, domain: str) -> dict[str, str]:
     """A workspace's web addresses, {host: service}: the one naming used by the Traefik
-    labels, the links on the card and the gate's host index."""
-    return {f"{slug}-code.{domain}": "code", f"jupyter-{slug}.{domain}": "jupyter"}
+    labels, the links on the card and the gate's host index. FileBrowser runs in the member's
+    own workspace, as the member, so the kernel's permissions (homes are 0750, the member's)
+    keep everyone else's files out of it whatever links or symlinks a home holds."""
+    return {f"{slug}-code.{domain}": "code", f"jupyter-{slug}.{domain}": "jupyter", f"files-{slug}.{domain}": "files"}
 
 
 def container_name(username: str, name: str = "") -> str:
@@ -175,6 +177,10 @@ class Workspace(models.Model):
     @property
     def jupyter_url(self) -> str:
         return self._service_url("jupyter")
+
+    @property
+    def files_url(self) -> str:
+        return self._service_url("files")
 
     @property
     def ssh_host(self) -> str:

@@ -17,6 +17,7 @@ from workspaces.models import Workspace, container_name, member_network, service
 SSH_CONTAINER_PORT = "22/tcp"
 CODE_SERVER_PORT = 8080
 JUPYTER_PORT = 8888
+FILEBROWSER_PORT = 8090
 # GPUs are named by index ("0") or by NVML UUID ("GPU-…", MIG instances "MIG-…").
 _GPU_ID_RE = re.compile(r"^(\d{1,3}|GPU-[0-9a-fA-F-]{8,64}|MIG-[0-9a-zA-Z/-]{8,80})$")
 _DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
@@ -153,7 +154,11 @@ def _labels(workspace: Workspace, slug: str, network: str, config: SpecConfig) -
         "traefik.enable": "true",
         "traefik.docker.network": network,
     }
-    routers = {"code": ("code", CODE_SERVER_PORT), "jupyter": ("jup", JUPYTER_PORT)}
+    routers = {
+        "code": ("code", CODE_SERVER_PORT),
+        "jupyter": ("jup", JUPYTER_PORT),
+        "files": ("files", FILEBROWSER_PORT),
+    }
     for host, service in service_hosts(slug, config.domain).items():
         suffix, port = routers[service]
         labels |= _router(f"u-{slug}-{suffix}", host, port, config)

@@ -146,6 +146,17 @@ def workspace_connect(request: AuthedRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
+def workspace_files(request: AuthedRequest) -> HttpResponse:
+    """files.<domain> lands here (a redirect in Traefik's dynamic.yml): on to the FileBrowser
+    of the member's own workspace, the only one they may open."""
+    workspace = Workspace.objects.filter(owner=request.user).order_by("pk").first()
+    if workspace is None:
+        messages.info(request, "FileBrowser runs in your workspace: create one first.")
+        return redirect("dashboard")
+    return redirect(workspace.files_url)
+
+
+@require_GET
 def workspace_x2go(request: AuthedRequest, pk: int) -> HttpResponse:
     """An X2Go client session file (the ~/.x2goclient/sessions INI format) for KDE."""
     workspace = get_workspace_for_user(request, pk)

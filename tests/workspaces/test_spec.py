@@ -304,7 +304,7 @@ def test_it_refuses_an_unsaved_workspace() -> None:
         spec_for(workspace)
 
 
-def test_it_routes_code_server_and_jupyter_through_the_portals_gate() -> None:
+def test_it_routes_code_server_jupyter_and_filebrowser_through_the_portals_gate() -> None:
     labels = spec_for().labels
     assert {key: value for key, value in labels.items() if key.startswith("traefik.")} == {
         "traefik.enable": "true",
@@ -321,6 +321,12 @@ def test_it_routes_code_server_and_jupyter_through_the_portals_gate() -> None:
         "traefik.http.routers.u-alice-jup.middlewares": "portal-auth@file",
         "traefik.http.routers.u-alice-jup.service": "u-alice-jup",
         "traefik.http.services.u-alice-jup.loadbalancer.server.port": "8888",
+        "traefik.http.routers.u-alice-files.rule": "Host(`files-alice.corp.example`)",
+        "traefik.http.routers.u-alice-files.entrypoints": "websecure",
+        "traefik.http.routers.u-alice-files.tls": "true",
+        "traefik.http.routers.u-alice-files.middlewares": "portal-auth@file",
+        "traefik.http.routers.u-alice-files.service": "u-alice-files",
+        "traefik.http.services.u-alice-files.loadbalancer.server.port": "8090",
     }
 
 
