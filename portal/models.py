@@ -43,6 +43,11 @@ class User(AbstractUser):
     # Bumped to end every session of the member (suspension, "log out everywhere").
     session_version = models.PositiveIntegerField(default=0)
     invited_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The GPU server the member works on: their new workspaces, the making of their folders and
+    # their GPU bookings go there (workspaces/placement.py). Empty: the local server.
+    host = models.ForeignKey(
+        "Host", null=True, blank=True, on_delete=models.PROTECT, related_name="members", verbose_name="server"
+    )
 
     objects: ClassVar[UserManager[User]] = UserManager()  # type: ignore[assignment]
 
@@ -56,6 +61,10 @@ class User(AbstractUser):
     def gid(self) -> int:
         """Every member has a private group with the same number as their UID."""
         return self.uid
+
+    def placed_host(self) -> Host:
+        """The member's server: ``host``, or the local one when none was chosen."""
+        return self.host if self.host is not None else Host.local()
 
     def get_session_auth_hash(self) -> str:
         # Sessions carry this hash; changing session_version invalidates all of them.

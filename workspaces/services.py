@@ -175,7 +175,8 @@ def _insert_workspace(*, owner: User, name: str, slug: str, host: Host) -> Works
 def workspace_create(
     *, owner: User, actor: User, name: str = "", host: Host | None = None, context: AuditContext | None = None
 ) -> Operation:
-    """Create the member's workspace row (default when ``name`` is empty) and start it."""
+    """Create the member's workspace row (default when ``name`` is empty) and start it, on
+    the member's server unless ``host`` says otherwise (tests and the benchmark)."""
     if name and not WORKSPACE_NAME_RE.fullmatch(name):
         raise WorkspaceError("A workspace name is 1 to 20 lowercase letters and digits.")
     try:
@@ -183,7 +184,7 @@ def workspace_create(
     except ValueError as exc:
         raise WorkspaceError(f"{exc}; ask an admin.") from None
     _check_new_workspace(owner=owner, name=name, slug=slug)
-    workspace = Workspace(owner=owner, name=name, host=host or Host.local())
+    workspace = Workspace(owner=owner, name=name, host=host or owner.placed_host())
     _check_owner_may_run(workspace)
     workspace = _insert_workspace(owner=owner, name=name, slug=slug, host=workspace.host)
     # If the job can't be sent, the new row goes again: nothing is left half-made.
