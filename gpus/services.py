@@ -334,7 +334,7 @@ def _pick(policy: BookingPolicy, host_gpus: Sequence[GPU], span: Span, count: in
 
 
 def _lock_member(user: User) -> User:
-    return User.objects.select_for_update().select_related("host").get(pk=user.pk)
+    return User.objects.select_for_update().get(pk=user.pk)
 
 
 def _refuse_other_host(user: User, host: Host) -> None:
