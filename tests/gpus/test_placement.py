@@ -13,6 +13,7 @@ from django.utils import timezone
 from gpus.models import GPU, Booking, GpuHost
 from gpus.services import BookingError, booking_create
 from portal.models import Host, User
+from tests.gpus.apiclient import api_client
 from tests.gpus.conftest import next_slot
 from workspaces.placement import member_place
 
@@ -67,3 +68,20 @@ def test_the_booking_form_says_why_another_servers_gpu_is_refused(
     body = alice_client.post(reverse("gpus:calendar-book"), data, follow=True).content.decode()
     assert "alice works on local, so only GPUs of local can be booked for them" in body
     assert not Booking.objects.exists()
+
+
+def test_a_member_on_gpu2_sees_gpu2s_calendar_first_and_the_api_books_there_unless_told(
+    alice_client: Client, alice: User, admin_user: User, gpus: list[GPU], gpu2: Host
+) -> None:
+    member_place(member=alice, host=gpu2, actor=admin_user)
+    body = alice_client.get(reverse("gpus:calendar")).content.decode()
+    assert "H200" in body.split('id="book-form"')[0]
+    api = api_client(alice)
+    start = next_slot(2)
+    span = {"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}
+    made = api.send("post", "/bookings", {"gpus": 1, **span})
+    assert made.status_code == 201, made.content
+    assert made.json()["host"] == "gpu2"
+    refused = api.send("post", "/bookings", {"gpus": 1, "host": "local", **span})
+    assert (refused.status_code, refused.json()["rule"]) == (400, "host")
+    assert "alice works on gpu2" in refused.json()["error"]
