@@ -7,6 +7,7 @@ where each container really is."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import random
 import re
@@ -107,6 +108,11 @@ def _received(worker: WorkerProcess, task: str) -> int:
     return len(re.findall(rf"Task [\w.]+\.{task}\[[0-9a-f-]+\] received", worker.log()))
 
 
+def _subnet(engine: docker_sdk.DockerClient, member: User) -> ipaddress.IPv4Network:
+    (network,) = engine.networks.list(filters={"label": f"portal.network-owner={member.username}"})
+    return ipaddress.IPv4Network(network.attrs["IPAM"]["Config"][0]["Subnet"])
+
+
 def _status(engine: docker_sdk.DockerClient, name: str) -> str:
     try:
         return str(engine.containers.get(name).status)
@@ -147,6 +153,9 @@ def test_a_member_on_gpu2_runs_there_and_gpu2s_jobs_wait_for_its_own_worker(
             "running",
             "absent",
         )
+        # Each engine's member network comes from its worker's pool, so no subnet is routed twice.
+        assert _subnet(gpu2_engine, bob).subnet_of(ipaddress.IPv4Network(GPU2_SUBNET_POOL))
+        assert _subnet(docker_client, alice).subnet_of(ipaddress.IPv4Network(settings.WORKSPACE_SUBNET_POOL))
         # ...and each create ran on its own server's worker.
         assert [_received(w, "workspace_create_task") for w in (workers.local, workers.gpu2)] == [1, 1]
 
