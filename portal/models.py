@@ -15,7 +15,7 @@ from django.db import models
 from django.utils import timezone
 
 from portal.identity import validate_linux_username
-from portal.validators import validate_docker_url
+from portal.validators import validate_docker_url, validate_ssh_address
 
 
 class User(AbstractUser):
@@ -184,6 +184,15 @@ class Host(models.Model):
         help_text="unix:///path/of/docker.sock, tcp://host:port or ssh://[user@]host[:port].",
     )
     queue = models.CharField(max_length=100, unique=True)
+    # Each server publishes its members' SSH ports on its own address; the portal's own
+    # (SSH_HOST) fits the server the portal runs on.
+    ssh_address = models.CharField(
+        "SSH address",
+        max_length=253,
+        blank=True,
+        validators=[validate_ssh_address],
+        help_text="Where members SSH to for workspaces on this server (a DNS name or IP). Empty: SSH_HOST.",
+    )
     cpu_count = models.PositiveIntegerField(null=True, blank=True)
     memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.UNKNOWN)

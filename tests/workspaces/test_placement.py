@@ -5,8 +5,10 @@ move is refused, with nothing changed, while something of theirs is left on the 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -125,3 +127,28 @@ def test_moving_a_member_to_the_server_they_are_on_writes_nothing(admin_user: Us
     assert member_place(member=alice, host=gpu2, actor=admin_user)
     assert not member_place(member=alice, host=gpu2, actor=admin_user)
     assert AuditEvent.objects.filter(action="member.place").count() == 1
+
+
+def test_a_workspace_on_gpu2_tells_its_owner_to_ssh_to_gpu2s_address(alice_client: Client, alice: User) -> None:
+    gpu2 = Host.objects.create(name="gpu2", queue="host.gpu2", ssh_address="gpu2.corp.example")
+    workspace = make_workspace(alice, gpu2, port=2345)
+    body = alice_client.get(reverse("workspaces:connect", args=[workspace.pk])).content.decode()
+    assert "ssh -p 2345 alice@gpu2.corp.example" in body
+    session = alice_client.get(reverse("workspaces:x2go", args=[workspace.pk])).content.decode()
+    assert "host=gpu2.corp.example" in session
+
+
+def _ssh_address_field() -> Any:
+    return Host._meta.get_field("ssh_address")  # its validators, without the database
+
+
+@pytest.mark.parametrize("address", ["gpu2.corp.example", "192.0.2.12", "2001:db8::12", "gpu2"])
+def test_a_servers_ssh_address_is_a_host_name_or_an_ip(address: str) -> None:
+    assert _ssh_address_field().clean(address, None) == address
+
+
+@pytest.mark.parametrize("address", ["gpu2\nProxyCommand evil", "user@gpu2", "gpu2:22", "-oProxyCommand=x", "a..b"])
+def test_anything_else_as_an_ssh_address_is_refused_saying_what_fits(address: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        assert _ssh_address_field().clean(address, None) == address
+    assert "is not a host name or an IP address, like gpu2.corp.example" in str(refused.value)
