@@ -4,11 +4,13 @@ move is refused, with nothing changed, while something of theirs is left on the 
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -152,3 +154,38 @@ def test_anything_else_as_an_ssh_address_is_refused_saying_what_fits(address: st
     with pytest.raises(ValidationError) as refused:
         assert _ssh_address_field().clean(address, None) == address
     assert "is not a host name or an IP address, like gpu2.corp.example" in str(refused.value)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_workspace_asked_for_during_a_move_waits_for_it_and_lands_on_the_new_server(
+    alice: User, admin_user: User, gpu2: Host
+) -> None:
+    moved, release = threading.Event(), threading.Event()
+
+    def move() -> None:
+        try:
+            with transaction.atomic():  # the move's lock on alice is held until this commits
+                member_place(member=alice, host=gpu2, actor=admin_user)
+                moved.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def create() -> None:
+        try:
+            workspace_create(owner=alice, actor=alice)
+        finally:
+            connection.close()
+
+    mover = threading.Thread(target=move)
+    mover.start()
+    assert moved.wait(10)
+    creator = threading.Thread(target=create)
+    creator.start()
+    creator.join(0.5)
+    assert creator.is_alive()  # waiting for the move
+    release.set()
+    mover.join(10)
+    creator.join(10)
+    assert Workspace.objects.get(owner=alice).host == gpu2
+    purge_queues(["host.gpu2", "host.local"])

@@ -113,6 +113,11 @@ def _subnet(engine: docker_sdk.DockerClient, member: User) -> ipaddress.IPv4Netw
     return ipaddress.IPv4Network(network.attrs["IPAM"]["Config"][0]["Subnet"])
 
 
+def _banner(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        return conn.recv(64)
+
+
 def _status(engine: docker_sdk.DockerClient, name: str) -> str:
     try:
         return str(engine.containers.get(name).status)
@@ -153,6 +158,8 @@ def test_a_member_on_gpu2_runs_there_and_gpu2s_jobs_wait_for_its_own_worker(
             "running",
             "absent",
         )
+        # gpu2 publishes bob's SSH port although it leaves iptables to the first engine.
+        assert _banner(theirs.ssh_port).startswith(b"SSH-2.0-")
         # Each engine's member network comes from its worker's pool, so no subnet is routed twice.
         assert _subnet(gpu2_engine, bob).subnet_of(ipaddress.IPv4Network(GPU2_SUBNET_POOL))
         assert _subnet(docker_client, alice).subnet_of(ipaddress.IPv4Network(settings.WORKSPACE_SUBNET_POOL))
