@@ -307,10 +307,11 @@ def _answer(booking: Booking, status: int = 200) -> JsonResponse:
     return response
 
 
-def _host(name: str | None) -> Host:
-    """The named host, or without a name the first (usually the only) one with GPUs."""
+def _host(name: str | None, *, default: Host | None = None) -> Host:
+    """The named host, or without a name ``default`` (a booking's holder's server), or the
+    first (usually the only) one with GPUs."""
     with_gpus = Host.objects.filter(gpus__present=True).distinct().order_by("name")
-    host = with_gpus.first() if name is None else Host.objects.filter(name=name).first()
+    host = (default or with_gpus.first()) if name is None else Host.objects.filter(name=name).first()
     if host is None and name is None:
         raise ApiError(400, "No server has GPUs to book yet.", rule="host")
     if host is None:
@@ -393,7 +394,7 @@ def _span(data: Mapping[str, Any], now: datetime) -> tuple[datetime, datetime]:
 def _bookings_create(request: AuthedRequest) -> JsonResponse:
     data = _body(request, ADMIN_BOOKING_FIELDS if request.user.is_staff else BOOKING_FIELDS)
     holder = _member(_text(data, "member", longest=32)) if "member" in data else request.user
-    host = _host(_text(data, "host", longest=63))
+    host = _host(_text(data, "host", longest=63), default=holder.placed_host())
     count = _whole(data, "gpus", low=1, high=MAX_GPUS)
     indexes = _indexes(data)
     if count is not None and indexes is not None:

@@ -34,10 +34,11 @@ def gpu_hosts() -> list[Host]:
     return list(Host.objects.filter(gpus__present=True).distinct().order_by("name"))
 
 
-def pick_host(hosts: list[Host], raw: object) -> Host | None:
-    """The host the request names (by id), else the first; None when no host has GPUs."""
-    wanted = str(raw or "")
-    return next((host for host in hosts if str(host.pk) == wanted), hosts[0] if hosts else None)
+def pick_host(hosts: list[Host], raw: object, *, preferred: int | None = None) -> Host | None:
+    """The host the request names (by id), else ``preferred`` (the member's own server), else
+    the first; None when no host has GPUs."""
+    by_pk = {str(host.pk): host for host in hosts}
+    return by_pk.get(str(raw or "")) or by_pk.get(str(preferred)) or (hosts[0] if hosts else None)
 
 
 def host_gpus(host: Host) -> list[GPU]:

@@ -28,6 +28,7 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from gpus.models import GPU, Booking, BookingGPU, BookingPolicy, TsTzRange
+from gpus.placement import booking_host_refusal
 from portal.audit import AuditContext, audit_record
 from portal.models import Host, Quota, User
 
@@ -332,8 +333,15 @@ def _pick(policy: BookingPolicy, host_gpus: Sequence[GPU], span: Span, count: in
     raise BookingConflict(count_text.rstrip("; ") + ".", conflicting=None)
 
 
-def _lock_member(user: User) -> None:
-    User.objects.select_for_update().filter(pk=user.pk).first()
+def _lock_member(user: User) -> User:
+    return User.objects.select_for_update().get(pk=user.pk)
+
+
+def _refuse_other_host(user: User, host: Host) -> None:
+    """Bookings follow the member's server (gpus/placement.py)."""
+    refusal = booking_host_refusal(user, host)
+    if refusal:
+        raise BookingError(refusal, rule="host")
 
 
 def _lock_gpus(gpus: Iterable[GPU]) -> None:
@@ -392,6 +400,7 @@ def booking_create(
     policy = BookingPolicy.current()
     override = _staff_override(actor, override)
     span = Span(start, end)
+    _refuse_other_host(user, host)
     host_gpus = list(GPU.objects.bookable().filter(host=host).order_by("index"))
     if gpu_indexes:
         if len(set(gpu_indexes)) != len(gpu_indexes):
@@ -441,7 +450,8 @@ def _create(
     context: AuditContext | None,
     override: bool,
 ) -> Booking:
-    _lock_member(user)
+    # Checked again under the member's lock: a move to another server may have just committed.
+    _refuse_other_host(_lock_member(user), host)
     if not override:
         _check_week(policy, user, span, count, excluding=None)
     _lock_gpus(wanted or host_gpus)

@@ -107,14 +107,16 @@ def _link(slack_user_id: str, user: User, context: AuditContext | None) -> None:
 # --- the commands ---------------------------------------------------------------------------
 
 
-def _host() -> Host | None:
-    return Host.objects.filter(gpus__present=True).distinct().order_by("name").first()
+def _host(member: User) -> Host | None:
+    """The member's own server (bookings follow it, gpus/placement.py), if it has GPUs."""
+    host = member.placed_host()
+    return host if GPU.objects.bookable().filter(host=host).exists() else None
 
 
 def _free(member: User, args: list[str], context: AuditContext, now: datetime) -> str:
-    host = _host()
+    host = _host(member)
     if host is None:
-        return "No server has GPUs yet."
+        return f"{member.placed_host().name}, your server, has no GPUs yet."
     rows = BookingGPU.objects.filter(gpu__host=host, holds=True, end__gt=now).select_related("booking__user")
     by_gpu: dict[int, list[BookingGPU]] = {}
     for row in rows.order_by("start"):
@@ -162,9 +164,9 @@ BOOK_USAGE = "Say how many GPUs (optional) and for how long, like “/gpu book 2
 
 
 def _book(member: User, args: list[str], context: AuditContext, now: datetime) -> str:
-    host = _host()
+    host = _host(member)
     if host is None:
-        return "No server has GPUs to book yet."
+        return f"{member.placed_host().name}, your server, has no GPUs to book yet."
     count = int(args.pop(0)) if args and COUNT.fullmatch(args[0]) else 1
     duration = _parse_duration(args.pop(0)) if args else None
     if duration is None:

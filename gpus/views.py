@@ -129,7 +129,9 @@ class Scope:
     @classmethod
     def of(cls, request: AuthedRequest) -> Scope:
         hosts = schedule.gpu_hosts()
-        host = schedule.pick_host(hosts, request.GET.get("host") or request.POST.get("host"))
+        host = schedule.pick_host(
+            hosts, request.GET.get("host") or request.POST.get("host"), preferred=request.user.host_id
+        )
         quota = request_quota(request)
         gpus = schedule.host_gpus(host) if host else []
         allowed = len(gpus) if request.user.is_staff else (quota.max_gpus if quota else 0)
@@ -235,7 +237,7 @@ def calendar_events(request: AuthedRequest) -> HttpResponse:
     """Bookings of a host over ``?start=&end=`` as FullCalendar events (a fixed number of
     queries however many bookings and members)."""
     start, end = schedule.parse_range(request.GET.get("start"), request.GET.get("end"))
-    host = schedule.pick_host(schedule.gpu_hosts(), request.GET.get("host"))
+    host = schedule.pick_host(schedule.gpu_hosts(), request.GET.get("host"), preferred=request.user.host_id)
     if host is None:
         return JsonResponse([], safe=False)
     if request.GET.get("host") and str(host.pk) != request.GET["host"]:

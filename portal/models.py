@@ -15,7 +15,7 @@ from django.db import models
 from django.utils import timezone
 
 from portal.identity import validate_linux_username
-from portal.validators import validate_docker_url
+from portal.validators import validate_docker_url, validate_ssh_address
 
 
 class User(AbstractUser):
@@ -43,6 +43,11 @@ class User(AbstractUser):
     # Bumped to end every session of the member (suspension, "log out everywhere").
     session_version = models.PositiveIntegerField(default=0)
     invited_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The GPU server the member works on: their new workspaces, the making of their folders and
+    # their GPU bookings go there (workspaces/placement.py). Empty: the local server.
+    host = models.ForeignKey(
+        "Host", null=True, blank=True, on_delete=models.PROTECT, related_name="members", verbose_name="server"
+    )
 
     objects: ClassVar[UserManager[User]] = UserManager()  # type: ignore[assignment]
 
@@ -56,6 +61,10 @@ class User(AbstractUser):
     def gid(self) -> int:
         """Every member has a private group with the same number as their UID."""
         return self.uid
+
+    def placed_host(self) -> Host:
+        """The member's server: ``host``, or the local one when none was chosen."""
+        return self.host if self.host is not None else Host.local()
 
     def get_session_auth_hash(self) -> str:
         # Sessions carry this hash; changing session_version invalidates all of them.
@@ -175,6 +184,15 @@ class Host(models.Model):
         help_text="unix:///path/of/docker.sock, tcp://host:port or ssh://[user@]host[:port].",
     )
     queue = models.CharField(max_length=100, unique=True)
+    # Each server publishes its members' SSH ports on its own address; the portal's own
+    # (SSH_HOST) fits the server the portal runs on.
+    ssh_address = models.CharField(
+        "SSH address",
+        max_length=253,
+        blank=True,
+        validators=[validate_ssh_address],
+        help_text="Where members SSH to for workspaces on this server (a DNS name or IP). Empty: SSH_HOST.",
+    )
     cpu_count = models.PositiveIntegerField(null=True, blank=True)
     memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.UNKNOWN)

@@ -43,3 +43,16 @@ def _parts_in_range(match: re.Match[str]) -> bool:
         except ValueError:
             return False
     return True
+
+
+def validate_ssh_address(value: str) -> None:
+    """Where members SSH to: a DNS name or an IP address, nothing else (it is written into
+    members' SSH configs and X2Go session files)."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if len(value) > 253 or not re.fullmatch(rf"{_LABEL}(?:\.{_LABEL})*", value):
+            raise ValidationError(
+                f"“{value}” is not a host name or an IP address, like gpu2.corp.example or 192.0.2.12.",
+                code="invalid",
+            ) from None

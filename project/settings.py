@@ -513,6 +513,10 @@ WORKSPACE_DATASETS_PATH = env_str("WORKSPACE_DATASETS_PATH", f"{STORAGE_ROOT}/da
 # with its data: the storage app makes (or deletes) the member's subvolumes. Empty: plain folders.
 WORKSPACE_STORAGE_PREPARE = "storage.layout.prepare_member"
 WORKSPACE_STORAGE_DELETE = "storage.layout.delete_member_data"
+# --- Placement: which GPU server a member works on (workspaces/placement.py) ---------------
+# Functions (member, host) -> refusal or None, asked before an admin moves a member to another
+# server, beside the workspaces' own check (no workspace left on the old server).
+WORKSPACE_PLACEMENT_CHECKS = ["gpus.placement.bookings_elsewhere"]
 # Each member's containers get a bridge network of their own ("<prefix>-<username>"), so no
 # member's container can reach another's code-server or Jupyter; Traefik and guacd (containers
 # labelled portal.proxy=true) are joined to each one. Subnets are cut from this pool.

@@ -91,3 +91,38 @@ fi
 if [ -x workspaces/image/build-test-image.sh ]; then
   workspaces/image/build-test-image.sh
 fi
+
+# A second Docker engine, the test's GPU server "gpu2" (tests/workspaces/test_two_hosts.py): its
+# own socket, data root, exec root (and so its own containerd) and pid file. Two engines on one
+# machine must not share a bridge or fight over iptables: this one has no default bridge
+# (members' networks are user-defined, on a subnet pool of their own) and leaves iptables to
+# the first engine; published ports still answer through docker-proxy. The slim image is
+# copied across (built offline, no registry) when the engine lacks it or holds an older one.
+start_gpu2_engine() {
+  local sock=/run/portal-test/docker-gpu2.sock pidfile=/run/portal-test/dockerd-gpu2.pid
+  local gpu2=(docker -H "unix://$sock")
+  if ! "${gpu2[@]}" info >/dev/null 2>&1; then
+    echo "test-setup: starting the second dockerd (gpu2)"
+    # Its default bridge is one of its own: `--bridge none` would make dockerd delete docker0,
+    # the first engine's bridge, which `docker build` and default-network containers need.
+    if ! ip link show portal-gpu2 >/dev/null 2>&1; then
+      ip link add portal-gpu2 type bridge
+      ip addr add 10.216.0.1/24 dev portal-gpu2
+      ip link set portal-gpu2 up
+    fi
+    (PATH="$stand_ins:$PATH" setsid dockerd --host "unix://$sock" --data-root /var/lib/docker-gpu2 \
+      --exec-root /run/docker-gpu2 --pidfile "$pidfile" --bridge portal-gpu2 --iptables=false --ip-masq=false \
+      --default-address-pool base=10.215.0.0/16,size=24 >/var/log/dockerd-gpu2.log 2>&1 &)
+    for _ in $(seq 1 60); do "${gpu2[@]}" info >/dev/null 2>&1 && break; sleep 0.5; done
+    "${gpu2[@]}" info >/dev/null 2>&1 || { echo "dockerd gpu2 did not start; see /var/log/dockerd-gpu2.log" >&2; exit 1; }
+  fi
+  local image=portal/workspace-slim:test
+  local want have
+  want=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null) || return 0  # not built: its tests skip
+  have=$("${gpu2[@]}" image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    echo "test-setup: copying $image to the gpu2 engine"
+    docker save "$image" | "${gpu2[@]}" load -q >/dev/null
+  fi
+}
+start_gpu2_engine

@@ -1,5 +1,7 @@
-"""Storage follows the core's rows: a new member gets their home and scratch at once, and a
-changed quota's hard limit reaches their qgroup without waiting for the next pass. Tasks are
+"""Storage follows the core's rows: a new member gets their home and scratch at once, made by
+the worker of their server (and again by the new server's worker when an admin moves them,
+workspaces/placement.py), and a changed quota's hard limit reaches their qgroup without waiting
+for the next pass (on the storage host, which runs the usage pass). Tasks are
 sent by name after the commit; with the broker down, the next workspace start (folders) and
 the next usage pass (limits) catch up."""
 
@@ -19,10 +21,10 @@ from storage.models import MemberStorage
 logger = logging.getLogger(__name__)
 
 
-def _send_later(task: str, user_id: int) -> None:
+def _send_later(task: str, user_id: int, *, host: Host | None = None) -> None:
     def send() -> None:
         try:
-            current_app.send_task(task, args=[user_id], queue=Host.local().queue)
+            current_app.send_task(task, args=[user_id], queue=(host or Host.local()).queue)
         except Exception:  # kombu's OperationalError: the catch-up paths above cover it
             logger.warning("%s for member %s not sent: the job queue is down", task, user_id)
 
@@ -31,8 +33,11 @@ def _send_later(task: str, user_id: int) -> None:
 
 @receiver(post_save, sender=User, dispatch_uid="storage-member-added")
 def member_added(sender: Any, instance: User, created: bool, raw: bool = False, **kwargs: Any) -> None:
-    if created and not raw:
-        _send_later("storage.tasks.member_storage_prepare_task", instance.pk)
+    if raw:
+        return
+    moved = not created and "host" in (kwargs.get("update_fields") or ())
+    if created or moved:
+        _send_later("storage.tasks.member_storage_prepare_task", instance.pk, host=instance.placed_host())
 
 
 @receiver(post_save, sender=Quota, dispatch_uid="storage-quota-changed")

@@ -156,6 +156,7 @@ ACCESS: dict[str, Rule] = {
     "site-policies": Rule(**ADMIN_ONLY),
     "workspaces:admin-list": Rule(**ADMIN_ONLY),
     "workspaces:create": Rule(**ANY_MEMBER, method="post"),
+    "workspaces:member-host": Rule(**ADMIN_ONLY, target=_alice, method="post"),
     "workspaces:card": Rule(**OWN_OBJECT, target=_alice_ws),
     "workspaces:connect": Rule(**OWN_OBJECT, target=_alice_ws),
     "workspaces:files": Rule(**ANY_MEMBER),  # each to their own workspace's FileBrowser

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,10 +63,10 @@ def _database_url(db: dict[str, Any]) -> str:
     return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
-def _purge_queues() -> None:
+def purge_queues(queues: Sequence[str] = QUEUES) -> None:
     # Messages left by an earlier run (or a test that never got its worker) would run first.
     with celery_app.connection_for_write() as conn:
-        for queue in QUEUES:
+        for queue in queues:
             conn.default_channel.queue_purge(queue)
 
 
@@ -115,24 +115,39 @@ def celery_worker_env() -> dict[str, str]:
     return {}
 
 
-def start_worker(*, nodename: str, log_path: Path, extra_env: dict[str, str] | None = None) -> WorkerProcess:
+def start_worker(
+    *,
+    nodename: str,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+    queues: Sequence[str] = QUEUES,
+    wait: bool = True,
+) -> WorkerProcess:
     """Start a ``celery worker`` (solo pool: the main process runs the tasks, so its pid is the
-    one to kill) on QUEUES and wait until it answers a ping. Tests that need a second worker,
-    or a new one after killing the first, call this; ``stop_worker`` ends it."""
+    one to kill) on ``queues`` and wait until it answers a ping (``wait=False``: the caller
+    calls ``wait_until_ready``, so several workers boot at once). Tests that need a second
+    worker, one of another host's queue, or a new one after killing the first, call this;
+    ``stop_worker`` ends it."""
     celery = str(Path(sys.executable).with_name("celery"))
-    argv = [celery, "-A", "project", "worker", "-Q", ",".join(QUEUES), "-n", nodename, "--pool", "solo"]
+    argv = [celery, "-A", "project", "worker", "-Q", ",".join(queues), "-n", nodename, "--pool", "solo"]
     argv += ["--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             argv, cwd=ROOT, env=_worker_env(extra_env or {}), stdout=log_file, stderr=subprocess.STDOUT
         )
     worker = WorkerProcess(process=process, log_path=log_path, nodename=nodename)
+    if wait:
+        wait_until_ready(worker)
+    return worker
+
+
+def wait_until_ready(worker: WorkerProcess) -> None:
+    """Wait for a worker ``start_worker(wait=False)`` started; stop it if it never answers."""
     try:
         _wait_until_ready(worker)
     except BaseException:
-        _stop(process)
+        _stop(worker.process)
         raise
-    return worker
 
 
 def stop_worker(worker: WorkerProcess) -> None:
@@ -147,7 +162,7 @@ def celery_worker_process(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[WorkerProcess]:
     """A real ``celery worker`` on the portal and host.local queues, stopped after the module."""
-    _purge_queues()
+    purge_queues()
     nodename = f"pytest-{os.getpid()}@{socket.gethostname()}"
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
     worker = start_worker(nodename=nodename, log_path=log_path, extra_env=celery_worker_env)
@@ -163,7 +178,7 @@ def celery_worker_factory(
 ) -> Iterator[Callable[[], WorkerProcess]]:
     """Start as many workers as a test needs (a spare, or a new one after killing one), each
     with ``celery_worker_env``; all are stopped after the test, the queues purged before."""
-    _purge_queues()
+    purge_queues()
     started: list[WorkerProcess] = []
 
     def start() -> WorkerProcess:

@@ -11,6 +11,7 @@ from django.conf import settings
 from portal.access import AuthedRequest
 from portal.cards import request_quota
 from portal.panels import Column, Panel
+from workspaces.forms import MemberHostForm
 from workspaces.models import Workspace
 from workspaces.spec import CODE_SERVER_PORT, JUPYTER_PORT
 
@@ -55,7 +56,18 @@ def member_column(members: list[Any]) -> Column:
     return Column("Workspace", "workspaces/_member_cell.html", {ws.owner_id: {"ws": ws} for ws in rows})
 
 
-def member_section(request: AuthedRequest, member: Any) -> Panel:
-    """The member's workspaces on their admin page, with state and host."""
+def member_section(
+    request: AuthedRequest, member: Any, *, host_form: MemberHostForm | None = None, moved: bool = False
+) -> Panel:
+    """The member's server (with the form that moves them) and their workspaces, with state
+    and host, on their admin page."""
     workspaces = list(Workspace.objects.filter(owner=member).select_related("host", "owner").order_by("name"))
-    return Panel("workspaces/_member_section.html", {"member_workspaces": workspaces})
+    host = member.placed_host()
+    context = {
+        "member": member,
+        "member_host": host,
+        "member_workspaces": workspaces,
+        "host_form": host_form or MemberHostForm(initial={"host": host}),
+        "moved": moved,
+    }
+    return Panel("workspaces/_member_section.html", context)

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.core.validators import RegexValidator
 
+from portal.models import Host
 from workspaces.models import Workspace
 
 _NAME_MESSAGE = "Use 1 to 20 lowercase letters and digits, like “gpu2”."
@@ -61,3 +62,18 @@ class WorkspaceRemoveForm(forms.Form):
                 code="mismatch",
             )
         return value
+
+
+class MemberHostForm(forms.Form):
+    """An admin's choice of the GPU server a member works on (workspaces/placement.py)."""
+
+    host = forms.ModelChoiceField(
+        queryset=Host.objects.order_by("name"),
+        label="Server",
+        empty_label=None,
+        error_messages={
+            "required": "Pick the server the member works on.",
+            "invalid_choice": "That server is not known; pick one of the list.",
+        },
+        help_text="Their new workspaces, their folders and their GPU bookings go to this server.",
+    )

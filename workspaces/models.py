@@ -184,7 +184,8 @@ class Workspace(models.Model):
 
     @property
     def ssh_host(self) -> str:
-        return str(settings.SSH_HOST)
+        """Where the owner SSHes to: the workspace's server's address, or SSH_HOST."""
+        return self.host.ssh_address or str(settings.SSH_HOST)
 
     @property
     def op_to_show(self) -> Operation | None:

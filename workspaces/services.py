@@ -175,7 +175,8 @@ def _insert_workspace(*, owner: User, name: str, slug: str, host: Host) -> Works
 def workspace_create(
     *, owner: User, actor: User, name: str = "", host: Host | None = None, context: AuditContext | None = None
 ) -> Operation:
-    """Create the member's workspace row (default when ``name`` is empty) and start it."""
+    """Create the member's workspace row (default when ``name`` is empty) and start it, on
+    the member's server unless ``host`` says otherwise (tests and the benchmark)."""
     if name and not WORKSPACE_NAME_RE.fullmatch(name):
         raise WorkspaceError("A workspace name is 1 to 20 lowercase letters and digits.")
     try:
@@ -183,7 +184,10 @@ def workspace_create(
     except ValueError as exc:
         raise WorkspaceError(f"{exc}; ask an admin.") from None
     _check_new_workspace(owner=owner, name=name, slug=slug)
-    workspace = Workspace(owner=owner, name=name, host=host or Host.local())
+    # The owner's row is locked as a move to another server locks it (workspaces/placement.py):
+    # a workspace made during a move is on the server the move then refuses, or on the new one.
+    placed = User.objects.select_for_update().get(pk=owner.pk).placed_host()
+    workspace = Workspace(owner=owner, name=name, host=host or placed)
     _check_owner_may_run(workspace)
     workspace = _insert_workspace(owner=owner, name=name, slug=slug, host=workspace.host)
     # If the job can't be sent, the new row goes again: nothing is left half-made.

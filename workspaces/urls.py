@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.workspace_admin_list, name="admin-list"),
     path("new/", views.workspace_create, name="create"),
     path("files/", views.workspace_files, name="files"),
+    path("members/<int:pk>/server/", views.member_host, name="member-host"),
     path("<int:pk>/", views.workspace_card, name="card"),
     path("<int:pk>/connect/", views.workspace_connect, name="connect"),
     path("<int:pk>/x2go/", views.workspace_x2go, name="x2go"),

@@ -15,15 +15,17 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from portal.access import AuthedRequest, staff_required
+from portal.access import AuthedRequest, get_member_for_admin, staff_required
 from portal.audit import AuditContext
 from portal.models import Operation
 from workspaces import services
 from workspaces.access import get_workspace_for_desktop, get_workspace_for_user
 from workspaces.admission import WorkspaceError, hosts_with_promised_memory
-from workspaces.forms import WorkspaceCreateForm, WorkspaceRemoveForm
+from workspaces.cards import member_section
+from workspaces.forms import MemberHostForm, WorkspaceCreateForm, WorkspaceRemoveForm
 from workspaces.kinds import KINDS
 from workspaces.models import OrphanContainer, Workspace
+from workspaces.placement import PlacementRefused, member_place
 
 
 def _unsent(op: Operation) -> str:
@@ -193,3 +195,27 @@ def workspace_admin_list(request: AuthedRequest) -> HttpResponse:
         "orphans": OrphanContainer.objects.select_related("host"),
     }
     return render(request, "workspaces/workspace_list.html", context)
+
+
+@require_POST
+def member_host(request: AuthedRequest, pk: int) -> HttpResponse:
+    """Admins only: move a member to another server (refused while something of theirs is
+    left on the old one). htmx gets the section back with the outcome; a plain post goes back
+    to the member's page with it."""
+    member = get_member_for_admin(request, pk)
+    form = MemberHostForm(request.POST)
+    moved = False
+    if form.is_valid():
+        host = form.cleaned_data["host"]
+        try:
+            moved = member_place(member=member, host=host, actor=request.user, context=AuditContext.of(request))
+        except PlacementRefused as exc:
+            form.add_error("host", str(exc))
+    if request.htmx:
+        panel = member_section(request, member, host_form=form if form.errors else None, moved=moved)
+        return render(request, panel.template, panel.context)
+    for error in form.errors.get("host", []):
+        messages.error(request, str(error))
+    if moved:
+        messages.success(request, f"{member.username} now works on {member.placed_host().name}.")
+    return redirect(reverse("member-detail", args=[member.pk]) + "#member-ws")

@@ -575,6 +575,8 @@ def test_with_several_servers_the_page_and_its_events_show_the_one_picked(
 ) -> None:
     other = Host.objects.create(name="gpu2", queue="host.gpu2")
     GPU.objects.create(host=other, index=0, name="H200")
+    alice.host = other  # bookings follow the member's server
+    alice.save(update_fields=["host"])
     start = next_slot(2)
     booking_create(user=alice, host=other, start=start, end=start + timedelta(hours=1), actor=alice, note="on gpu2")
     body = alice_client.get(reverse("gpus:calendar"), {"host": other.pk}).content.decode()

@@ -44,8 +44,9 @@ def gpu_engine(engine: docker_sdk.DockerClient, slim_image: str) -> docker_sdk.D
     return engine
 
 
-def member_named(prefix: str) -> User:
-    user = UserFactory(username=f"{prefix}{uuid.uuid4().hex[:7]}")
+def member_named(prefix: str, server: Host) -> User:
+    """A member with one GPU allowed, working on ``server`` (bookings follow the member's server)."""
+    user = UserFactory(username=f"{prefix}{uuid.uuid4().hex[:7]}", host=server)
     small_quota(user, max_gpus=1)
     return User.objects.select_related("quota").get(pk=user.pk)
 
@@ -74,7 +75,7 @@ def test_the_holder_gets_the_booked_gpu_for_the_booking_only(
 ) -> None:
     GpuHost.objects.create(host=host, source=GpuHost.Source.CONFIG)
     GPU.objects.create(host=host, index=0, uuid=GPU_UUID, name="RTX 5080")
-    holder, other = member_named("g"), member_named("o")
+    holder, other = member_named("g", host), member_named("o", host)
     mine = create_and_run(holder, host, django_capture_on_commit_callbacks)
     theirs = create_and_run(other, host, django_capture_on_commit_callbacks)
     assert gpu_view(gpu_engine, mine) == ([], "void")
@@ -109,7 +110,7 @@ def test_a_workspace_started_during_its_owners_booking_gets_the_gpu_at_once(
 
     GpuHost.objects.create(host=host, source=GpuHost.Source.CONFIG)
     GPU.objects.create(host=host, index=0, uuid=GPU_UUID, name="RTX 5080")
-    holder = member_named("s")
+    holder = member_named("s", host)
     start = slot_floor(timezone.now(), timedelta(minutes=30))
     booking_create(user=holder, host=host, start=start, end=start + timedelta(hours=1), actor=holder)
     booking_tick()

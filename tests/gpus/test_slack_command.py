@@ -355,7 +355,7 @@ def test_without_a_bot_token_an_unlinked_user_is_told_to_ask_an_admin(
     assert "no Slack bot token" in gpu("free")
     assert slack.calls == []
     SlackLink.objects.create(slack_user_id="U0ALICE", user=alice)
-    assert gpu("free") == "No server has GPUs yet."  # linked members need no lookup
+    assert gpu("free") == "local, your server, has no GPUs yet."  # linked members need no lookup
 
 
 words = st.one_of(
