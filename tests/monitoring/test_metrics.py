@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,14 +11,15 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
-from backups.models import BackupPolicy, BackupRun
-from gpus.models import GPU, Booking, GpuHost, GpuSample
+from backups.models import BackupRun
+from gpus.models import GPU, Booking, GpuSample
 from monitoring.heartbeats import stamp
 from monitoring.metrics import metrics_text
 from monitoring.models import Sample
-from portal.models import Host, Operation, User
+from portal.models import Host, Operation
 from storage.models import MemberStorage
 from tests.factories import UserFactory
+from tests.monitoring.metrics_world import World, world_make
 from workspaces.models import Workspace
 
 # A Thursday noon: the team week (UTC here) began on Monday 00:00.
@@ -47,95 +47,9 @@ def at(hours: float) -> datetime:
     return NOW - timedelta(hours=hours)
 
 
-@dataclass
-class World:
-    alice: User
-    bob: User
-    host: Host
-
-
-def _workspaces(world: World, gpu2: Host) -> None:
-    Workspace.objects.create(owner=world.alice, host=world.host, ssh_port=2300, slug="alice", state="running")
-    Workspace.objects.create(owner=world.alice, name="b", host=world.host, ssh_port=2301, slug="alice-b", state="error")
-    Workspace.objects.create(owner=world.bob, host=gpu2, ssh_port=2302, slug="bob", state="stopped")
-
-
-def _operations(world: World) -> None:
-    common = {"owner": world.alice, "actor": world.alice}
-    Operation.objects.create(
-        kind="workspace.start", state="succeeded", started=at(2), finished=at(2) + timedelta(seconds=30), **common
-    )
-    Operation.objects.create(
-        kind="workspace.start", state="succeeded", started=at(3), finished=at(3) + timedelta(seconds=90), **common
-    )
-    Operation.objects.create(
-        kind="workspace.start", state="failed", started=at(1), finished=at(1) + timedelta(seconds=5), **common
-    )
-    Operation.objects.create(
-        kind="workspace.start", state="succeeded", started=at(30), finished=at(29), **common
-    )  # too old
-    Operation.objects.create(kind="backups.restore", state="running", started=at(1), **common)
-
-
-def _gpus(world: World) -> None:
-    GpuHost.objects.create(host=world.host, source=GpuHost.Source.NVML)
-    gpu = GPU.objects.create(host=world.host, index=0, name="RTX 5080", memory_bytes=16 * 1024**3)
-    ws = Workspace.objects.get(slug="alice")
-    GpuSample.objects.create(
-        gpu=gpu, at=NOW - timedelta(minutes=20), utilization=0, memory_used=1, temperature=50, workspaces=[ws.pk]
-    )
-    for minute in range(1, 31):  # 30 busy minutes of alice's, in her booking
-        GpuSample.objects.create(
-            gpu=gpu, at=NOW - timedelta(minutes=minute), utilization=90, memory_used=2 * 1024**3,
-            temperature=71, power_watts=250, workspaces=[ws.pk],
-        )  # fmt: skip
-    Booking.objects.create(
-        user=world.alice, host=world.host, start=at(2), end=at(-1), state=Booking.State.ACTIVE, gpu_count=2
-    )
-    Booking.objects.create(user=world.bob, host=world.host, start=at(-24), end=at(-26), state=Booking.State.BOOKED)
-    Booking.objects.create(user=world.bob, host=world.host, start=at(-3), end=at(-4), state=Booking.State.CANCELLED)
-
-
-def _backups() -> None:
-    BackupPolicy.objects.update_or_create(tier="snapshot", defaults={"enabled": True, "max_age_hours": 2})
-    BackupPolicy.objects.update_or_create(
-        tier="restic", defaults={"enabled": True, "max_age_hours": 26, "incident": "failed"}
-    )
-    BackupRun.objects.create(kind="snapshot", result="succeeded", started_at=at(1.5), finished_at=at(1))
-    BackupRun.objects.create(kind="snapshot", result="succeeded", started_at=at(5), finished_at=at(4))
-    BackupRun.objects.create(kind="snapshot", result="failed", started_at=at(0.5), finished_at=at(0.4))
-    BackupRun.objects.create(kind="restic", result="failed", started_at=at(3), finished_at=at(2))
-
-
-def _host_rows() -> None:
-    old, fresh = NOW - timedelta(minutes=20), NOW - timedelta(minutes=1)
-    figures = {"host.cpu.percent": 42.0, "host.mem.used_bytes": 8e9, "host.mem.total_bytes": 64e9,
-               "host.load.5": 1.5, "host.psi.memory.some10": 3.25, "disk.srv.used_bytes": 9e11,
-               "disk.srv.total_bytes": 1e12}  # fmt: skip
-    Sample.objects.bulk_create([Sample(series=name, at=fresh, value=value) for name, value in figures.items()])
-    Sample.objects.create(series="host.cpu.percent", at=fresh - timedelta(minutes=1), value=99.0)  # older, same series
-    Sample.objects.create(series="host.swap.used_bytes", at=old, value=5.0)  # stale: left out
-
-
 @pytest.fixture
 def world(db: None) -> World:
-    host = Host.local()
-    Host.objects.filter(pk=host.pk).update(state=Host.State.ONLINE, last_seen=at(0.1))
-    gpu2 = Host.objects.create(name="gpu2", queue="host.gpu2", state=Host.State.UNREACHABLE)
-    world = World(UserFactory(username="alice"), UserFactory(username="bob"), Host.local())
-    _workspaces(world, gpu2)
-    _operations(world)
-    _gpus(world)
-    _backups()
-    MemberStorage.objects.create(
-        user=world.alice, kind="subvolume", home_path="/h/a", scratch_path="/s/a", referenced=5 * 1024**3,
-        hard_limit_applied=100 * 1024**3, measured_at=at(0.2),
-    )  # fmt: skip
-    MemberStorage.objects.create(user=world.bob, kind="folder", home_path="/h/b", scratch_path="/s/b")  # not measured
-    stamp("portal", now=NOW - timedelta(seconds=40))
-    stamp("host.local", now=NOW - timedelta(minutes=10))
-    _host_rows()
-    return world
+    return world_make(NOW)
 
 
 def test_workspaces_are_counted_by_host_and_state_with_zeros_for_the_rest(world: World) -> None:
