@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -20,6 +21,7 @@ from portal.models import Host, Operation
 from storage.models import MemberStorage
 from tests.factories import UserFactory
 from tests.monitoring.metrics_world import World, world_make
+from tests.portal.test_settings import PRODUCTION_ENV, _manage
 from workspaces.models import Workspace
 
 # A Thursday noon: the team week (UTC here) began on Monday 00:00.
@@ -228,3 +230,23 @@ def test_only_get_and_head_are_answered(db: None, client: Client) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     assert client.head(reverse("monitoring:metrics"), headers=headers).status_code == 200
     assert client.post(reverse("monitoring:metrics"), headers=headers).status_code == 405
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def test_production_reads_the_token_from_its_file_and_lets_prometheus_scrape_over_http(tmp_path: Path) -> None:
+    (tmp_path / "metrics-token").write_text(TOKEN + "\n")
+    code = (
+        "import re; from django.conf import settings as s;"
+        "print(s.METRICS_TOKEN, s.SECURE_SSL_REDIRECT, any(re.search(p, 'metrics') for p in s.SECURE_REDIRECT_EXEMPT))"
+    )
+    env = {**PRODUCTION_ENV, "METRICS_TOKEN_FILE": str(tmp_path / "metrics-token")}
+    result = _manage("shell", "--no-imports", "-c", code, env=env)
+    assert result.stdout.split() == [TOKEN, "True", "True"], result.stderr
+
+
+def test_a_short_token_stops_startup_naming_it() -> None:
+    result = _manage("check", env={**PRODUCTION_ENV, "METRICS_TOKEN": "short-token"})
+    assert result.returncode != 0
+    assert "METRICS_TOKEN must be at least 32 characters" in result.stderr.splitlines()[-1]
