@@ -185,3 +185,9 @@ def test_a_real_prometheus_scrapes_with_the_token_and_is_refused_without(prometh
     missing = named - exported - NODE_AND_CADVISOR
     assert not missing, f"named in deploy/ but not exported: {sorted(missing)}"
     assert len({name for name in named if name.startswith("portal_")}) >= 20
+    # Each panel's query is valid PromQL, and one that reads only the portal's metrics has data.
+    for expr in dashboard_exprs():
+        answer = requests.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=5).json()
+        assert answer["status"] == "success", (expr, answer)
+        if all(name.startswith("portal_") for name in metric_names(expr)):
+            assert answer["data"]["result"], f"no data for the panel query {expr!r}"
