@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Max, Q
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from backups.alerts import DRILL_MAX_AGE
 from backups.models import BackupPolicy, BackupRun
 from gpus import accounting
-from gpus.models import Booking, GpuSample
+from gpus.models import GPU, Booking, GpuSample
 from monitoring import heartbeats
 from monitoring.charts import FRESH
 from monitoring.models import Resolution, Sample
@@ -177,10 +177,10 @@ class PortalCollector(Collector):
 
     def _gpu_latest(self) -> Iterator[Metric]:
         """Each GPU's newest sample, if it came in the last FRESH."""
-        rows = (
-            GpuSample.objects.filter(at__gte=self.now - FRESH)
-            .order_by("at")
-            .values_list("gpu__host__name", "gpu__index", "utilization", "memory_used", "temperature", "power_watts")
+        # One sample per GPU, each found through the (gpu, at) index: months of samples stay unread.
+        latest = GpuSample.objects.filter(gpu=OuterRef("pk"), at__gte=self.now - FRESH).order_by("-at").values("pk")
+        rows = GpuSample.objects.filter(pk__in=GPU.objects.values(latest=Subquery(latest[:1]))).values_list(
+            "gpu__host__name", "gpu__index", "utilization", "memory_used", "temperature", "power_watts"
         )
         newest = {(host, str(index)): figures for host, index, *figures in rows}
         labels = ("host", "gpu")
