@@ -166,12 +166,13 @@ class PortalCollector(Collector):
         yield GaugeMetricFamily(
             "portal_gpu_week_start_timestamp_seconds", "Start of the GPU-hours team week", value=_epoch(week[0])
         )
-        booked = _gauge("portal_gpu_week_booked_hours", "GPU-hours booked in this team week", ("member",))
-        used = _gauge("portal_gpu_week_used_hours", "GPU-hours used this team week (sampled GPUs only)", ("member",))
+        # In GPU-seconds, Prometheus' base unit (a dashboard divides by 3600 for GPU-hours).
+        booked = _gauge("portal_gpu_week_booked_seconds", "GPU-seconds booked in this team week", ("member",))
+        used = _gauge("portal_gpu_week_used_seconds", "GPU-seconds used this team week (sampled GPUs)", ("member",))
         for member, row in sorted(figures.items(), key=lambda item: members[item[0]]):
-            booked.add_metric([members[member]], row.booked)
+            booked.add_metric([members[member]], row.booked * 3600)
             if row.used is not None:  # no GPU is sampled: not measured, not 0
-                used.add_metric([members[member]], row.used)
+                used.add_metric([members[member]], row.used * 3600)
         yield booked
         yield used
 

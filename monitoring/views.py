@@ -1,6 +1,7 @@
 """Server health, for admins: the host's CPU, memory, pressure and disks over a span of time,
 and the GPUs' use from the gpus app's samples. It reads rows only (the worker samples): a few
-queries whatever the span."""
+queries whatever the span. And /metrics, the same figures and the portal's state for Prometheus,
+behind a bearer token."""
 
 from __future__ import annotations
 

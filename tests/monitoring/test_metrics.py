@@ -79,9 +79,9 @@ def test_bookings_and_the_weeks_gpu_hours_are_the_usage_pages_figures(world: Wor
     assert series["portal_bookings_active", ()] == 1
     assert series["portal_bookings_upcoming", ()] == 1  # the cancelled one is not
     # alice: 3 h x 2 GPUs booked this week; 30 busy sampled minutes (the idle one does not count).
-    assert series["portal_gpu_week_booked_hours", (("member", "alice"),)] == 6
-    assert series["portal_gpu_week_used_hours", (("member", "alice"),)] == 0.5
-    assert series["portal_gpu_week_booked_hours", (("member", "bob"),)] == 2
+    assert series["portal_gpu_week_booked_seconds", (("member", "alice"),)] == 6 * 3600
+    assert series["portal_gpu_week_used_seconds", (("member", "alice"),)] == 1800
+    assert series["portal_gpu_week_booked_seconds", (("member", "bob"),)] == 2 * 3600
     assert series["portal_gpu_week_start_timestamp_seconds", ()] == datetime(2026, 11, 23, tzinfo=UTC).timestamp()
 
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import yaml
 from django.utils import timezone
 from pytest_django.live_server_helper import LiveServer
 
+from monitoring.metrics import metrics_text
 from tests.monitoring.metrics_world import world_make
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +32,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "portal.json"
 # scripts/test-setup.sh unpacks Debian's prometheus package here (no daemon is left running).
 BIN_DIR = Path("/usr/local/lib/portal-test/bin")
 TOKEN = "metrics-test-token-" + "m" * 32
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 # Metrics of node-exporter (1.5, Debian 12's) and cAdvisor the shipped files may name, and
 # Prometheus' own "up". Neither exporter runs in the tests, so these are taken on trust.
@@ -102,6 +105,16 @@ def test_promtool_passes_the_shipped_config_rules_and_the_rules_unit_tests(tmp_p
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, f"{' '.join(argv[1:3])}: {done.stdout}{done.stderr}"
     assert "SUCCESS: 1 rule files found" in subprocess.run(checks[0], capture_output=True, text=True, check=True).stdout
+
+
+def test_promtool_finds_nothing_to_lint_in_the_exposition(db: None) -> None:
+    world_make(NOW)  # every family with series in it
+    exposition = metrics_text(now=NOW)
+    done = subprocess.run(
+        [_binary("promtool"), "check", "metrics"], input=exposition, capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr).decode()
+    assert exposition.count(b"# TYPE portal_") >= 30
 
 
 def test_the_grafana_files_name_the_prometheus_data_source_the_dashboard_uses() -> None:
