@@ -1,18 +1,26 @@
 """Server health, for admins: the host's CPU, memory, pressure and disks over a span of time,
 and the GPUs' use from the gpus app's samples. It reads rows only (the worker samples): a few
-queries whatever the span."""
+queries whatever the span. And /metrics, the same figures and the portal's state for Prometheus,
+behind a bearer token."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from django.conf import settings
-from django.http import HttpResponse
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_safe
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gpus import accounting
 from monitoring import charts
 from monitoring.forms import RangeForm
+from monitoring.metrics import metrics_text
 from monitoring.series import SPANS, series_read, window_for
 from portal.access import AuthedRequest, staff_required
 
@@ -39,3 +47,29 @@ def overview(request: AuthedRequest) -> HttpResponse:
         "data": charts.chart_data(window, {**host, **(gpu or {})}),
     }
     return render(request, "monitoring/overview.html", context, status=400 if form.errors else 200)
+
+
+@login_not_required  # the bearer token is the login; a session counts for nothing here
+@never_cache
+@require_safe
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus' scrape (monitoring/metrics.py), for the holder of METRICS_TOKEN only."""
+    token = str(settings.METRICS_TOKEN)
+    if not token:
+        return _plain("Metrics are off: no METRICS_TOKEN is configured on the portal.\n", 403)
+    if not _bearer_matches(request, token):
+        response = _plain("A valid bearer token is required (Authorization: Bearer <METRICS_TOKEN>).\n", 401)
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(metrics_text(now=timezone.now()), content_type=CONTENT_TYPE_LATEST)
+
+
+def _bearer_matches(request: HttpRequest, token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # Digests of equal length, compared in constant time: neither the token nor its length leaks.
+    given_digest, token_digest = (hashlib.sha256(value.encode()).digest() for value in (given.strip(), token))
+    return scheme.lower() == "bearer" and hmac.compare_digest(given_digest, token_digest)
+
+
+def _plain(text: str, status: int) -> HttpResponse:
+    return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")

@@ -303,7 +303,8 @@ if PORTAL_SECURE:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # probed over plain HTTP inside the Docker network
+    # Probed and scraped over plain HTTP inside the Docker network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     # The preload directive only matters once the domain is submitted to browsers' list.
@@ -594,3 +595,10 @@ MONITORING_DISK_PATHS = env_list("MONITORING_DISK_PATHS", ["/", STORAGE_ROOT])
 for _path in MONITORING_DISK_PATHS:
     if not _path.startswith("/"):
         raise ImproperlyConfigured(f"MONITORING_DISK_PATHS: {_path!r} is not an absolute path")
+
+# --- Prometheus' /metrics (monitoring/metrics.py) -------------------------------------------
+# The bearer token Prometheus sends (METRICS_TOKEN, or METRICS_TOKEN_FILE=/run/secrets/...).
+# Unset: /metrics answers 403 to everyone; it is never open.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 characters (openssl rand -hex 32 makes one)")

@@ -16,7 +16,7 @@ urlpatterns = [
     path("gpus/", include("gpus.urls")),
     path("storage/", include("storage.urls")),
     path("backups/", include("backups.urls")),
-    path("monitoring/", include("monitoring.urls")),
+    path("", include("monitoring.root_urls")),  # /metrics, and the pages under /monitoring/
     path("django-admin/", admin.site.urls),
     path("", include("portal.urls")),
 ]

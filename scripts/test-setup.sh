@@ -55,6 +55,26 @@ if ! "$compose_bin" version 2>/dev/null | grep -q 'version v\?2\.'; then
   fi
 fi
 
+# Prometheus and promtool (Debian 12's prometheus package) for tests/monitoring/test_prometheus.py.
+# Installing the package would start and enable its daemon (its postinst runs the init script),
+# so the .deb is only downloaded and unpacked under /usr/local/lib/portal-test/prometheus, and
+# both binaries linked into /usr/local/lib/portal-test/bin. Nothing is left running.
+prom_home=/usr/local/lib/portal-test/prometheus
+prom_bin=/usr/local/lib/portal-test/bin
+if ! "$prom_bin/promtool" --version >/dev/null 2>&1 || ! "$prom_bin/prometheus" --version >/dev/null 2>&1; then
+  echo "test-setup: unpacking Debian's prometheus into $prom_home"
+  prom_tmp=$(mktemp -d) && chmod 755 "$prom_tmp"  # apt fetches as _apt
+  if (cd "$prom_tmp" && apt-get -o APT::Sandbox::User=root download prometheus >/dev/null); then
+    rm -rf "$prom_home" && mkdir -p "$prom_home" "$prom_bin"
+    dpkg-deb -x "$prom_tmp"/prometheus_*.deb "$prom_home"
+    ln -sfn "$prom_home/usr/bin/prometheus" "$prom_bin/prometheus"
+    ln -sfn "$prom_home/usr/bin/promtool" "$prom_bin/promtool"
+  else
+    echo "test-setup: could not download prometheus; its tests will skip" >&2
+  fi
+  rm -rf "$prom_tmp"
+fi
+
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   echo "test-setup: starting PostgreSQL"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start

@@ -218,6 +218,9 @@ ACCESS: dict[str, Rule] = {
     "backups:history": Rule(**ADMIN_ONLY),
     # Server health (monitoring/views.py): the host's charts, admins only.
     "monitoring:overview": Rule(**ADMIN_ONLY),
+    # Prometheus' scrape takes METRICS_TOKEN as a bearer only; a session counts for nothing
+    # (tests/monitoring/test_metrics.py).
+    "monitoring:metrics": Rule(**OWN_SECRET),
     "backups:history-run": Rule(**ADMIN_ONLY, target=_backup_run),
     # Backups (admins): the overview, a tier's policy and its retention preview, the simulator.
     "backups:overview": Rule(**ADMIN_ONLY),
