@@ -11,10 +11,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from gpus import accounting
-from monitoring import charts
+from monitoring import charts, usage
 from monitoring.forms import RangeForm
 from monitoring.series import SPANS, series_read, window_for
 from portal.access import AuthedRequest, staff_required
+from workspaces.access import get_workspace_for_user
+
+CARD_SPAN = "6h"  # the workspace card's sparklines: the last six hours
 
 
 @require_GET
@@ -25,7 +28,9 @@ def overview(request: AuthedRequest) -> HttpResponse:
     window = window_for(SPANS[form.span_key()], now=now)
     host = charts.host_charts(window, series_read(window, ("host.", "disk.")))
     gpu = charts.gpu_charts(window)
+    members = usage.members_use(window)
     context = {
+        "members": members,
         "form": form,
         "window": window,
         "spans": SPANS.values(),
@@ -36,6 +41,16 @@ def overview(request: AuthedRequest) -> HttpResponse:
         "latest": charts.latest(now=now),
         "fresh_minutes": int(charts.FRESH.total_seconds() // 60),
         "disk_paths": settings.MONITORING_DISK_PATHS,
-        "data": charts.chart_data(window, {**host, **(gpu or {})}),
+        "data": charts.chart_data(window, {**host, **(gpu or {}), **members.charts}),
     }
     return render(request, "monitoring/overview.html", context, status=400 if form.errors else 200)
+
+
+@require_GET
+def workspace_figures(request: AuthedRequest, pk: int) -> HttpResponse:
+    """The workspace card's CPU, memory and network over the last six hours (htmx fragment):
+    the owner's own, or any for admins (get_workspace_for_user refuses everyone else)."""
+    workspace = get_workspace_for_user(request, pk)
+    window = window_for(SPANS[CARD_SPAN], now=timezone.now())
+    context = {"ws": workspace, "window": window, "lines": usage.workspace_sparklines(workspace, window)}
+    return render(request, "monitoring/_workspace_figures.html", context)
