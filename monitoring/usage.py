@@ -13,6 +13,7 @@ from monitoring.series import Window, series_read
 from portal.env import format_size
 from workspaces.models import Workspace
 
+_SUMMED = (".cpu.percent", ".mem.used_bytes")
 REMOVED = "removed workspaces"  # rows of a workspace deleted since: its owner is not known
 
 
@@ -59,18 +60,17 @@ class MembersUse:
 def _owners(read: dict[str, Values]) -> dict[int, tuple[int, str]]:
     """Workspace id -> (owner id, username) for the workspaces the series name."""
     ids = {int(series.split(".")[1]) for series in read}
+    if not ids:
+        return {}
     rows = Workspace.objects.filter(pk__in=ids).values_list("pk", "owner_id", "owner__username")
     return {pk: (owner, username) for pk, owner, username in rows}
 
 
-def members_use(window: Window) -> MembersUse:
-    """Each member's CPU and memory over ``window`` (one series query, one for owners), and
-    their GPU-hours over it (the accounting's own queries)."""
-    read = {
-        name: values
-        for name, values in series_read(window, ("ws.",)).items()
-        if name.endswith((".cpu.percent", ".mem.used_bytes"))
-    }
+def members_use(window: Window, read: dict[str, Values], *, gpus_measured: bool) -> MembersUse:
+    """Each member's CPU and memory over ``window`` from the page's series (``read``, holding
+    the ``ws.`` ones), one query for the workspaces' owners, and their GPU-hours over it (the
+    accounting's own queries, none without a member)."""
+    read = {name: values for name, values in read.items() if name.startswith("ws.") and name.endswith(_SUMMED)}
     owners = _owners(read)
     by_name: dict[str, MemberUse] = {}
     for series, values in sorted(read.items()):
@@ -80,7 +80,7 @@ def members_use(window: Window) -> MembersUse:
         _add(use.cpu if series.endswith(".cpu.percent") else use.memory, values)
     result = MembersUse(members=sorted(by_name.values(), key=lambda use: (use.member_id is None, use.name)))
     ids = [use.member_id for use in result.members if use.member_id is not None]
-    result.gpus_measured = accounting.measured()
+    result.gpus_measured = gpus_measured
     for member_id, (figures,) in accounting.usage(ids, [(window.start, window.end)]).items():
         use = next(use for use in result.members if use.member_id == member_id)
         use.gpu_used, use.gpu_booked = figures.used, figures.booked

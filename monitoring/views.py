@@ -26,9 +26,11 @@ def overview(request: AuthedRequest) -> HttpResponse:
     form = RangeForm(request.GET or None)
     now = timezone.now()
     window = window_for(SPANS[form.span_key()], now=now)
-    host = charts.host_charts(window, series_read(window, ("host.", "disk.")))
+    read = series_read(window, ("host.", "disk.", "ws."))
+    host = charts.host_charts(window, read)
     gpu = charts.gpu_charts(window)
-    members = usage.members_use(window)
+    gpus_measured = accounting.measured()
+    members = usage.members_use(window, read, gpus_measured=gpus_measured)
     context = {
         "members": members,
         "form": form,
@@ -37,7 +39,7 @@ def overview(request: AuthedRequest) -> HttpResponse:
         "host": host,
         "gpu": gpu,
         "measured": any(not chart.empty for chart in host.values()),
-        "gpus_sampled": gpu is not None or accounting.measured(),
+        "gpus_sampled": gpu is not None or gpus_measured,
         "latest": charts.latest(now=now),
         "fresh_minutes": int(charts.FRESH.total_seconds() // 60),
         "disk_paths": settings.MONITORING_DISK_PATHS,
