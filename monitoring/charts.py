@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from gpus.models import GPU
@@ -128,7 +129,10 @@ class Latest:
 
 def latest(*, now: datetime) -> Latest:
     """The host's newest raw figures, worded ("CPU", "12 %"), if any came in the last FRESH."""
-    rows = list(Sample.objects.filter(resolution=Resolution.RAW, at__gte=now - FRESH).order_by("at"))
+    host = Q()
+    for prefix in ("host.", "disk.", "btrfs.", "smart."):  # the host's own, not the workspaces'
+        host |= Q(series__startswith=prefix)
+    rows = list(Sample.objects.filter(host, resolution=Resolution.RAW, at__gte=now - FRESH).order_by("at"))
     if not rows:
         return Latest(None, [])
     value = {row.series: row.value for row in rows}
@@ -147,7 +151,30 @@ def latest(*, now: datetime) -> Latest:
         total_bytes = value.get(f"disk.{word}.total_bytes") or 0
         share = f"{100 * value[name] / total_bytes:.0f} % of {format_size(int(total_bytes))}" if total_bytes else "?"
         figures.append((paths.get(word, word), share))
+    figures += disk_health(value)
     return Latest(rows[-1].at, figures)
+
+
+def disk_health(value: dict[str, float]) -> list[tuple[str, str]]:
+    """Each BTRFS filesystem's device errors and each disk's SMART verdict, worded."""
+    figures: list[tuple[str, str]] = []
+    paths = disk_paths()
+    for name in sorted(series for series in value if series.startswith("btrfs.") and series.endswith(".errors")):
+        word, errors = name.split(".")[1], int(value[name])
+        worded = "no errors" if errors == 0 else f"{errors} error{'s' if errors != 1 else ''} (btrfs device stats)"
+        figures.append((f"BTRFS {paths.get(word, word)}", worded))
+    for name in sorted(series for series in value if series.startswith("smart.") and series.endswith(".failed")):
+        disk = name.split(".")[1]
+        verdict = "FAILING" if value[name] else "passed"
+        temperature = value.get(f"smart.{disk}.temperature_c")
+        reallocated = value.get(f"smart.{disk}.reallocated_sectors")
+        words = [verdict]
+        if temperature is not None:
+            words.append(f"{temperature:.0f} °C")
+        if reallocated:
+            words.append(f"{reallocated:.0f} reallocated sectors")
+        figures.append((f"SMART {disk}", ", ".join(words)))
+    return figures
 
 
 def _swap(value: dict[str, float]) -> tuple[str, str]:

@@ -5,6 +5,7 @@ for the member's workspace card. A fixed number of queries whatever the span or 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from gpus import accounting
@@ -149,7 +150,7 @@ def workspace_sparklines(workspace: Workspace, window: Window) -> list[Sparkline
     limit = _latest(read.get(f"{prefix}mem.limit_bytes", none)) or max((v for v in memory if v), default=0.0)
     rx, tx = read.get(f"{prefix}net.rx_bytes", none), read.get(f"{prefix}net.tx_bytes", none)
     net = [None if a is None and b is None else (a or 0.0) + (b or 0.0) for a, b in zip(rx, tx, strict=True)]
-    cpu_top = max(100.0, *(v or 0.0 for v in cpu))
+    cpu_top = 100.0 * max(1, math.ceil(max((v or 0.0 for v in cpu), default=0.0) / 100))  # whole cores
     lines = [
         Sparkline("CPU", spark_path(cpu, cpu_top), _worded(_latest(cpu), "%"), _worded(cpu_top, "%")),
         Sparkline("Memory", spark_path(memory, limit), _worded(_latest(memory), "B"), _worded(limit, "B")),

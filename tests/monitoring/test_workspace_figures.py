@@ -181,3 +181,27 @@ def test_a_removed_workspaces_rows_age_out_like_every_other_series(alice_ws: Wor
         oldest = Sample.objects.filter(resolution=resolution).order_by("at").first()
         assert oldest is not None
         assert oldest.at >= now - keep
+
+
+def test_the_now_card_words_btrfs_errors_and_smart_verdicts_and_ignores_workspace_rows(
+    admin_client: Client, alice_ws: Workspace
+) -> None:
+    at = timezone.now() - minutes(1)
+    figures = {
+        "host.mem.used_bytes": 2.0 * G,
+        "btrfs.srv.errors": 3.0,
+        "smart.sda.failed": 1.0,
+        "smart.sda.temperature_c": 47.0,
+        "smart.sda.reallocated_sectors": 3912.0,
+        "smart.nvme0n1.failed": 0.0,
+        f"ws.{alice_ws.pk}.cpu.percent": 80.0,
+    }
+    Sample.objects.bulk_create(Sample(series=name, at=at, value=value) for name, value in figures.items())
+
+    now_card = admin_client.get(reverse("monitoring:overview")).content.decode().split('id="health-now"')[1]
+    now_card = now_card.split("</section>")[0]
+
+    assert "<dt>BTRFS srv</dt><dd>3 errors (btrfs device stats)</dd>" in now_card
+    assert "<dt>SMART sda</dt><dd>FAILING, 47 °C, 3912 reallocated sectors</dd>" in now_card
+    assert "<dt>SMART nvme0n1</dt><dd>passed</dd>" in now_card
+    assert "CPU busy" not in now_card  # the workspace's CPU is not the host's
