@@ -205,3 +205,24 @@ def test_the_now_card_words_btrfs_errors_and_smart_verdicts_and_ignores_workspac
     assert "<dt>SMART sda</dt><dd>FAILING, 47 °C, 3912 reallocated sectors</dd>" in now_card
     assert "<dt>SMART nvme0n1</dt><dd>passed</dd>" in now_card
     assert "CPU busy" not in now_card  # the workspace's CPU is not the host's
+
+
+def test_server_health_makes_the_same_queries_for_one_member_or_three(
+    admin_client: Client, alice: User, bob: User, alice_ws: Workspace, rows: Rows,
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:  # fmt: skip
+    url = reverse("monitoring:overview")
+    _minute_rows(rows, alice_ws, hours=1)
+    admin_client.get(url)  # the session and user are cached after the first request
+    # session, user, rollup boundary, series, GPU samples, GPU hosts (twice: the page and the
+    # accounting), owners, bookings, latest
+    with django_assert_num_queries(10):
+        admin_client.get(url)
+    carol = User.objects.create(username="carol")
+    for owner, port in ((bob, 2290), (carol, 2291)):
+        workspace = Workspace.objects.create(owner=owner, host=Host.local(), ssh_port=port, slug=owner.username)
+        _minute_rows(rows, workspace, hours=1)
+
+    with django_assert_num_queries(10):
+        html = admin_client.get(url).content.decode()
+    assert html.split('id="member-use"')[1].count("<tr>") == 4  # the head and three members
