@@ -23,6 +23,7 @@ from hostops import btrfs, metrics, smart
 from hostops.btrfs_parse import DeviceStats
 from hostops.errors import HostOpsError
 from hostops.metrics import CpuTimes, MetricsUnreadable
+from monitoring.disk_alerts import smart_alerts
 from monitoring.models import Sample, series_problem
 
 logger = logging.getLogger(__name__)
@@ -197,5 +198,6 @@ def host_sample(
         if problem:  # only a programming error gets here: names come from this module
             raise ValueError(problem)
         rows.append(Sample(series=series, at=at, value=value))
+    smart_alerts(figures, at=at)
     Sample.objects.bulk_create(rows, ignore_conflicts=True)
     return rows

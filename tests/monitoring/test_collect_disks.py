@@ -4,15 +4,19 @@ smartctl readings; no smartctl, "off" or a disk without SMART is no row, never a
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from hostops import btrfs, smart
 from monitoring import collect
 from monitoring.models import Sample, series_problem
+from portal.models import Notification, User
 from tests.loopfs import loop_btrfs, needs_loop_devices
 
 RECORDED = Path(__file__).parent / "recorded"
@@ -117,3 +121,34 @@ def test_without_smartctl_or_with_smart_off_there_are_no_smart_rows(
 
     assert not Sample.objects.filter(series__startswith="smart.").exists()
     assert Sample.objects.filter(series__startswith="host.").exists()
+
+
+@pytest.mark.django_db
+def test_admins_are_told_once_when_a_disk_turns_failing_and_again_when_its_sectors_grow(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, admin_user: User
+) -> None:
+    settings.MONITORING_SMART_DEVICES = ["/dev/sda"]
+    answer: dict[str, smart.SmartReading | None] = {"/dev/sda": _reading("ata_passed", "/dev/sda")}
+    monkeypatch.setattr(smart, "read_health", lambda device: answer[device.name])
+    start = timezone.now().replace(microsecond=0)
+
+    collect.host_sample(now=start, disk_paths=[])
+    assert not Notification.objects.exists()
+    answer["/dev/sda"] = _reading("ata_failing", "/dev/sda")
+    collect.host_sample(now=start + timedelta(minutes=1), disk_paths=[])
+    collect.host_sample(now=start + timedelta(minutes=2), disk_paths=[])  # still failing: nothing new
+
+    told = Notification.objects.get(user=admin_user)
+    assert told.level == Notification.Level.ERROR
+    assert told.body.startswith(
+        "/dev/sda: its SMART verdict is FAILING; 3912 more reallocated sectors (3912 in all); "
+        "48 more sectors pending reallocation (48 in all)."
+    )
+    failing = answer["/dev/sda"]
+    assert failing is not None
+    answer["/dev/sda"] = dataclasses.replace(failing, reallocated_sectors=4000)
+    collect.host_sample(now=start + timedelta(minutes=3), disk_paths=[])
+    newest = Notification.objects.filter(user=admin_user).order_by("-pk").first()
+    assert newest is not None
+    assert newest.body.startswith("/dev/sda: 88 more reallocated sectors (4000 in all).")
+    assert Notification.objects.filter(user=admin_user).count() == 2
