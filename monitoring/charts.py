@@ -106,11 +106,16 @@ def gpu_charts(window: Window) -> dict[str, Chart] | None:
     gpus = GPU.objects.filter(pk__in=lines).select_related("host").order_by("host__name", "index")
     utilization = Chart("gpu_util", axes={"y": {"title": "% utilisation", "max": 100}})
     memory = Chart("gpu_mem", axes={"y": {"title": "GiB"}})
+    temperature = Chart("gpu_temp", axes={"y": {"title": "°C"}})
+    power = Chart("gpu_power", axes={"y": {"title": "W"}})
     for gpu in gpus:
         label = f"GPU {gpu.index} ({gpu.name})" if gpu.host.name == "local" else f"{gpu.host.name} GPU {gpu.index}"
-        utilization.add(label, _scaled(lines[gpu.pk].utilization, 1, 1))
-        memory.add(label, _scaled(lines[gpu.pk].memory_used, GIB))
-    return {"gpu_util": utilization, "gpu_mem": memory}
+        line = lines[gpu.pk]
+        utilization.add(label, _scaled(line.utilization, 1, 1))
+        memory.add(label, _scaled(line.memory_used, GIB))
+        temperature.add(label, _scaled(line.temperature, 1, 1))
+        power.add(label, _scaled(line.power, 1, 1))
+    return {"gpu_util": utilization, "gpu_mem": memory, "gpu_temp": temperature, "gpu_power": power}
 
 
 def chart_data(window: Window, charts: dict[str, Chart]) -> dict[str, Any]:
