@@ -7,7 +7,7 @@ FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openssh-client rclone btrfs-progs \
+ && apt-get install -y --no-install-recommends openssh-client rclone btrfs-progs smartmontools \
  && rm -rf /var/lib/apt/lists/*
 # restic 0.18 from Debian 13: Debian 12's 0.14 lacks forget's "oldest snapshot" rule and the JSON
 # the offsite tier reads (backups/checks.py warns at startup about a restic older than 0.16).

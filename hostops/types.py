@@ -57,6 +57,19 @@ class ContainerSpec:
 
 
 @dataclass(frozen=True)
+class ContainerStats:
+    """One stats sample of a running container: CPU percent (100 = one core) over the engine's
+    own interval (its precpu fields), memory in use (page cache excluded) and its limit, and the
+    bytes received and sent on all its interfaces since it started (counters)."""
+
+    cpu_percent: float
+    mem_used: int
+    mem_limit: int
+    net_rx_bytes: int
+    net_tx_bytes: int
+
+
+@dataclass(frozen=True)
 class ContainerState:
     """A container as the engine reports it.
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from gpus.models import GPU
@@ -105,11 +106,16 @@ def gpu_charts(window: Window) -> dict[str, Chart] | None:
     gpus = GPU.objects.filter(pk__in=lines).select_related("host").order_by("host__name", "index")
     utilization = Chart("gpu_util", axes={"y": {"title": "% utilisation", "max": 100}})
     memory = Chart("gpu_mem", axes={"y": {"title": "GiB"}})
+    temperature = Chart("gpu_temp", axes={"y": {"title": "°C"}})
+    power = Chart("gpu_power", axes={"y": {"title": "W"}})
     for gpu in gpus:
         label = f"GPU {gpu.index} ({gpu.name})" if gpu.host.name == "local" else f"{gpu.host.name} GPU {gpu.index}"
-        utilization.add(label, _scaled(lines[gpu.pk].utilization, 1, 1))
-        memory.add(label, _scaled(lines[gpu.pk].memory_used, GIB))
-    return {"gpu_util": utilization, "gpu_mem": memory}
+        line = lines[gpu.pk]
+        utilization.add(label, _scaled(line.utilization, 1, 1))
+        memory.add(label, _scaled(line.memory_used, GIB))
+        temperature.add(label, _scaled(line.temperature, 1, 1))
+        power.add(label, _scaled(line.power, 1, 1))
+    return {"gpu_util": utilization, "gpu_mem": memory, "gpu_temp": temperature, "gpu_power": power}
 
 
 def chart_data(window: Window, charts: dict[str, Chart]) -> dict[str, Any]:
@@ -128,7 +134,10 @@ class Latest:
 
 def latest(*, now: datetime) -> Latest:
     """The host's newest raw figures, worded ("CPU", "12 %"), if any came in the last FRESH."""
-    rows = list(Sample.objects.filter(resolution=Resolution.RAW, at__gte=now - FRESH).order_by("at"))
+    host = Q()
+    for prefix in ("host.", "disk.", "btrfs.", "smart."):  # the host's own, not the workspaces'
+        host |= Q(series__startswith=prefix)
+    rows = list(Sample.objects.filter(host, resolution=Resolution.RAW, at__gte=now - FRESH).order_by("at"))
     if not rows:
         return Latest(None, [])
     value = {row.series: row.value for row in rows}
@@ -147,7 +156,30 @@ def latest(*, now: datetime) -> Latest:
         total_bytes = value.get(f"disk.{word}.total_bytes") or 0
         share = f"{100 * value[name] / total_bytes:.0f} % of {format_size(int(total_bytes))}" if total_bytes else "?"
         figures.append((paths.get(word, word), share))
+    figures += disk_health(value)
     return Latest(rows[-1].at, figures)
+
+
+def disk_health(value: dict[str, float]) -> list[tuple[str, str]]:
+    """Each BTRFS filesystem's device errors and each disk's SMART verdict, worded."""
+    figures: list[tuple[str, str]] = []
+    paths = disk_paths()
+    for name in sorted(series for series in value if series.startswith("btrfs.") and series.endswith(".errors")):
+        word, errors = name.split(".")[1], int(value[name])
+        worded = "no errors" if errors == 0 else f"{errors} error{'s' if errors != 1 else ''} (btrfs device stats)"
+        figures.append((f"BTRFS {paths.get(word, word)}", worded))
+    for name in sorted(series for series in value if series.startswith("smart.") and series.endswith(".failed")):
+        disk = name.split(".")[1]
+        verdict = "FAILING" if value[name] else "passed"
+        temperature = value.get(f"smart.{disk}.temperature_c")
+        reallocated = value.get(f"smart.{disk}.reallocated_sectors")
+        words = [verdict]
+        if temperature is not None:
+            words.append(f"{temperature:.0f} °C")
+        if reallocated:
+            words.append(f"{reallocated:.0f} reallocated sectors")
+        figures.append((f"SMART {disk}", ", ".join(words)))
+    return figures
 
 
 def _swap(value: dict[str, float]) -> tuple[str, str]:

@@ -145,11 +145,14 @@ def series_read(window: Window, prefixes: Iterable[str]) -> dict[str, list[float
 
 @dataclass(frozen=True)
 class GpuLine:
-    """One GPU over the window: mean utilisation (percent) and memory used (bytes) a bucket."""
+    """One GPU over the window, a bucket's means: utilisation (percent), memory used (bytes),
+    temperature (°C) and power (W); the last two are None where NVML did not give them."""
 
     gpu_id: int
     utilization: list[float | None]
     memory_used: list[float | None]
+    temperature: list[float | None]
+    power: list[float | None]
 
 
 def gpu_read(window: Window) -> dict[int, GpuLine]:
@@ -159,16 +162,26 @@ def gpu_read(window: Window) -> dict[int, GpuLine]:
         GpuSample.objects.filter(at__gte=window.start, at__lt=window.end)
         .annotate(bucket=Bin("at", window.width))
         .values("gpu_id", "bucket")
-        .annotate(utilization=Avg("utilization"), memory=Avg("memory_used"))
-        .values_list("gpu_id", "bucket", "utilization", "memory")
+        .annotate(
+            utilization=Avg("utilization"),
+            memory=Avg("memory_used"),
+            temperature=Avg("temperature"),
+            power=Avg("power_watts"),
+        )
+        .values_list("gpu_id", "bucket", "utilization", "memory", "temperature", "power")
         .order_by()
     )
     lines: dict[int, GpuLine] = {}
-    for gpu_id, bucket, utilization, memory in rows:
+    for gpu_id, bucket, utilization, memory, temperature, power in rows:
         position = window.index(bucket)
         if position is None:
             continue
-        line = lines.setdefault(gpu_id, GpuLine(gpu_id, [None] * window.count, [None] * window.count))
+        if gpu_id not in lines:
+            empty: list[list[float | None]] = [[None] * window.count for _ in range(4)]
+            lines[gpu_id] = GpuLine(gpu_id, *empty)
+        line = lines[gpu_id]
         line.utilization[position] = float(utilization)
         line.memory_used[position] = float(memory)
+        line.temperature[position] = None if temperature is None else float(temperature)
+        line.power[position] = None if power is None else float(power)
     return lines

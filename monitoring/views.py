@@ -18,11 +18,14 @@ from django.views.decorators.http import require_GET, require_safe
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gpus import accounting
-from monitoring import charts
+from monitoring import charts, usage
 from monitoring.forms import RangeForm
 from monitoring.metrics import metrics_text
 from monitoring.series import SPANS, series_read, window_for
 from portal.access import AuthedRequest, staff_required
+from workspaces.access import get_workspace_for_user
+
+CARD_SPAN = "6h"  # the workspace card's sparklines: the last six hours
 
 
 @require_GET
@@ -31,20 +34,24 @@ def overview(request: AuthedRequest) -> HttpResponse:
     form = RangeForm(request.GET or None)
     now = timezone.now()
     window = window_for(SPANS[form.span_key()], now=now)
-    host = charts.host_charts(window, series_read(window, ("host.", "disk.")))
+    read = series_read(window, ("host.", "disk.", "ws."))
+    host = charts.host_charts(window, read)
     gpu = charts.gpu_charts(window)
+    gpus_measured = accounting.measured()
+    members = usage.members_use(window, read, gpus_measured=gpus_measured)
     context = {
+        "members": members,
         "form": form,
         "window": window,
         "spans": SPANS.values(),
         "host": host,
         "gpu": gpu,
         "measured": any(not chart.empty for chart in host.values()),
-        "gpus_sampled": gpu is not None or accounting.measured(),
+        "gpus_sampled": gpu is not None or gpus_measured,
         "latest": charts.latest(now=now),
         "fresh_minutes": int(charts.FRESH.total_seconds() // 60),
         "disk_paths": settings.MONITORING_DISK_PATHS,
-        "data": charts.chart_data(window, {**host, **(gpu or {})}),
+        "data": charts.chart_data(window, {**host, **(gpu or {}), **members.charts}),
     }
     return render(request, "monitoring/overview.html", context, status=400 if form.errors else 200)
 
@@ -73,3 +80,13 @@ def _bearer_matches(request: HttpRequest, token: str) -> bool:
 
 def _plain(text: str, status: int) -> HttpResponse:
     return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
+
+
+@require_GET
+def workspace_figures(request: AuthedRequest, pk: int) -> HttpResponse:
+    """The workspace card's CPU, memory and network over the last six hours (htmx fragment):
+    the owner's own, or any for admins (get_workspace_for_user refuses everyone else)."""
+    workspace = get_workspace_for_user(request, pk)
+    window = window_for(SPANS[CARD_SPAN], now=timezone.now())
+    context = {"ws": workspace, "window": window, "lines": usage.workspace_sparklines(workspace, window)}
+    return render(request, "monitoring/_workspace_figures.html", context)

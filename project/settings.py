@@ -14,6 +14,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from hostops.nvidia import parse_inventory_config
+from hostops.smart import DEVICE as SMART_DEVICE
 from portal.env import env_bool, env_int, env_list, env_networks, env_size, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -543,6 +544,17 @@ WORKSPACE_IDLE_HOURS = env_int("WORKSPACE_IDLE_HOURS", 0, minimum=0)  # initial 
 WORKSPACE_IDLE_CHECK_SECONDS = 300  # between two idle checks of a host (the Policies page says so)
 # A workspace using at least this much CPU (percent of one core) is busy, not idle.
 WORKSPACE_BUSY_CPU_PERCENT = env_int("WORKSPACE_BUSY_CPU_PERCENT", 10, minimum=1)
+# Each minute's CPU, memory and network reading of the running workspaces (workspaces/activity.py):
+# one engine call per container, in parallel, each given WORKSPACE_STATS_TIMEOUT seconds and all
+# of them WORKSPACE_STATS_DEADLINE; a late container is left out of that minute. The reading is
+# handed to these functions (the monitoring app writes it as series for the charts).
+WORKSPACE_STATS_TIMEOUT = env_int("WORKSPACE_STATS_TIMEOUT", 10, minimum=2)
+WORKSPACE_STATS_DEADLINE = env_int("WORKSPACE_STATS_DEADLINE", 20, minimum=WORKSPACE_STATS_TIMEOUT)
+if WORKSPACE_STATS_DEADLINE > 45:
+    raise ImproperlyConfigured("WORKSPACE_STATS_DEADLINE must be at most 45 seconds: the reading runs every minute")
+WORKSPACE_STATS_RECEIVERS = ["monitoring.workspace_stats.workspace_stats_record"]
+# The URL name (taking the workspace id) the workspace card fetches its figures over time from.
+WORKSPACE_CARD_FIGURES = "monitoring:workspace-figures"
 TRAEFIK_AUTH_MIDDLEWARE = env_str("TRAEFIK_AUTH_MIDDLEWARE", "portal-auth@file")
 TRAEFIK_ENTRYPOINT = env_str("TRAEFIK_ENTRYPOINT", "websecure")
 # The Desktop link: Guacamole's address (the dashboard's Guacamole link unless set), and the
@@ -595,6 +607,15 @@ MONITORING_DISK_PATHS = env_list("MONITORING_DISK_PATHS", ["/", STORAGE_ROOT])
 for _path in MONITORING_DISK_PATHS:
     if not _path.startswith("/"):
         raise ImproperlyConfigured(f"MONITORING_DISK_PATHS: {_path!r} is not an absolute path")
+# Disks whose SMART health (verdict, temperature, reallocated sectors, NVMe media errors) is read
+# each minute with smartctl, as /dev/sdX, /dev/nvmeN or /dev/disk/by-id/... paths. Empty: the
+# disks `smartctl --scan` finds (none where smartmontools is not installed); "off": none.
+MONITORING_SMART_DEVICES = env_list("MONITORING_SMART_DEVICES", [])
+for _device in MONITORING_SMART_DEVICES:
+    if MONITORING_SMART_DEVICES != ["off"] and not SMART_DEVICE.fullmatch(_device):
+        raise ImproperlyConfigured(
+            f"MONITORING_SMART_DEVICES: {_device!r} is not a disk (/dev/sdX, /dev/nvmeN, /dev/disk/by-id/...)"
+        )
 
 # --- Prometheus' /metrics (monitoring/metrics.py) -------------------------------------------
 # The bearer token Prometheus sends (METRICS_TOKEN, or METRICS_TOKEN_FILE=/run/secrets/...).

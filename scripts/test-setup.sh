@@ -16,6 +16,8 @@ command -v ssh >/dev/null || need_pkgs+=(openssh-client)
 command -v iptables >/dev/null || need_pkgs+=(iptables)
 command -v pg_ctlcluster >/dev/null || need_pkgs+=(postgresql)
 command -v redis-server >/dev/null || need_pkgs+=(redis-server)
+# smartctl: the minute sample's SMART reader is tested against it (a loop device has no SMART).
+command -v smartctl >/dev/null || need_pkgs+=(smartmontools)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "test-setup: installing ${need_pkgs[*]}"
   apt-get update -qq

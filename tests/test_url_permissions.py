@@ -221,6 +221,8 @@ ACCESS: dict[str, Rule] = {
     # Prometheus' scrape takes METRICS_TOKEN as a bearer only; a session counts for nothing
     # (tests/monitoring/test_metrics.py).
     "monitoring:metrics": Rule(**OWN_SECRET),
+    # A workspace card's figures over time (monitoring/views.py): the owner's, or admins'.
+    "monitoring:workspace-figures": Rule(**OWN_OBJECT, target=_alice_ws),
     "backups:history-run": Rule(**ADMIN_ONLY, target=_backup_run),
     # Backups (admins): the overview, a tier's policy and its retention preview, the simulator.
     "backups:overview": Rule(**ADMIN_ONLY),

@@ -26,18 +26,20 @@ from hostops.docker.containers import (
     remove_volume,
     spec_hash,
     stats,
+    stats_many,
     stop,
 )
 from hostops.docker.images import image_inspect
 from hostops.docker.networks import connect_labelled, ensure_network, list_networks, remove_network
 from hostops.docker.readiness import wait_healthy
-from hostops.types import ContainerSpec, ContainerState, EngineInfo, ImageInfo, Mount, NetworkState
+from hostops.types import ContainerSpec, ContainerState, ContainerStats, EngineInfo, ImageInfo, Mount, NetworkState
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "SPEC_HASH_LABEL",
     "ContainerSpec",
     "ContainerState",
+    "ContainerStats",
     "EngineInfo",
     "ImageInfo",
     "Mount",
@@ -57,6 +59,7 @@ __all__ = [
     "remove_volume",
     "spec_hash",
     "stats",
+    "stats_many",
     "stop",
     "wait_healthy",
 ]

@@ -4,6 +4,7 @@ transport exceptions into domain errors (hostops.errors), shared by the other mo
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -35,8 +36,10 @@ Callback = Callable[[str], None]
 
 def _client(docker_url: str, timeout: float = DEFAULT_TIMEOUT) -> docker.DockerClient:
     """The cached client for this engine whose timeout covers ``timeout`` (30 s, 60 s, 120 s,
-    ...: a few clients per engine, whatever timeouts callers pass). The pid keeps forks apart."""
-    bucket = int(DEFAULT_TIMEOUT)
+    ...: a few clients per engine, whatever timeouts callers pass). A shorter timeout (the
+    minute's stats) gets a client of its own, rounded up to whole seconds. The pid keeps forks
+    apart."""
+    bucket = int(DEFAULT_TIMEOUT) if timeout >= DEFAULT_TIMEOUT else max(1, math.ceil(timeout))
     while bucket < timeout:
         bucket *= 2
     key = (os.getpid(), docker_url, bucket)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import docker
@@ -15,9 +17,11 @@ import docker.errors
 import docker.types
 
 from hostops.docker.client import DEFAULT_TIMEOUT, Callback, _client, _errors
-from hostops.docker.parse import cpu_percent, memory_used, state_from_inspect, state_from_summary
-from hostops.errors import CommandTimeout, HostOpsTransient, ImageMissing, NotFound
-from hostops.types import ContainerSpec, ContainerState, Mount
+from hostops.docker.parse import state_from_inspect, state_from_summary, stats_from_raw
+from hostops.errors import CommandTimeout, HostOpsError, HostOpsTransient, ImageMissing, NotFound
+from hostops.types import ContainerSpec, ContainerState, ContainerStats, Mount
+
+logger = logging.getLogger(__name__)
 
 SPEC_HASH_LABEL = "portal.spec-hash"
 
@@ -214,10 +218,38 @@ def logs(name: str, *, docker_url: str, tail: int = 100) -> str:
     return bytes(raw).decode("utf-8", "replace")
 
 
-def stats(name: str, *, docker_url: str) -> tuple[float, int, int]:
-    """One sample: CPU percent (100 = one core), memory in use (page cache excluded) and the
-    memory limit, both in bytes. Takes about a second: the engine measures over an interval."""
+def stats(name: str, *, docker_url: str, timeout: float = DEFAULT_TIMEOUT) -> ContainerStats | None:
+    """One sample of a running container (ContainerStats), None for one that is not running.
+    Takes about a second: the engine measures CPU over its own interval. Past ``timeout``
+    seconds EngineUnreachable is raised."""
     with _errors(f"reading the stats of {name}"):
-        raw = _client(docker_url).api.stats(name, stream=False)
-    memory = raw.get("memory_stats") or {}
-    return cpu_percent(raw), memory_used(memory), int(memory.get("limit", 0))
+        raw = _client(docker_url, timeout).api.stats(name, stream=False)
+    return stats_from_raw(raw)
+
+
+def stats_many(
+    names: Sequence[str], *, docker_url: str, timeout: float = 10.0, deadline: float = 20.0
+) -> dict[str, ContainerStats]:
+    """Stats of many containers, one call each, in parallel: whatever answered within
+    ``deadline`` seconds overall and ``timeout`` each. A container that fails, is not running
+    or is late is left out (logged); the caller never waits past the deadline, a late call is
+    abandoned to its own timeout in the background."""
+    if not names:
+        return {}
+    pool = ThreadPoolExecutor(max_workers=min(16, len(names)), thread_name_prefix="docker-stats")
+    futures = {pool.submit(stats, name, docker_url=docker_url, timeout=timeout): name for name in names}
+    done, late = wait(futures, timeout=deadline)
+    pool.shutdown(wait=False, cancel_futures=True)
+    found: dict[str, ContainerStats] = {}
+    for future in done:
+        name = futures[future]
+        try:
+            sample = future.result()
+        except HostOpsError as exc:
+            logger.info("no stats for %s: %s", name, exc)
+            continue
+        if sample is not None:
+            found[name] = sample
+    if late:
+        logger.warning("no stats within %gs for %s", deadline, ", ".join(sorted(futures[f] for f in late)))
+    return found

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from hostops.types import ContainerState
+from hostops.types import ContainerState, ContainerStats
 
 EXITED = frozenset({"exited", "dead"})
 _EXIT_RE = re.compile(r"^Exited \((-?\d+)\)")
@@ -30,6 +30,22 @@ def memory_used(memory: Mapping[str, Any]) -> int:
     detail = memory.get("stats") or {}
     cache = detail.get("total_inactive_file", detail.get("inactive_file", 0))
     return usage - cache if 0 < cache < usage else usage
+
+
+def stats_from_raw(raw: Mapping[str, Any]) -> ContainerStats | None:
+    """A stats sample from the engine's JSON; None for a container that is not running (the
+    engine answers for a stopped one too, with no pids and a zero "read" time)."""
+    if not (raw.get("pids_stats") or {}).get("current") or str(raw.get("read", "")).startswith("0001-"):
+        return None
+    memory = raw.get("memory_stats") or {}
+    networks = (raw.get("networks") or {}).values()
+    return ContainerStats(
+        cpu_percent=cpu_percent(raw),
+        mem_used=memory_used(memory),
+        mem_limit=int(memory.get("limit", 0)),
+        net_rx_bytes=sum(int(interface.get("rx_bytes", 0)) for interface in networks),
+        net_tx_bytes=sum(int(interface.get("tx_bytes", 0)) for interface in networks),
+    )
 
 
 def state_from_inspect(attrs: Mapping[str, Any]) -> ContainerState:

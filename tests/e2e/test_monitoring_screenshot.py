@@ -81,10 +81,12 @@ def a_year(db: None, settings: Settings) -> User:
             cursor.execute(
                 f"""
                 INSERT INTO {GpuSample._meta.db_table}
-                    (gpu_id, at, utilization, memory_used, workspaces, other_processes)
-                SELECT %s, t, CASE WHEN extract(hour FROM t) BETWEEN 8 AND 19 THEN 60 + floor(random() * 40) ELSE
-                       floor(random() * 5) END, (4 + floor(random() * 10)) * {GIB}, '[]', 0
-                FROM generate_series(now() - interval '7 days', now(), interval '1 minute') AS t
+                    (gpu_id, at, utilization, memory_used, temperature, power_watts, workspaces, other_processes)
+                SELECT %s, t, u, (4 + floor(random() * 10)) * {GIB}, 34 + u * 0.45 + floor(random() * 3),
+                       25 + u * 3.1 + floor(random() * 12), '[]', 0
+                FROM (SELECT t, CASE WHEN extract(hour FROM t) BETWEEN 8 AND 19 THEN 60 + floor(random() * 40)
+                      ELSE floor(random() * 5) END AS u
+                      FROM generate_series(now() - interval '7 days', now(), interval '1 minute') AS t) AS g
                 WHERE %s = 0 OR extract(dow FROM t) <> 0
                 """,  # noqa: S608 (the table name is the model's; values are parameters)
                 [gpu.pk, gpu.index],
@@ -113,12 +115,12 @@ def test_screenshots_of_server_health_over_a_year(page: Page, sign_in_as: Callab
     page.goto(reverse("monitoring:overview"))
     expect(page.get_by_role("heading", name="Server health")).to_be_visible()
     expect(page.locator("#health-now")).to_contain_text("of 256G")
-    _charts_drawn(page, 6)
+    _charts_drawn(page, 8)
     _shoot(page, "monitoring-48h.png")
     for span, name in (("6h", "6 hours"), ("30d", "30 days"), ("1y", "365 days")):
         page.get_by_role("link", name=name).click()
         expect(page.locator(".range-picker [aria-current]")).to_have_text(name)
-        _charts_drawn(page, 6)
+        _charts_drawn(page, 8)
         _shoot(page, f"monitoring-{span}.png")
     page.goto(reverse("monitoring:overview") + "?range=7d")
     expect(page.locator("#range-error")).to_contain_text("There is no range called “7d”")

@@ -286,10 +286,11 @@ def test_logs_return_the_tail_of_the_output(docker_url: str, make_spec: SpecFact
 def test_stats_report_memory_in_use_and_the_limit(docker_url: str, make_spec: SpecFactory) -> None:
     spec = make_spec()
     hd.ensure_container(spec, docker_url=docker_url)
-    cpu, used, limit = hd.stats(spec.name, docker_url=docker_url)
-    assert limit == 256 * MIB
-    assert 0 < used < limit
-    assert 0.0 <= cpu < 200.0
+    sample = hd.stats(spec.name, docker_url=docker_url)
+    assert sample is not None
+    assert sample.mem_limit == 256 * MIB
+    assert 0 < sample.mem_used < sample.mem_limit
+    assert 0.0 <= sample.cpu_percent < 200.0
 
 
 def test_list_by_label_makes_one_api_call_for_twenty_containers(

@@ -99,12 +99,17 @@ def test_gpu_samples_are_drawn_per_gpu(admin_client: Client, host_rows: None) ->
     gpu = GPU.objects.create(host=host, index=0, name="RTX 5080", memory_bytes=16 * 1024**3)
     now = timezone.now()
     GpuSample.objects.bulk_create(
-        GpuSample(gpu=gpu, at=now - minutes(m), utilization=80, memory_used=4 * 1024**3) for m in range(30)
+        GpuSample(
+            gpu=gpu, at=now - minutes(m), utilization=80, memory_used=4 * 1024**3, temperature=71, power_watts=300
+        )
+        for m in range(30)
     )
     charts = _data(admin_client.get(URL, {"range": "6h"}))["charts"]
     assert charts["gpu_util"]["datasets"][0]["label"] == "GPU 0 (RTX 5080)"
     assert 80.0 in charts["gpu_util"]["datasets"][0]["data"]
     assert 4.0 in charts["gpu_mem"]["datasets"][0]["data"]
+    assert 71.0 in charts["gpu_temp"]["datasets"][0]["data"]
+    assert 300.0 in charts["gpu_power"]["datasets"][0]["data"]
     # A sampled host with no samples in the range says so, and not that there is no driver.
     GpuSample.objects.all().delete()
     body = admin_client.get(URL, {"range": "1y"}).content.decode()
