@@ -268,7 +268,9 @@ GATE_ALLOW_ADMINS = env_bool("GATE_ALLOW_ADMINS", False)
 # logs or the Docker socket, so admins only. GATE_INFRA_ROLES (name=role, comma-separated)
 # replaces the whole list.
 _GATE_INFRA_DEFAULT = [
-    "metrics=member",  # Grafana: read-only dashboards (members are Viewers, admins Admins)
+    # Grafana: its dashboards name members (storage, GPU hours each), which members do not see of
+    # one another in the portal; admins are its Admins. "metrics=member" makes members Viewers.
+    "metrics=staff",
     "metrics-backend=staff",  # Prometheus: raw queries, targets, the admin API
     "health=staff",  # Netdata: the host's processes, disks, every container
     "logs=staff",  # Dozzle: every container's logs

@@ -16,9 +16,10 @@ from tests.workspaces.test_gate import ask, gate_cookie_via_tickets
 from workspaces import gate
 
 GRAFANA = "metrics.corp.example"
+TENSORBOARD = "tensorboard.corp.example"
 NETDATA = "health.corp.example"
-ADMIN_ONLY = ["health", "metrics-backend", "logs", "portainer"]
-FOR_MEMBERS = ["metrics", "remote", "tensorboard"]
+ADMIN_ONLY = ["metrics", "health", "metrics-backend", "logs", "portainer"]
+FOR_MEMBERS = ["remote", "tensorboard"]
 
 
 @pytest.fixture(autouse=True)
@@ -81,15 +82,15 @@ def test_a_cookie_for_grafana_does_not_open_netdata(admin_user: User) -> None:
 
 
 def test_a_cross_origin_request_to_a_team_service_is_refused(alice: User) -> None:
-    cookie = gate_cookie_via_tickets(Client(), alice, GRAFANA)
-    assert ask(Client(), GRAFANA, cookie=cookie, origin="https://alice-code.corp.example").status_code == 403
+    cookie = gate_cookie_via_tickets(Client(), alice, TENSORBOARD)
+    assert ask(Client(), TENSORBOARD, cookie=cookie, origin="https://alice-code.corp.example").status_code == 403
 
 
 def test_suspension_shuts_a_member_out_of_the_team_services(alice: User, admin_user: User) -> None:
-    cookie = gate_cookie_via_tickets(Client(), alice, GRAFANA)
+    cookie = gate_cookie_via_tickets(Client(), alice, TENSORBOARD)
     member_suspend(user=User.objects.get(pk=alice.pk), actor=admin_user)
     gate.index_reset()
-    assert ask(Client(), GRAFANA, cookie=cookie).status_code == 401
+    assert ask(Client(), TENSORBOARD, cookie=cookie).status_code == 401
 
 
 def test_a_demoted_admin_loses_the_admin_services_at_the_next_index(admin_user: User) -> None:
