@@ -26,7 +26,7 @@ test: $(BIN)/.dev
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	DATABASE_URL=sqlite:///:memory: $(BIN)/python manage.py makemigrations --check --dry-run --settings=project.settings_test >/dev/null
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --create-db $(PYTEST_ARGS)  # a fresh test database: one left by an older checkout may hold other migrations
 	scripts/verify-portal-image.sh
 
 lint: $(BIN)/.dev
