@@ -250,6 +250,8 @@ def test_alice_signs_in_passes_the_ticket_redirect_and_runs_a_cell_in_her_jupyte
     tickets: list[str] = []
     page.on("request", lambda r: tickets.append(r.url) if gate.CALLBACK_PATH in r.url else None)
 
+    # The card's Jupyter link carries caddy's port (the portal's URL has it).
+    assert Workspace.objects.get(owner=alice).jupyter_url == member_url(JUPYTER, proxy).rstrip("/")
     page.goto(member_url(JUPYTER, proxy))
     expect(page).to_have_url(re.compile(rf"^https://portal\.{DOMAIN}:{proxy}/login/\?next=/gate/start/"))
     sign_in_at_the_stand_in(page, "alice-sub")
