@@ -84,6 +84,13 @@ RUN_CELL = """async (code) => {
 }"""
 
 
+CROSS_ORIGIN_SOCKET = """(url) => new Promise((resolve) => {
+  const ws = new WebSocket(url.replace('https:', 'wss:'));
+  ws.onopen = () => { ws.close(); resolve('open'); };
+  ws.onerror = () => resolve('refused');
+})"""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -244,7 +251,7 @@ def sign_in_at_the_stand_in(page: Page, sub: str) -> None:
 
 
 def test_alice_signs_in_passes_the_ticket_redirect_and_runs_a_cell_in_her_jupyter(
-    oidc_mock: str, proxy: int, context: BrowserContext, alice: User
+    oidc_mock: str, proxy: int, context: BrowserContext, alice: User, caplog: pytest.LogCaptureFixture
 ) -> None:
     page = context.new_page()
     tickets: list[str] = []
@@ -262,6 +269,10 @@ def test_alice_signs_in_passes_the_ticket_redirect_and_runs_a_cell_in_her_jupyte
     assert tickets[0].startswith(member_url(JUPYTER, proxy, gate.CALLBACK_PATH))
     assert page.evaluate(RUN_CELL, "print(6*7)") == "42\n"
 
+    # Same-site is not same-origin: a page on alice's other host that opens her kernel's
+    # WebSocket (her gate cookie rides along) is refused by the gate's Origin check.
+    kernel_id = page.evaluate("window.kernelId")
+
     # What reaches a member's service: the gate's X-Portal-User, never the client's own.
     page.goto(member_url(ECHO, proxy, "/whoami"))
     expect(page).to_have_url(member_url(ECHO, proxy, "/whoami"))
@@ -270,6 +281,10 @@ def test_alice_signs_in_passes_the_ticket_redirect_and_runs_a_cell_in_her_jupyte
     )
     assert spoofed["X-Portal-User"] == "alice"
     assert "X-Forwarded-User" not in spoofed
+    caplog.clear()
+    hijack = page.evaluate(CROSS_ORIGIN_SOCKET, member_url(JUPYTER, proxy, f"/api/kernels/{kernel_id}/channels"))
+    assert hijack == "refused"
+    assert "Forbidden: /_auth/traefik" in caplog.text
 
     # The ticket that let alice in is spent.
     replay = context.new_page().goto(tickets[0])
