@@ -143,6 +143,17 @@ def _cookie_member(request: HttpRequest, host: str, idx: Index) -> Member | None
     return member
 
 
+def _is_navigation(request: HttpRequest) -> bool:
+    """A page load, which gets the sign-in redirect; anything else (assets, XHR, WebSocket
+    handshakes) gets a plain 401. Browsers send Sec-Fetch-Mode only to secure origins and
+    older ones not at all: without it, a GET for an HTML page counts as a navigation."""
+    mode = request.META.get("HTTP_SEC_FETCH_MODE")
+    if mode is not None:
+        return mode == "navigate"
+    method = request.META.get("HTTP_X_FORWARDED_METHOD", "GET")
+    return method == "GET" and "text/html" in request.META.get("HTTP_ACCEPT", "")
+
+
 def _expected_query() -> bytes:
     return f"k={quote(settings.GATE_FORWARD_AUTH_KEY, safe='')}".encode()
 
@@ -159,7 +170,7 @@ def forward_auth(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=404)
     member = _cookie_member(request, host, idx)
     if member is None:
-        if request.META.get("HTTP_SEC_FETCH_MODE") == "navigate":
+        if _is_navigation(request):
             uri = request.META.get("HTTP_X_FORWARDED_URI", "/")
             target = f"{_forwarded_origin(request, host)}{uri}"
             return HttpResponseRedirect(f"{settings.PORTAL_URL}/gate/start/?rd={quote(target, safe='')}")

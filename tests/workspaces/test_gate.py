@@ -72,6 +72,24 @@ def test_a_background_request_without_cookie_gets_401(alice: User) -> None:
     assert ask(Client(), ALICE_CODE).status_code == 401
 
 
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"HTTP_ACCEPT": "text/html,application/xhtml+xml,*/*;q=0.8"}, 302),
+        ({"HTTP_ACCEPT": "text/html", "HTTP_X_FORWARDED_METHOD": "POST"}, 401),
+        ({"HTTP_ACCEPT": "application/json"}, 401),
+        ({"HTTP_ACCEPT": "text/html", "HTTP_SEC_FETCH_MODE": "cors"}, 401),
+    ],
+)
+def test_without_sec_fetch_mode_a_get_for_html_counts_as_a_navigation(
+    alice: User, headers: dict[str, str], status: int
+) -> None:
+    response = Client().get(
+        f"/_auth/traefik?k={KEY}", HTTP_X_FORWARDED_HOST=ALICE_CODE, HTTP_X_FORWARDED_URI="/", **headers
+    )
+    assert response.status_code == status
+
+
 def test_a_wrong_key_is_answered_as_if_nothing_was_there(alice: User) -> None:
     assert ask(Client(), ALICE_CODE, key="guess").status_code == 404
 
