@@ -33,9 +33,10 @@ def main() -> int:
     test_db = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=True)
     rows: list[dict[str, Any]] = []
     try:
-        from bench import backups, gate, gpus, metrics, offsite, workspaces
+        from bench import backups, gate, gpus, metrics, offsite, proxy, workspaces
 
         rows += gate.run()
+        rows += proxy.run()
         rows += gpus.benchmarks()
         rows += workspaces.benchmarks()
         rows += backups.benchmarks()

@@ -24,6 +24,25 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
+# caddy for the gate's proxy end-to-end test and `make bench` (tests/e2e/test_proxy_e2e.py,
+# bench/proxy.py, which loads it with wrk): they run their own caddy on free loopback ports
+# with admin off. The Debian package also ships a service on :80 with the default Caddyfile;
+# leave none of it running.
+proxy_pkgs=()
+command -v caddy >/dev/null || proxy_pkgs+=(caddy)
+command -v wrk >/dev/null || proxy_pkgs+=(wrk)
+if [ ${#proxy_pkgs[@]} -gt 0 ]; then
+  echo "test-setup: installing ${proxy_pkgs[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${proxy_pkgs[@]}" >/dev/null
+fi
+if [ -d /run/systemd/system ] && systemctl is-enabled --quiet caddy 2>/dev/null; then
+  systemctl disable --now caddy >/dev/null 2>&1 || true
+else
+  # No systemd: the package starts nothing, but one started by hand as its service user goes.
+  pkill -x -u caddy caddy 2>/dev/null || true
+fi
+
 # restic 0.18 (Debian 13 "trixie"'s package) beside the system's: Debian 12 ships 0.14, which
 # lacks forget's "oldest snapshot" rule the backups app matches. scripts/restic-trixie.sh (which
 # the Dockerfile uses too) only downloads and unpacks it, under /usr/local/lib/portal-test/restic-0.18;

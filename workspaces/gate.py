@@ -112,6 +112,18 @@ def _forwarded_host(request: HttpRequest) -> str:
     return request.META.get("HTTP_X_FORWARDED_HOST", "").split(":")[0].strip().lower()
 
 
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _forwarded_origin(request: HttpRequest, host: str) -> str:
+    """The member host's origin as the browser sees it: the scheme and port the proxy took the
+    request on (X-Forwarded-Proto and -Host, which Traefik and caddy set themselves and never
+    take from the client), so a proxy on a port other than 443 gets redirects that keep it."""
+    scheme = "http" if request.META.get("HTTP_X_FORWARDED_PROTO") == "http" else "https"
+    port = request.META.get("HTTP_X_FORWARDED_HOST", "").strip().partition(":")[2]
+    return f"{scheme}://{host}:{port}" if port.isdigit() and port != _DEFAULT_PORTS[scheme] else f"{scheme}://{host}"
+
+
 @functools.lru_cache(maxsize=8192)
 def _verified(raw: str) -> tuple[dict[str, Any], int] | None:
     """Signature check, memoized per cookie value (each browser sends the same one for
@@ -145,6 +157,17 @@ def _may_enter(member: Member, owner_id: int | None, role: str | None) -> bool:
     return role == "member" or member.is_staff
 
 
+def _is_navigation(request: HttpRequest) -> bool:
+    """A page load, which gets the sign-in redirect; anything else (assets, XHR, WebSocket
+    handshakes) gets a plain 401. Browsers send Sec-Fetch-Mode only to secure origins and
+    older ones not at all: without it, a GET for an HTML page counts as a navigation."""
+    mode = request.META.get("HTTP_SEC_FETCH_MODE")
+    if mode is not None:
+        return mode == "navigate"
+    method = request.META.get("HTTP_X_FORWARDED_METHOD", "GET")
+    return method == "GET" and "text/html" in request.META.get("HTTP_ACCEPT", "")
+
+
 def _expected_query() -> bytes:
     return f"k={quote(settings.GATE_FORWARD_AUTH_KEY, safe='')}".encode()
 
@@ -162,13 +185,13 @@ def forward_auth(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=404)
     member = _cookie_member(request, host, idx)
     if member is None:
-        if request.META.get("HTTP_SEC_FETCH_MODE") == "navigate":
+        if _is_navigation(request):
             uri = request.META.get("HTTP_X_FORWARDED_URI", "/")
-            target = f"https://{host}{uri}"
+            target = f"{_forwarded_origin(request, host)}{uri}"
             return HttpResponseRedirect(f"{settings.PORTAL_URL}/gate/start/?rd={quote(target, safe='')}")
         return HttpResponse("Sign in through the portal first.", status=401)
     origin = request.META.get("HTTP_ORIGIN")
-    if origin and origin != f"https://{host}":
+    if origin and origin != _forwarded_origin(request, host):
         return HttpResponse("Cross-origin request refused.", status=403)  # sibling-host CSRF / WS hijack
     if not _may_enter(member, owner_id, role):
         return HttpResponse(status=403)
@@ -181,19 +204,29 @@ def forward_auth(request: HttpRequest) -> HttpResponse:
 
 def ticket_url(*, user_id: int, is_staff: bool, version: int, target: str) -> str | None:
     """The callback URL on the target's host carrying a single-use ticket; None unless
-    ``target`` is an https URL on a member or team service host this user may enter."""
+    ``target`` is an https URL (plain http only on a portal served without HTTPS) on a member
+    or team service host this user may enter. The target's port is kept: the proxy may listen
+    on another."""
     parts = urlsplit(target)
     host = (parts.hostname or "").lower()
     idx = index()
     owner_id, role = idx.hosts.get(host), idx.infra.get(host)
-    if parts.scheme != "https" or (owner_id is None and role is None):
+    schemes = ("https",) if settings.PORTAL_SECURE else ("https", "http")
+    if parts.scheme not in schemes or (owner_id is None and role is None):
+        return None
+    if parts.username is not None or parts.password is not None:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
         return None
     visitor = Member(user_id, "", 0, True, is_staff)
     if not _may_enter(visitor, owner_id, role):
         return None
     ticket = signing.dumps({"u": user_id, "h": host, "v": version, "n": secrets.token_urlsafe(16)}, salt=TICKET_SALT)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return f"https://{host}{CALLBACK_PATH}?t={quote(ticket, safe='')}&rd={quote(path, safe='')}"
+    origin = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+    return f"{origin}{CALLBACK_PATH}?t={quote(ticket, safe='')}&rd={quote(path, safe='')}"
 
 
 def callback(request: HttpRequest) -> HttpResponse:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -167,8 +168,12 @@ class Workspace(models.Model):
         return container_name(self.owner.username, self.name)
 
     def _service_url(self, service: str) -> str:
+        """Always https (the proxy terminates TLS for every member host); on the portal's
+        port when the proxy listens on one other than 443, as the portal's URL says."""
         hosts = service_hosts(self.slug, settings.PORTAL_DOMAIN)
-        return next(f"https://{host}" for host, kind in hosts.items() if kind == service)
+        portal = urlsplit(settings.PORTAL_URL)
+        port = f":{portal.port}" if portal.scheme == "https" and portal.port not in (None, 443) else ""
+        return next(f"https://{host}{port}" for host, kind in hosts.items() if kind == service)
 
     @property
     def code_url(self) -> str:

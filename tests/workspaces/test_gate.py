@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -69,6 +70,24 @@ def test_a_navigation_without_cookie_is_sent_to_the_portal(alice: User) -> None:
 
 def test_a_background_request_without_cookie_gets_401(alice: User) -> None:
     assert ask(Client(), ALICE_CODE).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"HTTP_ACCEPT": "text/html,application/xhtml+xml,*/*;q=0.8"}, 302),
+        ({"HTTP_ACCEPT": "text/html", "HTTP_X_FORWARDED_METHOD": "POST"}, 401),
+        ({"HTTP_ACCEPT": "application/json"}, 401),
+        ({"HTTP_ACCEPT": "text/html", "HTTP_SEC_FETCH_MODE": "cors"}, 401),
+    ],
+)
+def test_without_sec_fetch_mode_a_get_for_html_counts_as_a_navigation(
+    alice: User, headers: dict[str, str], status: int
+) -> None:
+    response = Client().get(
+        f"/_auth/traefik?k={KEY}", HTTP_X_FORWARDED_HOST=ALICE_CODE, HTTP_X_FORWARDED_URI="/", **headers
+    )
+    assert response.status_code == status
 
 
 def test_a_wrong_key_is_answered_as_if_nothing_was_there(alice: User) -> None:
@@ -176,10 +195,47 @@ def test_the_callback_never_redirects_off_the_host(alice: User, rd: str) -> None
     cache.delete(f"gate-ticket:n-{rd}")
 
 
-@pytest.mark.parametrize("target", ["http://alice-code.corp.example/", "https://evil.example/", "", "javascript:x"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/",
+        "",
+        "javascript:x",
+        "https://mallory@alice-code.corp.example/",
+        "https://alice-code.corp.example:99999/",
+        "ftp://alice-code.corp.example/",
+    ],
+)
 def test_gate_start_refuses_targets_that_are_not_member_hosts(alice_client: Client, target: str) -> None:
     response = alice_client.get("/gate/start/", {"rd": target})
     assert response.status_code == 403
+
+
+def test_a_portal_on_https_refuses_plain_http_targets(alice_client: Client, settings) -> None:
+    settings.PORTAL_SECURE = True
+    response = alice_client.get("/gate/start/", {"rd": f"http://{ALICE_CODE}/"}, secure=True)
+    assert response.status_code == 403
+
+
+def test_a_proxy_on_another_port_keeps_its_scheme_and_port_through_the_flow(alice: User) -> None:
+    """caddy on http://...:8080 (the proxy e2e test): the redirect, the ticket and the Origin
+    check all use the origin the browser is on, not a hard-coded https://host."""
+    headers = {"HTTP_X_FORWARDED_HOST": f"{ALICE_CODE}:8080", "HTTP_X_FORWARDED_PROTO": "http"}
+    first = Client().get(
+        f"/_auth/traefik?k={KEY}", HTTP_X_FORWARDED_URI="/lab", HTTP_SEC_FETCH_MODE="navigate", **headers
+    )
+    target = parse_qs(urlsplit(first["Location"]).query)["rd"][0]
+    assert target == f"http://{ALICE_CODE}:8080/lab"
+    portal = Client()
+    portal.force_login(alice)
+    ticket = urlsplit(portal.get("/gate/start/", {"rd": target})["Location"])
+    assert (ticket.scheme, ticket.hostname, ticket.port) == ("http", ALICE_CODE, 8080)
+    browser = Client()
+    browser.get(f"{ticket.path}?{ticket.query}", HTTP_HOST=f"{ALICE_CODE}:8080")
+    ask_ = functools.partial(browser.get, f"/_auth/traefik?k={KEY}", **headers)
+    assert ask_(HTTP_ORIGIN=f"http://{ALICE_CODE}:8080").status_code == 204
+    assert ask_(HTTP_ORIGIN=f"http://{ALICE_CODE}").status_code == 403
+    assert ask_(HTTP_ORIGIN=f"https://{ALICE_CODE}:8080").status_code == 403
 
 
 def test_an_expired_ticket_is_refused(alice: User, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,6 +71,15 @@ def test_links_use_the_slug(settings, db: None) -> None:  # type: ignore[no-unty
     assert workspace.jupyter_url == "https://jupyter-j-doe.corp.example"
 
 
+def test_links_keep_the_proxys_port_when_it_is_not_443(settings, db: None) -> None:  # type: ignore[no-untyped-def]
+    settings.PORTAL_DOMAIN = "corp.example"
+    workspace = Workspace(slug="j-doe")
+    settings.PORTAL_URL = "https://portal.corp.example:8443"
+    assert workspace.jupyter_url == "https://jupyter-j-doe.corp.example:8443"
+    settings.PORTAL_URL = "https://portal.corp.example:443"
+    assert workspace.jupyter_url == "https://jupyter-j-doe.corp.example"
+
+
 def test_a_member_sees_only_their_own_workspaces(alice: User, bob: User, admin_user: User) -> None:
     host = Host.objects.create(name="gpu9", queue="host.gpu9")
     mine = make_workspace(alice, host, port=2301)
