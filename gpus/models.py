@@ -137,7 +137,9 @@ class GpuSample(models.Model):
     other_processes = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
-        indexes = [models.Index(fields=["gpu", "at"])]
+        # (gpu, at): one GPU's history; (at): a week of every GPU's samples (the usage page,
+        # /metrics, pruning), which the first can't serve without scanning each GPU's rows.
+        indexes = [models.Index(fields=["gpu", "at"]), models.Index(fields=["at"], name="gpus_gpusample_at")]
         ordering = ["gpu", "at"]
 
     def __str__(self) -> str:
