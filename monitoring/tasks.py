@@ -8,7 +8,7 @@ import logging
 
 from celery import Task, shared_task
 
-from monitoring import collect, heartbeats, rollup
+from monitoring import collect, doctor, heartbeats, rollup
 from portal.models import Host
 
 logger = logging.getLogger(__name__)
@@ -47,3 +47,19 @@ def heartbeat_fanout_task() -> None:
 @shared_task(bind=True, ignore_result=True)
 def heartbeat_task(self: Task, queue: str) -> None:
     heartbeats.stamp(queue, worker=str(self.request.hostname or ""))
+
+
+@shared_task(ignore_result=True)
+def doctor_schedule_task() -> None:
+    """Every hour (CELERY_BEAT_SCHEDULE): the checks, on the local host's worker."""
+    problem = doctor.doctor_request()
+    if problem:
+        logger.warning("%s", problem)
+
+
+@shared_task(ignore_result=True)
+def doctor_task() -> None:
+    """The doctor's checks where the host's parts are; the report goes to the dashboard."""
+    report = doctor.doctor_run()
+    doctor.report_store(report)
+    logger.info("doctor: %s", ", ".join(f"{count} {status}" for status, count in report.counts().items()))

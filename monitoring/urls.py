@@ -7,4 +7,5 @@ from monitoring import views
 app_name = "monitoring"
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("checks/run/", views.doctor_run_now, name="doctor-run"),
 ]

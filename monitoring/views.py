@@ -5,13 +5,15 @@ queries whatever the span."""
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from gpus import accounting
-from monitoring import charts
+from monitoring import charts, doctor
 from monitoring.forms import RangeForm
 from monitoring.series import SPANS, series_read, window_for
 from portal.access import AuthedRequest, staff_required
@@ -39,3 +41,16 @@ def overview(request: AuthedRequest) -> HttpResponse:
         "data": charts.chart_data(window, {**host, **(gpu or {})}),
     }
     return render(request, "monitoring/overview.html", context, status=400 if form.errors else 200)
+
+
+@staff_required
+@require_POST
+def doctor_run_now(request: AuthedRequest) -> HttpResponse:
+    """The card's "Run checks now": the worker runs them (never this request) and the card
+    shows its report when it comes."""
+    problem = doctor.doctor_request()
+    if problem:
+        messages.error(request, problem)
+    else:
+        messages.success(request, "Checks sent to the worker: the Health checks card shows them in a few seconds.")
+    return redirect(f"{reverse('dashboard')}#doctor-card")
