@@ -125,13 +125,13 @@ def _slack() -> list[Check]:
     try:
         status, body = slack.slack_webhook_probe(timeout=10)
     except slack.SlackError as exc:
-        # The URL holds the webhook's secret: the message is requests' own, which names only the host.
+        # The URL's path is the webhook's secret: portal.slack's message names only the host.
         return [
             Check(
                 "slack",
                 name,
                 Status.FAIL,
-                str(exc).split(" (Caused by")[0][:300],
+                str(exc),
                 "Check the worker's outbound HTTPS (proxy, DNS, firewall).",
             )
         ]
