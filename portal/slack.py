@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import requests
 from django.conf import settings
 
@@ -54,8 +56,10 @@ def slack_webhook_probe(*, timeout: float = 10) -> tuple[int, str]:
     is refused by a live webhook with 400 ("invalid_payload", "no_text") and by a revoked or
     mistyped one with 403/404/410 ("invalid_token", "no_service", "channel_is_archived").
     Returns (status, the first 200 characters of the body); SlackError when nothing answers."""
+    url = settings.SLACK_WEBHOOK_URL
     try:
-        response = requests.post(settings.SLACK_WEBHOOK_URL, json={}, timeout=timeout)
+        response = requests.post(url, json={}, timeout=timeout)
     except requests.RequestException as exc:
-        raise SlackError(f"Slack webhook unreachable: {exc}") from exc
+        # requests' message quotes the URL, whose path is the webhook's secret: name the host only.
+        raise SlackError(f"Slack webhook unreachable ({type(exc).__name__} at {urlsplit(url).netloc})") from None
     return response.status_code, response.text[:200].strip()
