@@ -47,6 +47,7 @@ class Report:
     where: str
     seconds: float
     checks: tuple[Check, ...]
+    token: str = ""  # the request it answers (doctor --via-worker waits for its own)
 
     def with_status(self, *statuses: Status) -> list[Check]:
         return [check for check in self.checks if check.status in statuses]
@@ -64,6 +65,7 @@ class Report:
             "at": self.at.isoformat(),
             "where": self.where,
             "seconds": round(self.seconds, 2),
+            "token": self.token,
             "ok": not self.with_status(Status.FAIL),
             "counts": self.counts(),
             "checks": [{**asdict(check), "status": check.status.value} for check in self.checks],
@@ -75,7 +77,8 @@ class Report:
         if at is None:
             raise ValueError(f"{data['at']!r} is not a time")
         rows = tuple(Check(**{**row, "status": Status(row["status"])}) for row in data["checks"])
-        return cls(at=at, where=str(data["where"]), seconds=float(data["seconds"]), checks=rows)
+        where, seconds, token = str(data["where"]), float(data["seconds"]), str(data.get("token", ""))
+        return cls(at=at, where=where, seconds=seconds, checks=rows, token=token)
 
 
 def doctor_run(*, limit: float | None = None) -> Report:
@@ -87,6 +90,7 @@ def doctor_run(*, limit: float | None = None) -> Report:
     rows += first
     probes: list[Probe] = [doctor_config.django_probe(), checks.storage_probe(), checks.disk_probe()]
     if any(row.key == "database" and row.status == Status.OK for row in first):
+        Host.local()  # the server the portal runs on is always checked (recreated if deleted, as everywhere)
         rows += checks.heartbeat_checks()
         probes += checks.docker_probes()
         for found, more in (doctor_remote.restic_probes(), doctor_remote.rclone_probes()):
@@ -164,11 +168,12 @@ def report_last() -> tuple[Report | None, datetime | None]:
     return report, parse_datetime(requested) if isinstance(requested, str) else None
 
 
-def doctor_request() -> str:
+def doctor_request(*, token: str = "") -> str:
     """Send the checks to the local host's worker (by name; the web process never imports the
-    tasks); the problem in words, or "" once the broker has the task."""
+    tasks); the problem in words, or "" once the broker has the task. Its report carries
+    ``token``."""
     try:
-        current_app.send_task(TASK, queue=Host.local().queue, expires=600, retry=False)
+        current_app.send_task(TASK, kwargs={"token": token}, queue=Host.local().queue, expires=600, retry=False)
     except Exception as exc:  # kombu's OperationalError, or whatever the transport raises
         return (
             f"The job queue is not answering ({type(exc).__name__}), so the checks cannot be sent to the worker. "
@@ -179,3 +184,14 @@ def doctor_request() -> str:
     except Exception:  # the cache is down but the broker took the task: the card just won't say "asked"
         logger.warning("could not note the doctor's request in the cache", exc_info=True)
     return ""
+
+
+def report_wait(*, token: str, timeout: float) -> Report | None:
+    """The report the worker makes for the request ``token``, or None after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        report, _asked = report_last()
+        if report is not None and report.token == token:
+            return report
+        time.sleep(0.5)
+    return None

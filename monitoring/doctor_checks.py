@@ -242,6 +242,18 @@ def _docker_probe(host: str, docker_url: str) -> Probe:
     )
 
 
+def _engine_words(docker_url: str, exc: HostOpsError) -> str:
+    """Why the engine did not answer. A local socket that is not there at all is told apart from
+    one nobody listens on: the first is dockerd never started, or its socket not mounted into
+    this container; the second a dockerd that stopped (its socket file is left behind)."""
+    path = docker_url.removeprefix("unix://")
+    if docker_url.startswith("unix://") and not os.path.exists(path):
+        return (
+            f"There is no socket at {path}: dockerd is not running, or its socket is not mounted into this container."
+        )
+    return str(exc)[:400]
+
+
 def _docker(host: str, docker_url: str) -> list[Check]:
     image = settings.WORKSPACE_IMAGE
     image_key, image_name = f"image.{host}", f"Workspace image on {host}"
@@ -253,7 +265,7 @@ def _docker(host: str, docker_url: str) -> list[Check]:
                 f"docker.{host}",
                 f"Docker engine of {host}",
                 Status.FAIL,
-                str(exc)[:400],
+                _engine_words(docker_url, exc),
                 f"Start Docker on {host} (systemctl start docker) or correct the host's address ({docker_url}) in "
                 "Django admin → Hosts; the worker needs the engine's socket mounted.",
             ),

@@ -4,6 +4,7 @@ on the default queue that sends the sample there; rollups and pruning only touch
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from celery import Task, shared_task
@@ -58,8 +59,9 @@ def doctor_schedule_task() -> None:
 
 
 @shared_task(ignore_result=True)
-def doctor_task() -> None:
-    """The doctor's checks where the host's parts are; the report goes to the dashboard."""
-    report = doctor.doctor_run()
+def doctor_task(token: str = "") -> None:
+    """The doctor's checks where the host's parts are; the report goes to the dashboard (and to
+    `doctor --via-worker`, which waits for its ``token``)."""
+    report = dataclasses.replace(doctor.doctor_run(), token=token)
     doctor.report_store(report)
     logger.info("doctor: %s", ", ".join(f"{count} {status}" for status, count in report.counts().items()))

@@ -95,7 +95,10 @@ def healthy(settings: Any, tmp_path: Path, storage_fs: str, services: StandIn) -
 @needs_restic
 @pytest.mark.docker
 @pytest.mark.loopdev
-def test_a_healthy_set_up_is_all_green_exits_0_and_posts_nothing_to_slack(healthy: StandIn) -> None:
+def test_a_healthy_set_up_is_all_green_exits_0_and_posts_nothing_to_slack(
+    healthy: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE", raising=False)  # the e2e tests' live server sets it
     report = doctor.doctor_run()
     assert [row for row in report.checks if row.status != Status.OK] == []
     keys = _by_key(report.checks)
@@ -149,12 +152,18 @@ def test_redis_stopped_fails_the_cache_and_the_broker_with_the_fix(settings: Any
 
 
 def test_a_stopped_dockerd_fails_its_host_and_skips_the_image(tmp_path: Path) -> None:
-    Host.objects.create(name="gpu-2", queue="host.gpu-2", docker_url=f"unix://{tmp_path}/docker.sock")
+    # A dockerd that stopped leaves its socket file behind, and nobody listens on it any more.
+    left = tmp_path / "docker.sock"
+    with socket.socket(socket.AF_UNIX) as gone:
+        gone.bind(str(left))
+    Host.objects.create(name="gpu-2", queue="host.gpu-2", docker_url=f"unix://{left}")
+    Host.objects.create(name="gpu-3", queue="host.gpu-3", docker_url=f"unix://{tmp_path}/never.sock")
     rows = _by_key(doctor._run_probes(checks.docker_probes(), limit=None))
     assert rows["docker.gpu-2"].status == Status.FAIL
-    assert "does not answer" in rows["docker.gpu-2"].detail or "did not answer" in rows["docker.gpu-2"].detail
+    assert "did not answer" in rows["docker.gpu-2"].detail or "does not answer" in rows["docker.gpu-2"].detail
     assert rows["docker.gpu-2"].fix.startswith("Start Docker on gpu-2")
     assert rows["image.gpu-2"].status == Status.SKIP
+    assert rows["docker.gpu-3"].detail.startswith(f"There is no socket at {tmp_path}/never.sock")
 
 
 def test_an_engine_that_takes_the_connection_and_never_answers_costs_only_its_time_limit(tmp_path: Path) -> None:
@@ -162,13 +171,13 @@ def test_an_engine_that_takes_the_connection_and_never_answers_costs_only_its_ti
     with socket.socket(socket.AF_UNIX) as listener:
         listener.bind(str(path))
         listener.listen(8)  # connections wait in the backlog: nothing ever reads them
-        Host.objects.create(name="gpu-3", queue="host.gpu-3", docker_url=f"unix://{path}")
+        Host.objects.create(name="gpu-4", queue="host.gpu-4", docker_url=f"unix://{path}")
         started = time.monotonic()
         rows = _by_key(doctor._run_probes([*checks.docker_probes(), checks.disk_probe()], limit=1.0))
         assert time.monotonic() - started < 3
-    assert rows["docker.gpu-3"].status == Status.FAIL
-    assert rows["docker.gpu-3"].detail == "no answer within 1 s"
-    assert "restart it" in rows["docker.gpu-3"].fix
+    assert rows["docker.gpu-4"].status == Status.FAIL
+    assert rows["docker.gpu-4"].detail == "no answer within 1 s"
+    assert "restart it" in rows["docker.gpu-4"].fix
     assert rows["disk./"].status == Status.OK  # the others answered meanwhile
 
 
@@ -306,6 +315,7 @@ def test_the_clock_warns_past_2_s_and_fails_past_30_s() -> None:
 
 def test_a_queue_without_a_recent_heartbeat_fails_its_worker_and_all_late_fails_beat() -> None:
     now = datetime.now(UTC)
+    Host.local()
     heartbeats.stamp("portal", worker="w@a", now=now)
     rows = _by_key(checks.heartbeat_checks(now=now))
     assert rows["worker.portal"].status == Status.OK

@@ -5,20 +5,26 @@ checks now puts the task on the local host's queue, for admins only."""
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Callable
 from datetime import timedelta
+from io import StringIO
 from typing import Any
 
 import pytest
 import redis
 from django.conf import settings
 from django.core.cache import cache
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from monitoring import doctor, tasks
 from monitoring.doctor_checks import Check, Status
+from monitoring.management.commands import doctor as doctor_command
 from portal.models import Host
+from tests.worker import WorkerProcess
 
 pytestmark = pytest.mark.django_db
 
@@ -84,3 +90,28 @@ def test_run_checks_now_puts_the_task_on_the_local_hosts_queue_and_the_card_says
     assert "Asked the worker" in page
     assert "Fix: Start beat" in page
     assert admin_client.get(reverse("monitoring:doctor-run")).status_code == 405
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)  # the worker must see the local host's row, committed
+def test_doctor_via_worker_prints_the_report_the_worker_made_for_it(
+    celery_worker_factory: Callable[[], WorkerProcess], admin_client: Client
+) -> None:
+    celery_worker_factory()
+    out = StringIO()
+    with pytest.raises(CommandError) as raised:  # the worker runs with the test settings: corp.example fails
+        call_command("doctor", "--via-worker", "--json", stdout=out)
+    assert raised.value.returncode == 1
+    data = json.loads(out.getvalue())
+    assert data["where"] == socket.gethostname()
+    assert len(data["token"]) == 16
+    assert {row["key"] for row in data["checks"]} >= {"database", "docker.local", "worker.portal"}
+    assert "PORTAL_DOMAIN is" in admin_client.get(reverse("dashboard")).content.decode()
+
+
+def test_doctor_via_worker_says_so_when_no_worker_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(doctor_command, "WORKER_WAIT", 1)
+    with pytest.raises(CommandError, match="sent no report within 1 s: is it running") as raised:
+        call_command("doctor", "--via-worker")
+    assert raised.value.returncode == 2
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(Host.local().queue)  # the task nobody took
