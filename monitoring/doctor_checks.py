@@ -18,13 +18,13 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from django.conf import settings
+from django.core.cache import caches
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
+from kombu import Connection
 
-from hostops import btrfs, metrics
-from hostops.docker import client as docker_client
-from hostops.docker import images
+from hostops import btrfs, docker, metrics
 from hostops.errors import HostOpsError, ImageMissing, QuotasDisabled
 from monitoring import heartbeats
 from portal.models import Host
@@ -93,7 +93,8 @@ def _database() -> list[Check]:
             cursor.execute("SELECT now()" if connection.vendor == "postgresql" else "SELECT CURRENT_TIMESTAMP")
             (db_now,) = cursor.fetchone()
         after = time.time()
-        pending = MigrationExecutor(connection).migration_plan(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     except Exception as exc:  # the driver's OperationalError and friends
         return [
             Check(
@@ -147,8 +148,6 @@ _REDIS_FIX = (
 
 
 def _cache() -> list[Check]:
-    from django.core.cache import caches
-
     cache = caches["default"]
     try:
         token = f"{time.time()}"
@@ -166,8 +165,6 @@ def broker_probe() -> Probe:
 
 
 def _broker() -> list[Check]:
-    from kombu import Connection
-
     url = settings.CELERY_BROKER_URL
     options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
     try:
@@ -258,7 +255,7 @@ def _docker(host: str, docker_url: str) -> list[Check]:
     image = settings.WORKSPACE_IMAGE
     image_key, image_name = f"image.{host}", f"Workspace image on {host}"
     try:
-        info = docker_client.engine_info(docker_url=docker_url)
+        info = docker.engine_info(docker_url=docker_url)
     except HostOpsError as exc:
         return [
             Check(
@@ -275,7 +272,7 @@ def _docker(host: str, docker_url: str) -> list[Check]:
         f"docker.{host}", f"Docker engine of {host}", Status.OK, f"Docker {info.server_version}, {info.cpus} CPUs"
     )
     try:
-        found = images.image_inspect(image, docker_url=docker_url)
+        found = docker.image_inspect(image, docker_url=docker_url)
     except ImageMissing:
         fix = settings.WORKSPACE_IMAGE_BUILD_HINT or (
             f"Build it on {host}: docker buildx build --load -t {image} workspaces/image (workspaces/image/README.md), "

@@ -368,3 +368,23 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_a_drive_remote_without_its_token_fails_with_how_to_give_it_one(settings: Any, tmp_path: Path) -> None:
+    settings.RCLONE_CONFIG_DIR = str(tmp_path / "rclone")
+    settings.RCLONE_REMOTES_JSON = json.dumps([{"name": "gdrive", "type": "drive", "options": {"scope": "drive"}}])
+    found, probes = doctor_remote.rclone_probes()
+    assert found == []
+    row = doctor._run_probes(probes, limit=None)[0]
+    assert row.key == "rclone.gdrive"
+    assert row.status == Status.FAIL
+    assert "empty token" in row.detail
+    assert "paste Drive's token again on the Backups page" in row.fix
+
+
+def test_a_bad_rclone_remotes_setting_fails_without_running_rclone(settings: Any) -> None:
+    settings.RCLONE_REMOTES_JSON = "[{"
+    found, probes = doctor_remote.rclone_probes()
+    assert probes == []
+    assert found[0].status == Status.FAIL
+    assert "RCLONE_REMOTES is not valid JSON" in found[0].detail
