@@ -87,8 +87,14 @@ def test_run_checks_now_puts_the_task_on_the_local_hosts_queue_and_the_card_says
     broker.delete(queue)
     page = admin_client.get(reverse("dashboard")).content.decode()
     assert "Checks sent to the worker" in page
-    assert "Asked the worker" in page
+    assert "Asked the worker; its report shows here when it is done" in page
+    assert 'hx-trigger="every 3s"' in page  # the card reloads itself until the report comes
     assert "Fix: Start beat" in page
+    cache.delete(doctor.REPORT_KEY)
+    cache.set(doctor.REQUESTED_KEY, (timezone.now() - timedelta(minutes=6)).isoformat())
+    page = admin_client.get(reverse("dashboard")).content.decode()
+    assert 'hx-trigger="every 3s"' not in page
+    assert "it has not answered: is the worker of the local host running?" in page
     assert admin_client.get(reverse("monitoring:doctor-run")).status_code == 405
 
 
