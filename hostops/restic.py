@@ -567,6 +567,15 @@ def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in match.groups(default="0")) if match else ()
 
 
+def repository_id(repo: Repository, *, timeout: float = SHORT_TIMEOUT) -> str:
+    """The repository's id from ``cat config``, read without a lock: the cheapest proof that
+    the repository is there and the password opens it (one key derivation, one small file).
+    RepositoryMissing or WrongPassword otherwise."""
+    outcome = _restic(repo, ["cat", "config", "--no-lock"], timeout=timeout, keep_stdout=True)
+    _check("cat config", outcome, repo)
+    return _readable("cat config", outcome, lambda text: str(json.loads(text)["id"]))
+
+
 def init(repo: Repository, *, timeout: float = SHORT_TIMEOUT) -> str:
     """Create the repository (only ever on an admin's explicit request) and return its id.
     RepositoryExists if there is one already."""

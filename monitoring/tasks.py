@@ -4,11 +4,12 @@ on the default queue that sends the sample there; rollups and pruning only touch
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from celery import shared_task
 
-from monitoring import collect, rollup
+from monitoring import collect, doctor, rollup
 from portal.models import Host
 
 logger = logging.getLogger(__name__)
@@ -35,3 +36,20 @@ def samples_rollup_task() -> None:
         ", ".join(f"{count} {resolution.label}" for resolution, count in written.items()),
         pruned,
     )
+
+
+@shared_task(ignore_result=True)
+def doctor_schedule_task() -> None:
+    """Every hour (CELERY_BEAT_SCHEDULE): the checks, on the local host's worker."""
+    problem = doctor.doctor_request()
+    if problem:
+        logger.warning("%s", problem)
+
+
+@shared_task(ignore_result=True)
+def doctor_task(token: str = "") -> None:
+    """The doctor's checks where the host's parts are; the report goes to the dashboard (and to
+    `doctor --via-worker`, which waits for its ``token``)."""
+    report = dataclasses.replace(doctor.doctor_run(), token=token)
+    doctor.report_store(report)
+    logger.info("doctor: %s", ", ".join(f"{count} {status}" for status, count in report.counts().items()))

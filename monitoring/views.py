@@ -9,16 +9,18 @@ import hashlib
 import hmac
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_safe
+from django.views.decorators.http import require_GET, require_POST, require_safe
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gpus import accounting
-from monitoring import charts, usage
+from monitoring import charts, doctor, usage
 from monitoring.forms import RangeForm
 from monitoring.metrics import metrics_text
 from monitoring.series import SPANS, series_read, window_for
@@ -90,3 +92,16 @@ def workspace_figures(request: AuthedRequest, pk: int) -> HttpResponse:
     window = window_for(SPANS[CARD_SPAN], now=timezone.now())
     context = {"ws": workspace, "window": window, "lines": usage.workspace_sparklines(workspace, window)}
     return render(request, "monitoring/_workspace_figures.html", context)
+
+
+@staff_required
+@require_POST
+def doctor_run_now(request: AuthedRequest) -> HttpResponse:
+    """The card's "Run checks now": the worker runs them (never this request) and the card
+    shows its report when it comes."""
+    problem = doctor.doctor_request()
+    if problem:
+        messages.error(request, problem)
+    else:
+        messages.success(request, "Checks sent to the worker: the Health checks card shows them in a few seconds.")
+    return redirect(f"{reverse('dashboard')}#doctor-card")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import requests
 from django.conf import settings
 
@@ -47,3 +49,17 @@ def slack_user_email(slack_user_id: str) -> str | None:
     profile = user.get("profile") if isinstance(user, dict) else None
     email = profile.get("email") if isinstance(profile, dict) else None
     return email if isinstance(email, str) and email else None
+
+
+def slack_webhook_probe(*, timeout: float = 10) -> tuple[int, str]:
+    """Ask the webhook whether it exists without posting to the channel: an empty JSON object
+    is refused by a live webhook with 400 ("invalid_payload", "no_text") and by a revoked or
+    mistyped one with 403/404/410 ("invalid_token", "no_service", "channel_is_archived").
+    Returns (status, the first 200 characters of the body); SlackError when nothing answers."""
+    url = settings.SLACK_WEBHOOK_URL
+    try:
+        response = requests.post(url, json={}, timeout=timeout)
+    except requests.RequestException as exc:
+        # requests' message quotes the URL, whose path is the webhook's secret: name the host only.
+        raise SlackError(f"Slack webhook unreachable ({type(exc).__name__} at {urlsplit(url).netloc})") from None
+    return response.status_code, response.text[:200].strip()

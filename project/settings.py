@@ -214,6 +214,8 @@ CELERY_BEAT_SCHEDULE = {
     # on the local host's queue; every 5 minutes their 5-minute and hourly averages, and pruning.
     "monitoring-host-sample": {"task": "monitoring.tasks.host_sample_fanout_task", "schedule": 60.0},
     "monitoring-rollup": {"task": "monitoring.tasks.samples_rollup_task", "schedule": 300.0},
+    # The doctor (monitoring/doctor.py): every check on the local host's worker, for the dashboard's card.
+    "monitoring-doctor": {"task": "monitoring.tasks.doctor_schedule_task", "schedule": 3600.0},
 }
 
 # --- login ----------------------------------------------------------------------------
@@ -411,6 +413,7 @@ PORTAL_DASHBOARD_CARDS = [
     "storage.cards.storage_card",
     "backups.cards.schedule_card",
     "backups.restore_cards.snapshots_card",
+    "monitoring.cards.doctor_card",  # admins: the doctor's last report
     "portal.cards.limits_card",
     "portal.cards.team_services_card",
 ]

@@ -223,6 +223,8 @@ ACCESS: dict[str, Rule] = {
     "monitoring:metrics": Rule(**OWN_SECRET),
     # A workspace card's figures over time (monitoring/views.py): the owner's, or admins'.
     "monitoring:workspace-figures": Rule(**OWN_OBJECT, target=_alice_ws),
+    # The Health checks card's "Run checks now" (monitoring/views.py): sends the doctor's task.
+    "monitoring:doctor-run": Rule(**ADMIN_ONLY, method="post"),
     "backups:history-run": Rule(**ADMIN_ONLY, target=_backup_run),
     # Backups (admins): the overview, a tier's policy and its retention preview, the simulator.
     "backups:overview": Rule(**ADMIN_ONLY),
