@@ -20,10 +20,16 @@ def slack_post(text: str) -> bool:
     try:
         response = requests.post(url, json={"text": text}, timeout=10)
     except requests.RequestException as exc:
-        raise SlackError(f"Slack webhook unreachable: {exc}") from exc
+        raise SlackError(_unreachable(url, exc)) from None
     if response.status_code >= 300:
         raise SlackError(f"Slack webhook answered {response.status_code}: {response.text[:200]}")
     return True
+
+
+def _unreachable(url: str, exc: Exception) -> str:
+    # requests' message quotes the URL, whose path is the webhook's secret: name the host only.
+    # "from None" keeps it out of the traceback too (Celery logs a retried task's exception).
+    return f"Slack webhook unreachable ({type(exc).__name__} at {urlsplit(url).netloc})"
 
 
 def slack_user_email(slack_user_id: str) -> str | None:
@@ -60,6 +66,5 @@ def slack_webhook_probe(*, timeout: float = 10) -> tuple[int, str]:
     try:
         response = requests.post(url, json={}, timeout=timeout)
     except requests.RequestException as exc:
-        # requests' message quotes the URL, whose path is the webhook's secret: name the host only.
-        raise SlackError(f"Slack webhook unreachable ({type(exc).__name__} at {urlsplit(url).netloc})") from None
+        raise SlackError(_unreachable(url, exc)) from None
     return response.status_code, response.text[:200].strip()
