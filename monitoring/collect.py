@@ -6,7 +6,10 @@ insert. Runs on the worker of the host it measures (Host.local()'s queue), readi
 The CPU's percent busy is the change since the previous run's reading, which is kept in the
 cache (Redis) between runs, so no run sleeps to measure. The first run, or one after more than
 CPU_READING_TTL without a reading, stores its reading and writes no CPU figure. A figure the
-host doesn't have (no swap, no /proc/pressure, a path not mounted) is no row."""
+host doesn't have (no swap, no /proc/pressure, a path not mounted) is no row.
+
+With them goes "workspaces.running", how many workspaces the portal has running on the host:
+its hourly averages are the workspace-hours the Cost page counts (monitoring/costs.py)."""
 
 from __future__ import annotations
 
@@ -21,12 +24,14 @@ from django.utils import timezone
 from hostops import metrics
 from hostops.metrics import CpuTimes, MetricsUnreadable
 from monitoring.models import Sample, series_problem
+from workspaces.models import Workspace
 
 logger = logging.getLogger(__name__)
 
 CPU_READING_KEY = "monitoring:host-cpu-times"
 # A reading older than this makes a percent over too long a stretch to stamp on one minute.
 CPU_READING_TTL = 600
+RUNNING_SERIES = "workspaces.running"
 
 
 def disk_name(path: str) -> str:
@@ -104,7 +109,11 @@ def host_sample(
     run in the same instant writes nothing (the rows' unique key)."""
     at = now or timezone.now()
     rows = []
-    for series, value in host_figures(proc_root=proc_root, disk_paths=disk_paths).items():
+    figures = host_figures(proc_root=proc_root, disk_paths=disk_paths)
+    # The local host by its name (Host.local), so the count stays one query.
+    running = Workspace.objects.filter(host__name="local", state=Workspace.State.RUNNING).count()
+    figures[RUNNING_SERIES] = float(running)
+    for series, value in figures.items():
         problem = series_problem(series)
         if problem:  # only a programming error gets here: names come from this module
             raise ValueError(problem)

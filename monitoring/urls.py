@@ -7,4 +7,5 @@ from monitoring import views
 app_name = "monitoring"
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("cost/", views.cost, name="cost"),
 ]

@@ -216,6 +216,8 @@ ACCESS: dict[str, Rule] = {
     "backups:history": Rule(**ADMIN_ONLY),
     # Server health (monitoring/views.py): the host's charts, admins only.
     "monitoring:overview": Rule(**ADMIN_ONLY),
+    # The Cost page (monitoring/views.py): figures and its two forms, admins only.
+    "monitoring:cost": Rule(**ADMIN_ONLY),
     "backups:history-run": Rule(**ADMIN_ONLY, target=_backup_run),
     # Backups (admins): the overview, a tier's policy and its retention preview, the simulator.
     "backups:overview": Rule(**ADMIN_ONLY),
