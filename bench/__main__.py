@@ -33,13 +33,14 @@ def main() -> int:
     test_db = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=True)
     rows: list[dict[str, Any]] = []
     try:
-        from bench import backups, gate, gpus, offsite, workspaces
+        from bench import backups, footprint, gate, gpus, offsite, workspaces
 
         rows += gate.run()
         rows += gpus.benchmarks()
         rows += workspaces.benchmarks()
         rows += backups.benchmarks()
         rows += offsite.benchmarks()
+        rows += footprint.benchmarks()  # idle memory of compose's and `make run`'s processes
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0, keepdb=True)
     _print(rows)

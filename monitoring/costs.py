@@ -180,7 +180,7 @@ def cost_report(
     prices = cloud_prices(list(CloudInstance.objects.all()) if rows is None else rows)
     this_month = month_start(moment)
     bought = timezone.make_aware(datetime.combine(config.purchased.replace(day=1), datetime.min.time()))
-    lo = max(bought, add_months(this_month, -LISTED_MONTHS))
+    lo = min(max(bought, add_months(this_month, -LISTED_MONTHS)), this_month)  # a purchase ahead: this month
     hi = add_months(this_month, 1)
     tz = timezone.get_current_timezone()
     workspace = _workspace_hours(lo, hi, tz)
@@ -358,7 +358,9 @@ def chart_data(report: CostReport) -> dict[str, Any]:
         "cumulative": [round(month.cumulative, 2) for month in report.months] + [None] * len(report.future),
         "projected": [None] * (past - 1)
         + [round(report.now.cumulative, 2)]
-        + [round(value, 2) for _, value in report.future],
+        + [round(value, 2) for _, value in report.future]
+        if report.future
+        else [],
         "hardware": float(report.settings.hardware_price),
         "break_even": marked,
     }

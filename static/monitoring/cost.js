@@ -10,28 +10,28 @@
   const pad = (values) => values.concat(new Array(data.labels.length - values.length).fill(null));
   const marked = (context) => context.dataIndex === data.break_even;
 
-  new window.Chart(canvas, {
-    data: {
-      labels: data.labels,
-      datasets: [
-        { type: "bar", label: "Cloud", data: pad(data.cloud), backgroundColor: "#d6452a", order: 3 },
-        { type: "bar", label: "Server", data: pad(data.server), backgroundColor: "#2f6fde", order: 3 },
-        {
-          type: "line", label: "Savings so far", data: data.cumulative, borderColor: "#1d7a46",
-          backgroundColor: "#1d7a46", order: 1, tension: 0.1,
-          pointRadius: (c) => (marked(c) ? 8 : 2), pointStyle: (c) => (marked(c) ? "star" : "circle"),
-        },
-        {
-          type: "line", label: "Projected", data: data.projected, borderColor: "#1d7a46", backgroundColor: "#1d7a46",
-          borderDash: [6, 4], order: 1, pointRadius: (c) => (marked(c) ? 8 : 0),
-          pointStyle: (c) => (marked(c) ? "star" : "circle"),
-        },
-        {
-          type: "line", label: "Hardware price", data: new Array(data.labels.length).fill(data.hardware),
-          borderColor: "#6b7280", borderDash: [2, 3], pointRadius: 0, order: 2,
-        },
-      ],
+  const datasets = [
+    { type: "bar", label: "Cloud", data: pad(data.cloud), backgroundColor: "#d6452a", order: 3 },
+    { type: "bar", label: "Server", data: pad(data.server), backgroundColor: "#2f6fde", order: 3 },
+    {
+      type: "line", label: "Savings so far", data: data.cumulative, borderColor: "#1d7a46",
+      backgroundColor: "#1d7a46", order: 1, tension: 0.1,
+      pointRadius: (c) => (marked(c) ? 8 : 2), pointStyle: (c) => (marked(c) ? "star" : "circle"),
     },
+    {
+      type: "line", label: "Hardware price", data: new Array(data.labels.length).fill(data.hardware),
+      borderColor: "#6b7280", borderDash: [2, 3], pointRadius: 0, order: 2,
+    },
+  ];
+  if (data.projected.length) {  // only while the break-even is ahead
+    datasets.splice(3, 0, {
+      type: "line", label: "Projected", data: data.projected, borderColor: "#1d7a46", backgroundColor: "#1d7a46",
+      borderDash: [6, 4], order: 1, pointRadius: (c) => (marked(c) ? 8 : 0),
+      pointStyle: (c) => (marked(c) ? "star" : "circle"),
+    });
+  }
+  new window.Chart(canvas, {
+    data: { labels: data.labels, datasets: datasets },
     options: {
       maintainAspectRatio: false,
       animation: false,

@@ -4,6 +4,7 @@ half-saved), audit rows, admins only, and a fixed number of queries however much
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -32,6 +33,7 @@ MARCH = datetime(2026, 3, 1, tzinfo=UTC)
 @pytest.fixture
 def config() -> CostSettings:
     """Round figures: 3,600 over 36 months is 100 a month; 400 W configured all month."""
+    CostSettings.current()  # the migration's row (a transactional test elsewhere may have flushed it)
     CostSettings.objects.filter(pk=1).update(
         hardware_price=Decimal(3600),
         purchased=date(2026, 1, 10),
@@ -133,6 +135,21 @@ def test_amortisation_stops_once_the_server_is_written_off(config: CostSettings)
     _book(UserFactory(), datetime(2026, 1, 31, 20, tzinfo=UTC), 1)  # records from January on
     months = costs.cost_report(now=NOW).months
     assert [month.amortisation for month in months] == [pytest.approx(1800), pytest.approx(1800), 0.0]
+
+
+def test_the_seeded_defaults_reproduce_the_plans_3650_a_month_and_break_even_under_1_5_months() -> None:
+    """Five members with a GPU workspace all month (5 x 730 hours) would rent 3,650 a month."""
+    from django.apps import apps
+
+    CostSettings.objects.all().delete()
+    CloudInstance.objects.all().delete()
+    importlib.import_module("monitoring.migrations.0003_cost").seed(apps, None)
+    prices = costs.cloud_prices(list(CloudInstance.objects.all()))
+    assert prices is not None
+    assert 3650 * prices.workspace_hour + 3650 * prices.gpu_hour == pytest.approx(3650)
+    config = CostSettings.current()
+    assert float(config.hardware_price) / 3650 < 1.5
+    assert (config.amortisation_months, config.base_watts, config.gpu_watts) == (36, 150, 360)
 
 
 def _months(*cash: float) -> list[costs.Month]:
