@@ -167,7 +167,7 @@ def _compose_env(folder: Path, database_url: str) -> dict[str, str]:
         "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
         "PORTAL_VAR_DIR": str(folder / "var"),
         "STORAGE_ROOT": str(folder / "srv"),
-        "MONITORING_DISK_PATHS": str(folder),
+        "MONITORING_DISK_PATHS": "/",
         "GPU_INVENTORY": "0:RTX 5080:16G",
         "LOG_LEVEL": "WARNING",
     }

@@ -264,6 +264,7 @@ def test_bad_settings_are_refused_in_words_and_nothing_is_saved(
     response = admin_client.post(URL, {"save_settings": "1", **_settings_post(**{"other_monthly": "5", field: value})})
     assert response.status_code == 400
     assert message in response.content.decode()
+    assert "Nothing was saved: fix the fields marked below." in response.content.decode()
     assert CostSettings.current().other_monthly == Decimal(10)
     assert response.context["report"].settings.other_monthly == Decimal(10)  # the figures stay the saved ones
     assert not AuditEvent.objects.filter(action__startswith="cost.").exists()
@@ -320,5 +321,6 @@ def test_a_bad_price_table_is_refused_in_words_and_nothing_is_half_saved(
     response = admin_client.post(URL, _prices_post(rows, changes={"0-hourly_price": "0.11", **changes}))
     assert response.status_code == 400
     assert message in response.content.decode()
+    assert "Nothing was saved: no row was added, changed or deleted." in response.content.decode()
     assert list(CloudInstance.objects.values_list("name", "gpus", "hourly_price")) == before
     assert not AuditEvent.objects.filter(action__startswith="cost.").exists()
