@@ -324,3 +324,12 @@ def test_a_bad_price_table_is_refused_in_words_and_nothing_is_half_saved(
     assert "Nothing was saved: no row was added, changed or deleted." in response.content.decode()
     assert list(CloudInstance.objects.values_list("name", "gpus", "hourly_price")) == before
     assert not AuditEvent.objects.filter(action__startswith="cost.").exists()
+
+
+def test_without_any_use_the_page_says_the_server_never_pays_for_itself_at_this_rate(
+    admin_client: Client, config: CostSettings
+) -> None:
+    html = admin_client.get(URL).content.decode()
+    assert 'id="break-even">never, at this rate' in html
+    assert "running the server costs more than the cloud would for this use" in html
+    assert "not measured" in html  # no count of running workspaces yet
