@@ -30,5 +30,8 @@ RUN SECRET_KEY=build-only GOOGLE_CLIENT_ID=x GOOGLE_CLIENT_SECRET=x GATE_FORWARD
 RUN useradd --system --uid 999 --home /app portal && mkdir -p /app/var && chown portal /app/var
 USER portal
 EXPOSE 8000
-CMD ["gunicorn", "project.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", \
+# One gunicorn worker process with 8 threads: a small team makes few requests at once and each
+# mostly waits on PostgreSQL, so threads serve them; every further process costs ~60 MiB idle
+# (bench/footprint.py). More processes: set WEB_CONCURRENCY (gunicorn's default for --workers).
+CMD ["gunicorn", "project.wsgi:application", "--bind", "0.0.0.0:8000", "--threads", "8", \
      "--worker-class", "gthread", "--access-logfile", "-", "--forwarded-allow-ips", "*"]

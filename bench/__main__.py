@@ -33,7 +33,7 @@ def main() -> int:
     test_db = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=True)
     rows: list[dict[str, Any]] = []
     try:
-        from bench import backups, gate, gpus, metrics, offsite, proxy, workspaces
+        from bench import backups, footprint, gate, gpus, metrics, offsite, proxy, workspaces
 
         rows += gate.run()
         rows += proxy.run()
@@ -42,6 +42,7 @@ def main() -> int:
         rows += backups.benchmarks()
         rows += offsite.benchmarks()
         rows += metrics.benchmarks()
+        rows += footprint.benchmarks()  # idle memory of compose's and `make run`'s processes
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0, keepdb=True)
     _print(rows)

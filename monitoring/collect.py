@@ -7,7 +7,10 @@ it measures (Host.local()'s queue), reading the host's /proc at HOST_PROC.
 The CPU's percent busy is the change since the previous run's reading, which is kept in the
 cache (Redis) between runs, so no run sleeps to measure. The first run, or one after more than
 CPU_READING_TTL without a reading, stores its reading and writes no CPU figure. A figure the
-host doesn't have (no swap, no /proc/pressure, a path not mounted) is no row."""
+host doesn't have (no swap, no /proc/pressure, a path not mounted) is no row.
+
+With them goes "workspaces.running", how many workspaces the portal has running on the host:
+its hourly averages are the workspace-hours the Cost page counts (monitoring/costs.py)."""
 
 from __future__ import annotations
 
@@ -25,12 +28,14 @@ from hostops.errors import HostOpsError
 from hostops.metrics import CpuTimes, MetricsUnreadable
 from monitoring.disk_alerts import smart_alerts
 from monitoring.models import Sample, series_problem
+from workspaces.models import Workspace
 
 logger = logging.getLogger(__name__)
 
 CPU_READING_KEY = "monitoring:host-cpu-times"
 # A reading older than this makes a percent over too long a stretch to stamp on one minute.
 CPU_READING_TTL = 600
+RUNNING_SERIES = "workspaces.running"
 
 
 def disk_name(path: str) -> str:
@@ -193,6 +198,9 @@ def host_sample(
     at = now or timezone.now()
     rows = []
     figures = host_figures(proc_root=proc_root, disk_paths=disk_paths, disks_health=disks_health)
+    # The local host by its name (Host.local), so the count stays one query.
+    running = Workspace.objects.filter(host__name="local", state=Workspace.State.RUNNING).count()
+    figures[RUNNING_SERIES] = float(running)
     for series, value in figures.items():
         problem = series_problem(series)
         if problem:  # only a programming error gets here: names come from this module

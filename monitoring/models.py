@@ -11,9 +11,15 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from portal.models import User
 
 SERIES_MAX_LENGTH = 64
 # Lowercase words of letters, digits and "_", joined by dots, two to five of them.
@@ -79,3 +85,99 @@ class Sample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.series} at {self.at:%Y-%m-%d %H:%M} ({self.get_resolution_display()}): {self.value:g}"
+
+
+def _money(label: str, *, default: str, help_text: str = "") -> models.DecimalField[Decimal, Decimal]:
+    return models.DecimalField(
+        label,
+        max_digits=10,
+        decimal_places=2,
+        default=Decimal(default),
+        validators=[MinValueValidator(Decimal(0), "A price can't be negative.")],
+        help_text=help_text,
+    )
+
+
+class CostSettings(models.Model):
+    """What the server costs (a single row, pk 1), edited on the Cost page. The defaults are the
+    team's first plan: a 5,000 server (an RTX 5080, 1 TB NVMe and four 20 TB disks) written off over
+    three years, and 300 Mbps internet. Everything here is configured, never measured: the page
+    says so next to each figure it feeds."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    currency = models.CharField(
+        max_length=3,
+        default="USD",
+        validators=[RegexValidator(r"^[A-Z]{3}$", "A currency is three capital letters, like USD or EUR.")],
+        help_text="Shown after every amount; prices are all in this currency.",
+    )
+    hardware_price = _money("hardware price", default="5000", help_text="What the server cost to buy.")
+    purchased = models.DateField(
+        "bought on", default=timezone.localdate, help_text="Its amortisation starts in this month."
+    )
+    amortisation_months = models.PositiveSmallIntegerField(
+        "written off over (months)",
+        default=36,
+        validators=[
+            MinValueValidator(1, "Write the server off over at least 1 month."),
+            MaxValueValidator(240, "Write the server off over 240 months (20 years) at most."),
+        ],
+    )
+    base_watts = models.PositiveIntegerField(
+        "server's draw without GPUs (W)",
+        default=150,
+        validators=[MaxValueValidator(20000, "20,000 W at most.")],
+        help_text="CPU, memory, disks and fans, on average. Never measured.",
+    )
+    gpu_watts = models.PositiveIntegerField(
+        "GPUs' draw (W)",
+        default=360,
+        validators=[MaxValueValidator(20000, "20,000 W at most.")],
+        help_text="All GPUs together, on average; used only for months without GPU power samples.",
+    )
+    kwh_price = models.DecimalField(
+        "price per kWh",
+        max_digits=7,
+        decimal_places=4,
+        default=Decimal("0.15"),
+        validators=[MinValueValidator(Decimal(0), "A price can't be negative.")],
+    )
+    internet_monthly = _money("internet per month", default="60")
+    other_monthly = _money("other per month", default="0", help_text="Rack space, insurance, support contracts.")
+    updated = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        verbose_name = "cost settings"
+        verbose_name_plural = "cost settings"
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="costsettings_single_row")]
+
+    def __str__(self) -> str:
+        return "cost settings"
+
+    @classmethod
+    def current(cls) -> CostSettings:
+        row, _ = cls.objects.get_or_create(pk=1)
+        return row
+
+
+class CloudInstance(models.Model):
+    """A cloud instance the team would rent instead of the server, at its hourly price. A row
+    without GPUs prices a workspace-hour; a row with GPUs prices a GPU-hour at what it costs
+    above the cheapest row without (per GPU). The cheapest row of each kind is the one used."""
+
+    name = models.CharField(max_length=80, unique=True, error_messages={"unique": "Another price row has this name."})
+    gpus = models.PositiveSmallIntegerField("GPUs", default=0, validators=[MaxValueValidator(16, "16 GPUs at most.")])
+    hourly_price = models.DecimalField(
+        "price per hour",
+        max_digits=8,
+        decimal_places=4,
+        validators=[MinValueValidator(Decimal(0), "A price can't be negative.")],
+    )
+    stands_for = models.CharField("stands for", max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["gpus", "hourly_price", "name"]
+
+    def __str__(self) -> str:
+        return self.name

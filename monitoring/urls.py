@@ -9,4 +9,5 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("workspaces/<int:pk>/figures/", views.workspace_figures, name="workspace-figures"),
     path("checks/run/", views.doctor_run_now, name="doctor-run"),
+    path("cost/", views.cost, name="cost"),
 ]

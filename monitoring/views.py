@@ -5,6 +5,7 @@ behind a bearer token."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 
@@ -16,15 +17,17 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST, require_safe
+from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gpus import accounting
-from monitoring import charts, doctor, usage
-from monitoring.forms import RangeForm
+from monitoring import charts, costs, doctor, usage
+from monitoring.forms import CloudInstanceFormSet, CostSettingsForm, RangeForm
 from monitoring.metrics import metrics_text
+from monitoring.models import CloudInstance, CostSettings
 from monitoring.series import SPANS, series_read, window_for
 from portal.access import AuthedRequest, staff_required
+from portal.audit import AuditContext
 from workspaces.access import get_workspace_for_user
 
 CARD_SPAN = "6h"  # the workspace card's sparklines: the last six hours
@@ -105,3 +108,27 @@ def doctor_run_now(request: AuthedRequest) -> HttpResponse:
     else:
         messages.success(request, "Checks sent to the worker: the Health checks card shows them in a few seconds.")
     return redirect(f"{reverse('dashboard')}#doctor-card")
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def cost(request: AuthedRequest) -> HttpResponse:
+    """The Cost page; its two forms post here, told apart by their submit button."""
+    config = CostSettings.current()
+    data = request.POST if request.method == "POST" else None
+    # The forms get copies: a refused form must not change the figures the page shows.
+    form = CostSettingsForm(data if data and "save_settings" in data else None, instance=copy.copy(config))
+    formset = CloudInstanceFormSet(data if data and "save_prices" in data else None, prefix="prices")
+    if form.is_bound and form.is_valid():
+        costs.cost_settings_update(form=form, actor=request.user, context=AuditContext.of(request))
+        messages.success(request, "Cost settings saved.")
+        return redirect("monitoring:cost")
+    if formset.is_bound and formset.is_valid():
+        changed = costs.cloud_prices_update(formset=formset, actor=request.user, context=AuditContext.of(request))
+        messages.success(request, f"Price table saved ({changed} row{'s' if changed != 1 else ''} changed).")
+        return redirect("monitoring:cost")
+    rows = list(CloudInstance.objects.all()) if formset.is_bound else list(formset.get_queryset())
+    report = costs.cost_report(rows=rows, config=config)
+    context = {"report": report, "form": form, "formset": formset, "data": costs.chart_data(report)}
+    refused = form.is_bound or formset.is_bound or data is not None
+    return render(request, "monitoring/cost.html", context, status=400 if refused else 200)

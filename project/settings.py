@@ -440,7 +440,8 @@ PORTAL_NAVIGATION = [
     ("GPUs", "gpus:admin-gpus", "staff", "gpus:admin"),
     ("Storage", "storage:overview", "staff", "storage:"),
     ("Backups", "backups:overview", "staff", "backups:"),
-    ("Server health", "monitoring:overview", "staff", "monitoring:"),
+    ("Server health", "monitoring:overview", "staff", "monitoring:overview"),
+    ("Cost", "monitoring:cost", "staff", "monitoring:cost"),
 ]
 
 # --- storage (storage/) -------------------------------------------------------------------

@@ -154,7 +154,8 @@ fi
 .venv/bin/python manage.py migrate --noinput >/dev/null
 .venv/bin/python manage.py ensure_admin
 
-start .venv/bin/celery -A project worker -Q portal,host.local --concurrency 2 --hostname dev@%h \
+# The worker as compose runs it: one process, a pool of threads.
+start .venv/bin/celery -A project worker -Q portal,host.local --pool threads --concurrency 8 --hostname dev@%h \
   --loglevel WARNING --logfile "$var/worker.log"
 worker_pid=${groups[-1]}
 start .venv/bin/celery -A project beat --loglevel WARNING --logfile "$var/beat.log" \

@@ -225,6 +225,8 @@ ACCESS: dict[str, Rule] = {
     "monitoring:workspace-figures": Rule(**OWN_OBJECT, target=_alice_ws),
     # The Health checks card's "Run checks now" (monitoring/views.py): sends the doctor's task.
     "monitoring:doctor-run": Rule(**ADMIN_ONLY, method="post"),
+    # The Cost page (monitoring/views.py): figures and its two forms, admins only.
+    "monitoring:cost": Rule(**ADMIN_ONLY),
     "backups:history-run": Rule(**ADMIN_ONLY, target=_backup_run),
     # Backups (admins): the overview, a tier's policy and its retention preview, the simulator.
     "backups:overview": Rule(**ADMIN_ONLY),

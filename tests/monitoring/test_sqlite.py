@@ -41,6 +41,23 @@ assert sum(value is not None for value in six) == 90, six
 for span in SPANS.values():
     values = series_read(window_for(span, now=now), ["host."])["host.cpu.percent"]
     assert any(value is not None for value in values), span
+# The Cost page's monthly sums (TruncMonth in the team's time zone) on SQLite too.
+from gpus.models import GPU, Booking, GpuSample
+from monitoring import costs
+from monitoring.collect import RUNNING_SERIES
+from portal.models import Host, User
+
+month = costs.month_start(now)
+hours = [month + timedelta(hours=h) for h in range(2)]
+Sample.objects.bulk_create(Sample(series=RUNNING_SERIES, resolution=Resolution.HOUR, at=at, value=2.0) for at in hours)
+gpu = GPU.objects.create(host=Host.local(), index=7, name="RTX 5080")
+GpuSample.objects.create(gpu=gpu, at=month + timedelta(seconds=30), utilization=9, memory_used=0, power_watts=200)
+user = User.objects.create(username="sqlite-member")
+Booking.objects.create(user=user, host=Host.local(), start=month, end=month + timedelta(seconds=1), gpu_count=1)
+report = costs.cost_report(now=now)
+assert report.now.workspace_hours.measured and report.now.workspace_hours.value >= 4, report.now
+assert report.now.gpu_watts.measured and report.now.gpu_watts.value == 200, report.now.gpu_watts
+assert report.now.gpu_hours.value > 0 and costs.chart_data(report)["labels"], report.now
 print("sqlite buckets agree")
 """
 
