@@ -23,7 +23,7 @@ from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-SEED_INSTANCES = importlib.import_module("monitoring.migrations.0003_cost").SEED_INSTANCES
+SEED_INSTANCES = importlib.import_module("monitoring.migrations.0002_cost").SEED_INSTANCES
 SHOTS = Path(__file__).resolve().parent / "screenshots"
 
 

@@ -143,7 +143,7 @@ def test_the_seeded_defaults_reproduce_the_plans_3650_a_month_and_break_even_und
 
     CostSettings.objects.all().delete()
     CloudInstance.objects.all().delete()
-    importlib.import_module("monitoring.migrations.0003_cost").seed(apps, None)
+    importlib.import_module("monitoring.migrations.0002_cost").seed(apps, None)
     prices = costs.cloud_prices(list(CloudInstance.objects.all()))
     assert prices is not None
     assert 3650 * prices.workspace_hour + 3650 * prices.gpu_hour == pytest.approx(3650)
