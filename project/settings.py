@@ -424,6 +424,8 @@ PORTAL_MEMBER_SECTIONS = [
 ]
 # Sections of the Policies page (below the core's idle policy): function(request) -> Panel.
 PORTAL_POLICY_SECTIONS = ["gpus.cards.policy_section"]
+# Columns of the Servers page: function(hosts) -> Column, one query for the page.
+PORTAL_HOST_COLUMNS = ["workspaces.cards.host_column", "gpus.cards.host_column"]
 # Main menu: (label, URL name, "member" or "staff", prefix of the view names it covers).
 PORTAL_NAVIGATION = [
     ("Dashboard", "dashboard", "member", "dashboard"),
@@ -434,6 +436,7 @@ PORTAL_NAVIGATION = [
     ("Workspaces", "workspaces:admin-list", "staff", "workspaces:"),
     ("Audit log", "audit-list", "staff", "audit-"),
     ("Policies", "site-policies", "staff", "site-policies"),
+    ("Servers", "host-list", "staff", "host-"),
     ("GPUs", "gpus:admin-gpus", "staff", "gpus:admin"),
     ("Storage", "storage:overview", "staff", "storage:"),
     ("Backups", "backups:overview", "staff", "backups:"),
