@@ -1,11 +1,14 @@
 """What the GPUs add to the shared pages: the dashboard's GPU card (PORTAL_DASHBOARD_CARDS)
-and the booking policy on the Policies page (PORTAL_POLICY_SECTIONS)."""
+the booking policy on the Policies page (PORTAL_POLICY_SECTIONS) and each server's GPUs on the
+Servers page (PORTAL_HOST_COLUMNS)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from django.db.models import Count
 from django.utils import timezone
 
 from gpus.forms import BookingPolicyForm
@@ -13,7 +16,7 @@ from gpus.models import GPU, Booking, BookingGPU, BookingPolicy
 from gpus.schedule import colour
 from portal.access import AuthedRequest
 from portal.cards import request_quota
-from portal.panels import Panel
+from portal.panels import Column, Panel
 
 
 @dataclass
@@ -68,3 +71,9 @@ def policy_section(request: AuthedRequest) -> Panel:
         "gpus/_policy_section.html",
         {"booking_policy_form": BookingPolicyForm(instance=policy), "booking_policy": policy},
     )
+
+
+def host_column(hosts: list[Any]) -> Column:
+    """How many GPUs each server has in the inventory, in one query."""
+    counts = GPU.objects.bookable().filter(host__in=hosts).values("host_id").annotate(total=Count("id")).order_by()
+    return Column("GPUs", "gpus/_host_cell.html", {row["host_id"]: {"total": row["total"]} for row in counts})

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 
 from portal.audit import audit_record
-from portal.models import Operation, SSHKey, User
+from portal.models import Host, Operation, SSHKey, User
 
 if TYPE_CHECKING:
     from django_htmx.middleware import HtmxDetails
@@ -48,6 +48,12 @@ def get_member_for_admin(request: AuthedRequest, pk: int) -> User:
     if not request.user.is_staff:
         raise refuse(request, "member.denied")
     return get_object_or_404(User.objects.select_related("quota"), pk=pk)
+
+
+def get_host_for_admin(request: AuthedRequest, pk: int) -> Host:
+    if not request.user.is_staff:
+        raise refuse(request, "host.denied")
+    return get_object_or_404(Host, pk=pk)
 
 
 def get_sshkey_for_user(request: AuthedRequest, pk: int) -> SSHKey:

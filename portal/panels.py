@@ -9,7 +9,8 @@ where it is shown. ARCHITECTURE.md walks through adding a card.
 - a dashboard card: ``card(request) -> Panel | None`` (None: nothing to show this member);
 - a member section: ``section(request, member) -> Panel | None``;
 - a section of the Policies page: ``section(request) -> Panel | None``;
-- a members-list column: ``column(members) -> Column``, one query for the whole page.
+- a members-list column: ``column(members) -> Column``, one query for the whole page;
+- a column of the Servers page: ``column(hosts) -> Column`` (PORTAL_HOST_COLUMNS), cells by host id.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class Panel:
 
 @dataclass(frozen=True)
 class Column:
-    """A column of the members list: its header and, per member id, the cell's context."""
+    """A column of the members list (or the Servers page): its header and, per member id (host
+    id), the cell's context."""
 
     header: str
     template: str
@@ -79,6 +81,11 @@ def policy_sections(request: HttpRequest) -> list[Panel]:
 def member_columns(members: Iterable[Any]) -> list[Column]:
     listed = list(members)
     return [column(listed) for column in _providers("PORTAL_MEMBER_COLUMNS")]
+
+
+def host_columns(hosts: Iterable[Any]) -> list[Column]:
+    listed = list(hosts)
+    return [column(listed) for column in _providers("PORTAL_HOST_COLUMNS")]
 
 
 def navigation(request: HttpRequest) -> list[NavItem]:

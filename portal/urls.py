@@ -1,11 +1,11 @@
 """The core app's pages: login, the member's account, and the admin pages for members,
-the audit log and policies."""
+the audit log, policies and the GPU servers."""
 
 from __future__ import annotations
 
 from django.urls import include, path
 
-from portal.views import account, audit, auth, members, ops, policies
+from portal.views import account, audit, auth, hosts, members, ops, policies
 
 urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
@@ -32,4 +32,9 @@ urlpatterns = [
     path("members/requests/<int:pk>/dismiss/", members.access_request_dismiss, name="access-request-dismiss"),
     path("audit/", audit.audit_list, name="audit-list"),
     path("policies/", policies.site_policies, name="site-policies"),
+    # --- the GPU servers (portal/views/hosts.py) ---
+    path("servers/", hosts.host_list, name="host-list"),
+    path("servers/add/", hosts.host_add, name="host-add"),
+    path("servers/<int:pk>/", hosts.host_detail, name="host-detail"),
+    path("servers/<int:pk>/delete/", hosts.host_delete, name="host-delete"),
 ]

@@ -137,7 +137,7 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = env_str("REDIS_URL", "")  # or REDIS_URL_FILE: a second server's worker reads it from a secret
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
     CELERY_BROKER_URL = REDIS_URL
@@ -427,6 +427,8 @@ PORTAL_MEMBER_SECTIONS = [
 ]
 # Sections of the Policies page (below the core's idle policy): function(request) -> Panel.
 PORTAL_POLICY_SECTIONS = ["gpus.cards.policy_section"]
+# Columns of the Servers page: function(hosts) -> Column, one query for the page.
+PORTAL_HOST_COLUMNS = ["workspaces.cards.host_column", "gpus.cards.host_column"]
 # Main menu: (label, URL name, "member" or "staff", prefix of the view names it covers).
 PORTAL_NAVIGATION = [
     ("Dashboard", "dashboard", "member", "dashboard"),
@@ -437,6 +439,7 @@ PORTAL_NAVIGATION = [
     ("Workspaces", "workspaces:admin-list", "staff", "workspaces:"),
     ("Audit log", "audit-list", "staff", "audit-"),
     ("Policies", "site-policies", "staff", "site-policies"),
+    ("Servers", "host-list", "staff", "host-"),
     ("GPUs", "gpus:admin-gpus", "staff", "gpus:admin"),
     ("Storage", "storage:overview", "staff", "storage:"),
     ("Backups", "backups:overview", "staff", "backups:"),

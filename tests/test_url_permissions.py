@@ -56,6 +56,10 @@ class Rule:
     method: str = "get"
 
 
+def _local_host(world: World) -> dict[str, Any]:
+    return {"pk": Host.local().pk}
+
+
 def _alice_key(world: World) -> dict[str, Any]:
     return {"pk": world.objects["key"].pk}
 
@@ -154,6 +158,10 @@ ACCESS: dict[str, Rule] = {
     "access-request-dismiss": Rule(**ADMIN_ONLY, target=_request, method="post"),
     "audit-list": Rule(**ADMIN_ONLY),
     "site-policies": Rule(**ADMIN_ONLY),
+    "host-list": Rule(**ADMIN_ONLY),
+    "host-add": Rule(**ADMIN_ONLY),
+    "host-detail": Rule(**ADMIN_ONLY, target=_local_host),
+    "host-delete": Rule(**ADMIN_ONLY, target=_local_host, method="post"),  # refused for local: a redirect
     "workspaces:admin-list": Rule(**ADMIN_ONLY),
     "workspaces:create": Rule(**ANY_MEMBER, method="post"),
     "workspaces:member-host": Rule(**ADMIN_ONLY, target=_alice, method="post"),

@@ -1,5 +1,5 @@
 """What workspaces add to the shared pages (listed in settings: PORTAL_DASHBOARD_CARDS,
-PORTAL_MEMBER_COLUMNS, PORTAL_MEMBER_SECTIONS)."""
+PORTAL_MEMBER_COLUMNS, PORTAL_MEMBER_SECTIONS, PORTAL_HOST_COLUMNS)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Count, Q
 
 from portal.access import AuthedRequest
 from portal.cards import request_quota
@@ -54,6 +55,18 @@ def member_column(members: list[Any]) -> Column:
     """Each listed member's default workspace state, in one query."""
     rows = Workspace.objects.filter(owner_id__in=[member.pk for member in members], name="")
     return Column("Workspace", "workspaces/_member_cell.html", {ws.owner_id: {"ws": ws} for ws in rows})
+
+
+def host_column(hosts: list[Any]) -> Column:
+    """How many workspaces each server holds and how many of them run, in one query."""
+    counts = (
+        Workspace.objects.filter(host__in=hosts)
+        .values("host_id")
+        .annotate(total=Count("id"), running=Count("id", filter=Q(state=Workspace.State.RUNNING)))
+        .order_by()
+    )
+    cells = {row["host_id"]: {"total": row["total"], "running": row["running"]} for row in counts}
+    return Column("Workspaces", "workspaces/_host_cell.html", cells)
 
 
 def member_section(
