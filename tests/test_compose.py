@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from workspaces.deploy import INFRA_BACKENDS
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_BIN = os.environ.get("COMPOSE_BINARY", "/usr/local/lib/portal-test/bin/docker-compose")
 TEAM_SERVICES = ["grafana", "prometheus", "netdata", "dozzle", "portainer", "tensorboard", "guacamole"]
-MONITORING = ["grafana", "prometheus", "netdata", "dozzle", "tensorboard"]
+MONITORING = ["grafana", "prometheus", "netdata", "dozzle", "tensorboard", "node-exporter", "cadvisor"]
 # Images with no shell or HTTP client to run a check with (docker-compose.yml says so).
 NO_HEALTHCHECK = {"portainer", "cloudflared", "guacd", "guacamole", "migrate", "deploy-config", "worker", "beat"}
 
@@ -129,6 +130,26 @@ def test_every_backend_the_rendered_routes_name_is_a_service_traefik_reaches(sta
         assert host, backend
         assert host[1] in services, router
         assert traefik_networks & set(services[host[1]]["networks"]), f"Traefik can't reach {host[1]}"
+
+
+def test_every_target_prometheus_scrapes_is_a_service_on_its_networks(stack: dict[str, Any]) -> None:
+    config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    services = stack["services"]
+    prometheus_networks = set(services["prometheus"]["networks"])
+    targets = [
+        target for job in config["scrape_configs"] for group in job["static_configs"] for target in group["targets"]
+    ]
+    assert {"portal:8000", "node-exporter:9100", "cadvisor:8080"} <= set(targets)
+    for target in targets:
+        name = target.partition(":")[0]
+        if name == "localhost":
+            continue
+        assert name in services, target
+        assert prometheus_networks & set(services[name]["networks"]), f"Prometheus can't reach {name}"
+    # Nothing but Prometheus needs them: they are not routed and publish no port.
+    for name in ("node-exporter", "cadvisor"):
+        assert "ports" not in services[name], name
+        assert set(services[name]["networks"]) == {"monitoring"}, name
 
 
 def test_secrets_come_from_files_and_go_only_where_needed(stack: dict[str, Any]) -> None:
