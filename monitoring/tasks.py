@@ -7,8 +7,9 @@ from __future__ import annotations
 import logging
 
 from celery import Task, shared_task
+from django.utils import timezone
 
-from monitoring import collect, heartbeats, rollup
+from monitoring import alerts, collect, heartbeats, rollup
 from portal.models import Host
 
 logger = logging.getLogger(__name__)
@@ -47,3 +48,12 @@ def heartbeat_fanout_task() -> None:
 @shared_task(bind=True, ignore_result=True)
 def heartbeat_task(self: Task, queue: str) -> None:
     heartbeats.stamp(queue, worker=str(self.request.hostname or ""))
+
+
+@shared_task(ignore_result=True)
+def alerts_evaluate_task() -> None:
+    """Every minute (CELERY_BEAT_SCHEDULE): the alert rules against the figures; Slack is sent
+    by its own tasks after the commit, so an outage there never holds this up."""
+    result = alerts.alerts_evaluate(now=timezone.now())
+    if result.opened or result.fired or result.resolved:
+        logger.info("alerts: opened %s, fired %s, resolved %s", result.opened, result.fired, result.resolved)

@@ -213,6 +213,13 @@ CELERY_BEAT_SCHEDULE = {
     "monitoring-rollup": {"task": "monitoring.tasks.samples_rollup_task", "schedule": 300.0},
     # One heartbeat a minute to every queue (monitoring/heartbeats.py): a worker or beat down shows.
     "monitoring-heartbeat": {"task": "monitoring.tasks.heartbeat_fanout_task", "schedule": 60.0},
+    # Alert rules against the figures (monitoring/alerts.py), on the default queue; Slack is sent
+    # by its own retrying tasks, so a Slack outage never delays the next evaluation.
+    "monitoring-alerts": {
+        "task": "monitoring.tasks.alerts_evaluate_task",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }
 
 # --- login ----------------------------------------------------------------------------
@@ -400,7 +407,8 @@ PORTAL_NAVIGATION = [
     ("GPUs", "gpus:admin-gpus", "staff", "gpus:admin"),
     ("Storage", "storage:overview", "staff", "storage:"),
     ("Backups", "backups:overview", "staff", "backups:"),
-    ("Server health", "monitoring:overview", "staff", "monitoring:"),
+    ("Server health", "monitoring:overview", "staff", "monitoring:overview"),
+    ("Alerts", "monitoring:alerts", "staff", "monitoring:alert"),
 ]
 
 # --- storage (storage/) -------------------------------------------------------------------
