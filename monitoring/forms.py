@@ -67,7 +67,10 @@ class AlertRuleForm(forms.ModelForm):  # type: ignore[type-arg]
         else:
             self.fields["window_minutes"].required = True
             self.fields["window_minutes"].help_text = "The crashes are counted over this many minutes."
-        self.fields["for_minutes"].error_messages["invalid"] = "Give whole minutes, 0 or more."
+        for name in ("for_minutes", "window_minutes"):
+            if name in self.fields:  # the clean_ methods say the range in words, in one message
+                self.fields[name].validators = []
+                self.fields[name].error_messages["invalid"] = "Give whole minutes, 0 or more."
 
     def clean_threshold(self) -> float:
         kind = kind_of(self.instance)
