@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from monitoring.forms import AlertRuleForm, HistoryForm, SilenceForm
 from monitoring.models import Alert, AlertRule, Silence
-from monitoring.rules import KINDS, format_value, kind_of, rules_ensure
+from monitoring.rules import KINDS, ORDER, format_value, kind_of, rules_ensure
 from monitoring.services import alert_rule_update, silence_create, silence_end
 from portal.access import AuthedRequest, staff_required
 from portal.audit import AuditContext
@@ -48,7 +48,8 @@ def alerts(request: AuthedRequest) -> HttpResponse:
 @staff_required
 def rules(request: AuthedRequest) -> HttpResponse:
     rules_ensure()
-    rows = [(rule, kind_of(rule), format_value(rule, rule.threshold)) for rule in AlertRule.objects.all()]
+    in_order = sorted(AlertRule.objects.filter(kind__in=ORDER), key=lambda rule: ORDER.index(rule.kind))
+    rows = [(rule, kind_of(rule), format_value(rule, rule.threshold)) for rule in in_order]
     return render(request, "monitoring/alerts_rules.html", {"rows": rows})
 
 

@@ -38,6 +38,7 @@ class Kind:
     """One alert kind: how it reads, its unit and the range an admin may set."""
 
     measure: Callable[[AlertRule, datetime], Readings]
+    about: str  # what it watches, in words (the rule pages)
     unit: str = ""  # "" for a yes/no kind (no threshold)
     threshold: float | None = None
     low: float = 0
@@ -157,19 +158,85 @@ def heartbeat(rule: AlertRule, now: datetime) -> Readings:
 
 
 KINDS: dict[str, Kind] = {
-    AlertKind.DISK_USAGE: Kind(disk_usage, "%", 85, 1, 100, for_minutes=10, page="monitoring:overview"),
-    AlertKind.GPU_TEMPERATURE: Kind(gpu_temperature, "°C", 85, 30, 120, for_minutes=5, page="monitoring:overview"),
-    AlertKind.MEMORY_PRESSURE: Kind(memory_pressure, "%", 20, 1, 100, for_minutes=5, page="monitoring:overview"),
-    AlertKind.BTRFS_ERRORS: Kind(btrfs_errors, "errors", 0, 0, 1_000_000, page="storage:overview"),
-    AlertKind.SMART_FAILED: Kind(smart_failed, page="storage:overview"),
-    AlertKind.BACKUP: Kind(backup, told_elsewhere="backups", page="backups:history"),
-    AlertKind.SCRUB_ERRORS: Kind(scrub_errors, "errors", 0, 0, 1_000_000, page="storage:overview"),
-    AlertKind.CRASH_LOOP: Kind(
-        crash_loop, "crashes", 3, 1, 100, window_minutes=15, at_least=True, page="workspaces:admin-list"
+    AlertKind.DISK_USAGE: Kind(
+        disk_usage,
+        "The share of each sampled filesystem in use (MONITORING_DISK_PATHS).",
+        "%",
+        85,
+        1,
+        100,
+        for_minutes=10,
+        page="monitoring:overview",
     ),
-    AlertKind.HOST_UNREACHABLE: Kind(host_unreachable, for_minutes=5, page="workspaces:admin-list"),
-    AlertKind.HEARTBEAT: Kind(heartbeat, page="monitoring:overview"),
+    AlertKind.GPU_TEMPERATURE: Kind(
+        gpu_temperature,
+        "Each GPU's temperature, from its minute samples (NVML).",
+        "°C",
+        85,
+        30,
+        120,
+        for_minutes=5,
+        page="monitoring:overview",
+    ),
+    AlertKind.MEMORY_PRESSURE: Kind(
+        memory_pressure,
+        "The share of time some task waited for memory (PSI memory some, 10 s average).",
+        "%",
+        20,
+        1,
+        100,
+        for_minutes=5,
+        page="monitoring:overview",
+    ),
+    AlertKind.BTRFS_ERRORS: Kind(
+        btrfs_errors,
+        "The sum of each BTRFS filesystem's device error counters.",
+        "errors",
+        0,
+        0,
+        1_000_000,
+        page="storage:overview",
+    ),
+    AlertKind.SMART_FAILED: Kind(smart_failed, "A disk whose SMART self-assessment fails.", page="storage:overview"),
+    AlertKind.BACKUP: Kind(
+        backup,
+        "A backup tier failing or overdue, or the restore drill overdue, as the backups app judges it.",
+        told_elsewhere="backups",
+        page="backups:history",
+    ),
+    AlertKind.SCRUB_ERRORS: Kind(
+        scrub_errors,
+        "Errors found by the newest finished scrub of each filesystem; a clean scrub ends it.",
+        "errors",
+        0,
+        0,
+        1_000_000,
+        page="storage:overview",
+    ),
+    AlertKind.CRASH_LOOP: Kind(
+        crash_loop,
+        "A workspace seen stopped behind the portal's back after running, counted over the window.",
+        "crashes",
+        3,
+        1,
+        100,
+        window_minutes=15,
+        at_least=True,
+        page="workspaces:admin-list",
+    ),
+    AlertKind.HOST_UNREACHABLE: Kind(
+        host_unreachable,
+        "A host whose Docker engine does not answer the reconciler.",
+        for_minutes=5,
+        page="workspaces:admin-list",
+    ),
+    AlertKind.HEARTBEAT: Kind(
+        heartbeat,
+        "A queue whose worker has not stamped its heartbeat for 3 minutes; every queue at once is beat.",
+        page="monitoring:overview",
+    ),
 }
+ORDER = list(AlertKind.values)
 WINDOW_RANGE = (1, 24 * 60)
 FOR_MAX_MINUTES = 24 * 60
 

@@ -48,6 +48,7 @@ def test_the_rules_page_lists_every_rule_in_a_fixed_number_of_queries(
     assert body.count('id="rule-') == len(AlertKind.values)
     assert "above 85 %" in body
     assert "3 crashes or more in 15 min" in body
+    assert body.index("Disk usage") < body.index("Worker or beat down")
 
 
 def test_an_admin_edits_a_rule_and_the_audit_log_says_what_changed(admin_client: Client) -> None:
@@ -210,3 +211,13 @@ def test_members_are_not_shown_the_alerts_menu_entry(admin_client: Client) -> No
     client = Client()
     client.force_login(member)
     assert 'href="/monitoring/alerts/"' not in client.get(reverse("dashboard")).content.decode()
+
+
+def test_the_dashboard_card_counts_firing_and_pending_for_admins_only(admin_client: Client) -> None:
+    incident()
+    incident(AlertKind.GPU_TEMPERATURE, "GPU 0 on local", state=Alert.State.PENDING)
+    card = admin_client.get(reverse("dashboard")).content.decode()
+    assert "<strong>1</strong> firing, 1 pending." in card
+    client = Client()
+    client.force_login(UserFactory(username="bob"))
+    assert 'id="alerts-card"' not in client.get(reverse("dashboard")).content.decode()
