@@ -3,6 +3,8 @@ the silences (end early) and the history. Views read rows; the evaluation is bea
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.http import HttpResponse
@@ -10,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from monitoring.alerts import EVALUATION_LATE, last_evaluation
 from monitoring.forms import AlertRuleForm, HistoryForm, SilenceForm
 from monitoring.models import Alert, AlertRule, Silence
 from monitoring.rules import KINDS, ORDER, format_value, kind_of, rules_ensure
@@ -18,6 +21,10 @@ from portal.access import AuthedRequest, staff_required
 from portal.audit import AuditContext
 
 HISTORY_PER_PAGE = 50
+
+
+def _late(evaluated_at: datetime | None) -> bool:
+    return evaluated_at is None or timezone.now() - evaluated_at > EVALUATION_LATE
 
 
 def _rows(alerts: list[Alert]) -> list[tuple[Alert, str, str]]:
@@ -34,12 +41,16 @@ def alerts(request: AuthedRequest) -> HttpResponse:
         Alert.objects.filter(state__in=Alert.OPEN_STATES).select_related("rule").order_by("state", "-started_at")
     )
     silences = list(Silence.objects.active(now))
+    evaluated_at = last_evaluation()
     context = {
         "rows": [
-            (alert, value, limit, any(s.covers(alert, now) for s in silences)) for alert, value, limit in _rows(current)
+            (alert, value, limit, any(s.covers(alert, now) for s in silences), not kind_of(alert.rule).told_elsewhere)
+            for alert, value, limit in _rows(current)
         ],
         "firing": sum(alert.state == Alert.State.FIRING for alert in current),
         "silence_count": len(silences),
+        "evaluated_at": evaluated_at,
+        "evaluation_late": _late(evaluated_at),
     }
     return render(request, "monitoring/alerts_current.html", context)
 
@@ -70,6 +81,11 @@ def rule_edit(request: AuthedRequest, pk: int) -> HttpResponse:
 @staff_required
 def silence_new(request: AuthedRequest, pk: int) -> HttpResponse:
     alert = get_object_or_404(Alert.objects.select_related("rule"), pk=pk)
+    if kind_of(alert.rule).told_elsewhere:
+        messages.error(
+            request, f"“{alert.rule}” is told by the {kind_of(alert.rule).told_elsewhere} app: not silenced here."
+        )
+        return redirect("monitoring:alerts")
     form = SilenceForm(request.POST or None, now=timezone.now())
     if request.method == "POST" and form.is_valid():
         subject = alert.subject if form.cleaned_data["scope"] == "subject" else ""

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
@@ -33,6 +34,9 @@ from portal.models import Notification
 from portal.services import notify_admins
 
 logger = logging.getLogger(__name__)
+EVALUATED_KEY = "monitoring:alerts:evaluated_at"
+# Three missed minutes (like a late heartbeat): a restart of beat or the worker stays quiet.
+EVALUATION_LATE = timedelta(minutes=3)
 
 
 @dataclass
@@ -49,6 +53,8 @@ def alerts_evaluate(*, now: datetime) -> Evaluation:
     """Judge every rule once; see the module docstring."""
     result = Evaluation()
     rules_ensure()
+    # The pages say when nothing judged lately: a dead beat or default worker can't page itself.
+    cache.set(EVALUATED_KEY, now, timeout=None)
     # Enabled rules, and disabled ones with incidents left open to close.
     wanted = AlertRule.objects.filter(Q(enabled=True) | Q(alerts__state__in=Alert.OPEN_STATES))
     for rule_id in wanted.order_by("kind").values_list("pk", flat=True).distinct():
@@ -91,6 +97,7 @@ def _open(rule: AlertRule, subject: str, value: float, *, now: datetime, result:
 def _hold(alert: Alert, value: float, *, now: datetime, silences: list[Silence], result: Evaluation) -> None:
     """The condition holds: keep the reading, fire after "for", tell once when nothing silences it."""
     alert.value, alert.peak = value, max(value, alert.peak if alert.peak is not None else value)
+    alert.threshold = alert.rule.threshold  # an admin's edit shows in the next words
     silenced = any(silence.covers(alert, now) for silence in silences)
     if alert.state == Alert.State.PENDING and now - alert.started_at >= alert.rule.for_duration:
         alert.state, alert.fired_at, alert.silenced = Alert.State.FIRING, now, silenced
@@ -135,12 +142,19 @@ def _describe(alert: Alert) -> str:
 
 def _firing_text(alert: Alert, *, now: datetime) -> str:
     held = f" for {_span(now - alert.started_at)}" if now > alert.started_at else ""
-    link = settings.PORTAL_URL.rstrip("/") + reverse("monitoring:alerts")
+    base = settings.PORTAL_URL.rstrip("/")
     late = " (held back by a silence until now)" if alert.silenced else ""
     return (
         f"Firing: {alert.rule} on {alert.subject}\n{_describe(alert)}, "
-        f"since {alert.started_at:%Y-%m-%d %H:%M} UTC{held}{late}. {link}"
+        f"since {alert.started_at:%Y-%m-%d %H:%M} UTC{held}{late}. "
+        f"Alerts: {base}{reverse('monitoring:alerts')} · see {base}{kind_of(alert.rule).url()}"
     )
+
+
+def last_evaluation() -> datetime | None:
+    """When the evaluation last ran (None: not since the cache was emptied)."""
+    value = cache.get(EVALUATED_KEY)
+    return value if isinstance(value, datetime) else None
 
 
 def _span(delta: timedelta) -> str:

@@ -67,6 +67,8 @@ class AlertRuleForm(forms.ModelForm):  # type: ignore[type-arg]
         else:
             self.fields["window_minutes"].required = True
             self.fields["window_minutes"].help_text = "The crashes are counted over this many minutes."
+        if kind.told_elsewhere:  # its own app tells and judges its incidents' time
+            del self.fields["for_minutes"]
         for name in ("for_minutes", "window_minutes"):
             if name in self.fields:  # the clean_ methods say the range in words, in one message
                 self.fields[name].validators = []

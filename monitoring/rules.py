@@ -8,7 +8,7 @@ and an incident whose subject goes absent resolves ("no reading any more"). Yes/
 Defaults (the migration seeds them): disk 85 % for 10 min, GPU 85 °C for 5 min, memory
 pressure (PSI some, 10 s average) 20 % for 5 min, any BTRFS device error, a SMART failure, a
 backup tier's incident, any scrub error, 3 crashes in 15 min, a host unreachable for 5 min,
-a queue's heartbeat late (3 min already, so "for" 0)."""
+a queue's heartbeat late (3 min) for 2 min more."""
 
 from __future__ import annotations
 
@@ -233,6 +233,7 @@ KINDS: dict[str, Kind] = {
     AlertKind.HEARTBEAT: Kind(
         heartbeat,
         "A queue whose worker has not stamped its heartbeat for 3 minutes; every queue at once is beat.",
+        for_minutes=2,  # beat restarting (a deploy) sends the evaluation and the heartbeats together
         page="monitoring:overview",
     ),
 }

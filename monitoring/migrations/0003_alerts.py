@@ -17,7 +17,7 @@ DEFAULTS = [
     ("scrub_errors", 0.0, None, 0),
     ("crash_loop", 3.0, 15, 0),
     ("host_unreachable", None, None, 5),
-    ("heartbeat", None, None, 0),
+    ("heartbeat", None, None, 2),
 ]
 
 

@@ -3,16 +3,19 @@ incidents now and the history's filters. Every change leaves an audit row; a ref
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from monitoring.alerts import EVALUATED_KEY, alerts_evaluate
 from monitoring.models import Alert, AlertKind, AlertRule, Silence
-from monitoring.rules import rules_ensure
+from monitoring.rules import KINDS, rules_ensure
 from portal.models import AuditEvent, User
 from tests.factories import UserFactory
 
@@ -221,3 +224,35 @@ def test_the_dashboard_card_counts_firing_and_pending_for_admins_only(admin_clie
     client = Client()
     client.force_login(UserFactory(username="bob"))
     assert 'id="alerts-card"' not in client.get(reverse("dashboard")).content.decode()
+
+
+def test_a_backup_incident_is_not_silenced_here_since_the_backups_app_tells_it(admin_client: Client) -> None:
+    alert = incident(AlertKind.BACKUP, "Local snapshots", value=1.0, threshold=None)
+    page = admin_client.get(reverse("monitoring:alerts")).content.decode()
+    assert reverse("monitoring:alert-silence", args=[alert.pk]) not in page
+    response = admin_client.post(
+        reverse("monitoring:alert-silence", args=[alert.pk]), {"scope": "rule", "duration": "60", "reason": "x"}
+    )
+    assert response.status_code == 302
+    assert not Silence.objects.exists()
+    form = admin_client.get(reverse("monitoring:alert-rule-edit", args=[alert.rule.pk])).context["form"]
+    assert set(form.fields) == {"enabled", "notes"}
+
+
+def test_the_alerts_page_says_when_nothing_has_judged_the_rules_lately(admin_client: Client) -> None:
+    cache.delete(EVALUATED_KEY)
+    page = admin_client.get(reverse("monitoring:alerts")).content.decode()
+    assert "The rules have not been judged yet" in page
+    cache.set(EVALUATED_KEY, timezone.now() - timedelta(minutes=10))
+    assert "one of the two is not running" in admin_client.get(reverse("monitoring:alerts")).content.decode()
+    alerts_evaluate(now=timezone.now())
+    page = admin_client.get(reverse("monitoring:alerts")).content.decode()
+    assert 'id="evaluation-late"' not in page
+    assert "last judged at" in page
+    cache.delete(EVALUATED_KEY)
+
+
+def test_the_migration_seeds_the_registry_defaults() -> None:
+    migration = importlib.import_module("monitoring.migrations.0003_alerts")
+    seeded = {kind: (threshold, window, for_minutes) for kind, threshold, window, for_minutes in migration.DEFAULTS}
+    assert seeded == {name: (kind.threshold, kind.window_minutes, kind.for_minutes) for name, kind in KINDS.items()}

@@ -215,6 +215,19 @@ def test_the_firing_message_says_what_where_value_threshold_and_how_long(
     assert Notification.objects.filter(user=admin, level=Notification.Level.ERROR).count() == 1
 
 
+def test_a_threshold_edited_during_an_incident_shows_in_its_words(
+    admin: User, evaluate: Callable[[datetime], Evaluation], slack_lines: list[str]
+) -> None:
+    rule = only(AlertKind.DISK_USAGE, for_minutes=1)
+    _disk(True, 0)
+    evaluate(at(0))
+    AlertRule.objects.filter(pk=rule.pk).update(threshold=90)
+    _disk(True, 1)
+    evaluate(at(1))
+    assert "95 % (threshold 90 %)" in slack_lines[0]
+    assert Alert.objects.get().threshold == 90
+
+
 def test_a_blip_shorter_than_for_never_fires_and_tells_nobody(
     admin: User, evaluate: Callable[[datetime], Evaluation], slack_lines: list[str]
 ) -> None:
