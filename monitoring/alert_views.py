@@ -27,10 +27,20 @@ def _late(evaluated_at: datetime | None) -> bool:
     return evaluated_at is None or timezone.now() - evaluated_at > EVALUATION_LATE
 
 
-def _rows(alerts: list[Alert]) -> list[tuple[Alert, str, str]]:
+def _rows(alerts: list[Alert]) -> list[tuple[Alert, str, str, str]]:
+    """Each incident with its reading and threshold in the rule's unit, and whom it told."""
     return [
-        (alert, format_value(alert.rule, alert.value), format_value(alert.rule, alert.threshold)) for alert in alerts
+        (alert, format_value(alert.rule, alert.value), format_value(alert.rule, alert.threshold), _told(alert))
+        for alert in alerts
     ]
+
+
+def _told(alert: Alert) -> str:
+    if kind_of(alert.rule).told_elsewhere:
+        return f"by {kind_of(alert.rule).told_elsewhere}"
+    if alert.notified_at:
+        return "yes"
+    return "silenced" if alert.silenced else ("no" if alert.fired_at else "—")
 
 
 @require_GET
@@ -45,7 +55,7 @@ def alerts(request: AuthedRequest) -> HttpResponse:
     context = {
         "rows": [
             (alert, value, limit, any(s.covers(alert, now) for s in silences), not kind_of(alert.rule).told_elsewhere)
-            for alert, value, limit in _rows(current)
+            for alert, value, limit, _ in _rows(current)
         ],
         "firing": sum(alert.state == Alert.State.FIRING for alert in current),
         "silence_count": len(silences),

@@ -8,13 +8,10 @@ countdown); tests/portal/test_worker_integration.py shows a real worker's 30 s w
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -31,44 +28,18 @@ from portal.models import Notification
 from portal.slack import SlackError
 from portal.tasks import slack_post_task
 from tests.factories import UserFactory
+from tests.monitoring.webhook import Webhook
 
 pytestmark = pytest.mark.django_db
-
-
-class Webhook:
-    """Slack's incoming webhook, played by a thread: records each POST, answers the queued
-    statuses (then 200)."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.statuses: list[int] = []
-        webhook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                webhook.received.append(json.loads(body))
-                status = webhook.statuses.pop(0) if webhook.statuses else 200
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(b"ok" if status == 200 else b"server_error")
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/alerts"
 
 
 @pytest.fixture
 def webhook(settings: Settings) -> Iterator[Webhook]:
     stand_in = Webhook()
-    thread = threading.Thread(target=stand_in.server.serve_forever, daemon=True)
-    thread.start()
+    stand_in.start()
     settings.SLACK_WEBHOOK_URL = stand_in.url
     yield stand_in
-    stand_in.server.shutdown()
-    stand_in.server.server_close()
+    stand_in.stop()
 
 
 @pytest.fixture
