@@ -29,10 +29,15 @@ def _late(evaluated_at: datetime | None) -> bool:
 
 def _rows(alerts: list[Alert]) -> list[tuple[Alert, str, str, str]]:
     """Each incident with its reading and threshold in the rule's unit, and whom it told."""
-    return [
-        (alert, format_value(alert.rule, alert.value), format_value(alert.rule, alert.threshold), _told(alert))
-        for alert in alerts
-    ]
+    return [(alert, _value(alert), format_value(alert.rule, alert.threshold), _told(alert)) for alert in alerts]
+
+
+def _value(alert: Alert) -> str:
+    """The last reading, and the worst one when it was worse ("93 %, peak 97 %")."""
+    value = format_value(alert.rule, alert.value)
+    if alert.peak is None or alert.peak == alert.value or kind_of(alert.rule).yes_no:
+        return value
+    return f"{value}, peak {format_value(alert.rule, alert.peak)}"
 
 
 def _told(alert: Alert) -> str:

@@ -169,11 +169,11 @@ def test_ending_a_silence_early_takes_effect_now_and_only_once(admin_client: Cli
 
 def test_the_incidents_page_shows_what_is_open_and_not_what_resolved(admin_client: Client) -> None:
     incident()
-    incident(AlertKind.GPU_TEMPERATURE, "GPU 0 on local", state=Alert.State.PENDING, value=88.0, threshold=85.0)
+    incident(AlertKind.GPU_TEMPERATURE, "GPU 0 on local", state=Alert.State.PENDING, value=88.0, peak=91.0)
     incident(AlertKind.HOST_UNREACHABLE, "host gpu2", state=Alert.State.RESOLVED, resolved_at=timezone.now())
     page = admin_client.get(reverse("monitoring:alerts")).content.decode()
     assert "<strong>1</strong> firing, <strong>2</strong> open" in page
-    assert "88 °C" in page
+    assert "88 °C, peak 91 °C" in page
     assert "host gpu2" not in page
 
 

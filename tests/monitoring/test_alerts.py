@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from django.utils import timezone
 
 from backups.models import BackupPolicy
 from gpus.models import GPU
+from monitoring import rules
 from monitoring.alerts import Evaluation, alerts_evaluate
 from monitoring.models import Alert, AlertKind, AlertRule, Heartbeat, Resolution, Sample, Silence
 from monitoring.rules import rules_ensure
@@ -366,3 +368,19 @@ def test_a_lost_rule_comes_back_with_its_kinds_defaults(evaluate: Callable[[date
     evaluate(at(0))
     rule = AlertRule.objects.get(kind=AlertKind.DISK_USAGE)
     assert (rule.threshold, rule.for_minutes, rule.enabled) == (85.0, 10, True)
+
+
+def test_a_rule_that_cannot_be_measured_does_not_stop_the_others(
+    admin: User, evaluate: Callable[[datetime], Evaluation], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(rule: AlertRule, now: datetime) -> dict[str, float]:
+        raise ValueError("a reading nobody expected")
+
+    only(AlertKind.SMART_FAILED, for_minutes=0)
+    AlertRule.objects.filter(kind=AlertKind.BTRFS_ERRORS).update(enabled=True, for_minutes=0)
+    monkeypatch.setitem(
+        rules.KINDS, AlertKind.BTRFS_ERRORS, replace(rules.KINDS[AlertKind.BTRFS_ERRORS], measure=broken)
+    )
+    _smart(True, 0)
+    _btrfs(True, 0)
+    assert evaluate(at(0)).fired == ["smart_failed: disk sdb"]
