@@ -95,28 +95,37 @@ def rule_edit(request: AuthedRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @staff_required
 def silence_new(request: AuthedRequest, pk: int) -> HttpResponse:
+    """Silence an open incident's subject, or its whole rule."""
     alert = get_object_or_404(Alert.objects.select_related("rule"), pk=pk)
-    if kind_of(alert.rule).told_elsewhere:
-        messages.error(
-            request, f"“{alert.rule}” is told by the {kind_of(alert.rule).told_elsewhere} app: not silenced here."
-        )
+    return _silence(request, alert.rule, subject=alert.subject)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def rule_silence(request: AuthedRequest, pk: int) -> HttpResponse:
+    """Silence a whole rule ahead of time (planned maintenance), with no incident open."""
+    return _silence(request, get_object_or_404(AlertRule, pk=pk, kind__in=KINDS), subject="")
+
+
+def _silence(request: AuthedRequest, rule: AlertRule, *, subject: str) -> HttpResponse:
+    if kind_of(rule).told_elsewhere:
+        messages.error(request, f"“{rule}” is told by the {kind_of(rule).told_elsewhere} app: not silenced here.")
         return redirect("monitoring:alerts")
-    form = SilenceForm(request.POST or None, now=timezone.now())
+    form = SilenceForm(request.POST or None, now=timezone.now(), subject=subject)
     if request.method == "POST" and form.is_valid():
-        subject = alert.subject if form.cleaned_data["scope"] == "subject" else ""
+        chosen = subject if form.cleaned_data.get("scope") == "subject" else ""
         silence_create(
-            rule=alert.rule,
-            subject=subject,
+            rule=rule,
+            subject=chosen,
             ends_at=form.cleaned_data["until"],
             reason=form.cleaned_data["reason"],
             actor=request.user,
             context=AuditContext.of(request),
         )
-        messages.success(request, f"Silenced “{alert.rule}” on {subject or 'every subject'}.")
+        messages.success(request, f"Silenced “{rule}” on {chosen or 'every subject'}.")
         return redirect("monitoring:alert-silences")
-    return render(
-        request, "monitoring/alerts_silence.html", {"alert": alert, "form": form}, status=400 if form.errors else 200
-    )
+    context = {"rule": rule, "subject": subject, "form": form}
+    return render(request, "monitoring/alerts_silence.html", context, status=400 if form.errors else 200)
 
 
 @require_GET

@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 EVALUATED_KEY = "monitoring:alerts:evaluated_at"
 # Three missed minutes (like a late heartbeat): a restart of beat or the worker stays quiet.
 EVALUATION_LATE = timedelta(minutes=3)
+# The history keeps a year of incidents; blips that never fired (a GPU hovering at its
+# threshold can make dozens a day) a month.
+HISTORY_KEEP = timedelta(days=365)
+BLIP_KEEP = timedelta(days=30)
 
 
 @dataclass
@@ -149,6 +153,15 @@ def _firing_text(alert: Alert, *, now: datetime) -> str:
         f"since {alert.started_at:%Y-%m-%d %H:%M} UTC{held}{late}. "
         f"Alerts: {base}{reverse('monitoring:alerts')} · see {base}{kind_of(alert.rule).url()}"
     )
+
+
+def alerts_prune(*, now: datetime) -> int:
+    """Drop resolved incidents past their keeping: blips (never fired) after BLIP_KEEP, the
+    rest after HISTORY_KEEP. Returns how many went."""
+    resolved = Alert.objects.filter(state=Alert.State.RESOLVED)
+    blips = resolved.filter(fired_at=None, resolved_at__lt=now - BLIP_KEEP)
+    fired = resolved.filter(fired_at__isnull=False, resolved_at__lt=now - HISTORY_KEEP)
+    return blips.delete()[0] + fired.delete()[0]
 
 
 def last_evaluation() -> datetime | None:

@@ -118,9 +118,11 @@ class SilenceForm(forms.Form):
     )
     reason = forms.CharField(label="Reason", max_length=300)
 
-    def __init__(self, *args: Any, now: datetime, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, now: datetime, subject: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.now = now
+        if not subject:  # a whole rule, ahead of any incident: nothing to choose
+            del self.fields["scope"]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -54,6 +54,8 @@ def heartbeat_task(self: Task, queue: str) -> None:
 def alerts_evaluate_task() -> None:
     """Every minute (CELERY_BEAT_SCHEDULE): the alert rules against the figures; Slack is sent
     by its own tasks after the commit, so an outage there never holds this up."""
-    result = alerts.alerts_evaluate(now=timezone.now())
+    now = timezone.now()
+    result = alerts.alerts_evaluate(now=now)
     if result.opened or result.fired or result.resolved:
         logger.info("alerts: opened %s, fired %s, resolved %s", result.opened, result.fired, result.resolved)
+    alerts.alerts_prune(now=now)

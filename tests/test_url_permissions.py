@@ -234,6 +234,7 @@ ACCESS: dict[str, Rule] = {
     "monitoring:alert-rules": Rule(**ADMIN_ONLY),
     "monitoring:alert-rule-edit": Rule(**ADMIN_ONLY, target=_alert_rule),
     "monitoring:alert-silence": Rule(**ADMIN_ONLY, target=_alert, method="post"),
+    "monitoring:alert-rule-silence": Rule(**ADMIN_ONLY, target=_alert_rule, method="post"),
     "monitoring:alert-silences": Rule(**ADMIN_ONLY),
     "monitoring:alert-silence-end": Rule(**ADMIN_ONLY, target=_silence, method="post"),
     "monitoring:alert-history": Rule(**ADMIN_ONLY),

@@ -256,3 +256,19 @@ def test_the_migration_seeds_the_registry_defaults() -> None:
     migration = importlib.import_module("monitoring.migrations.0003_alerts")
     seeded = {kind: (threshold, window, for_minutes) for kind, threshold, window, for_minutes in migration.DEFAULTS}
     assert seeded == {name: (kind.threshold, kind.window_minutes, kind.for_minutes) for name, kind in KINDS.items()}
+
+
+def test_a_whole_rule_is_silenced_from_the_rules_page_ahead_of_maintenance(
+    admin_client: Client,
+) -> None:
+    target = rule(AlertKind.HOST_UNREACHABLE)
+    url = reverse("monitoring:alert-rule-silence", args=[target.pk])
+    assert "scope" not in admin_client.get(url).context["form"].fields
+    response = admin_client.post(url, {"duration": "60", "reason": "moving the rack"})
+    assert response.status_code == 302
+    silence = Silence.objects.get()
+    assert (silence.rule, silence.subject) == (target, "")
+    assert Silence.objects.active(timezone.now()).get() == silence
+    refused = admin_client.post(url, {"duration": "60", "reason": ""})
+    assert refused.status_code == 400
+    assert Silence.objects.count() == 1

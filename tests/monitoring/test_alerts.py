@@ -18,7 +18,7 @@ from django.utils import timezone
 from backups.models import BackupPolicy
 from gpus.models import GPU
 from monitoring import rules
-from monitoring.alerts import Evaluation, alerts_evaluate
+from monitoring.alerts import Evaluation, alerts_evaluate, alerts_prune
 from monitoring.models import Alert, AlertKind, AlertRule, Heartbeat, Resolution, Sample, Silence
 from monitoring.rules import rules_ensure
 from portal.models import AuditEvent, Host, Notification, User
@@ -384,3 +384,26 @@ def test_a_rule_that_cannot_be_measured_does_not_stop_the_others(
     _smart(True, 0)
     _btrfs(True, 0)
     assert evaluate(at(0)).fired == ["smart_failed: disk sdb"]
+
+
+def test_the_history_keeps_a_year_of_incidents_and_a_month_of_blips() -> None:
+    rule = AlertRule.objects.get(kind=AlertKind.DISK_USAGE)
+    now = timezone.now()
+
+    def resolved(days: int, *, fired: bool) -> Alert:
+        when = now - timedelta(days=days)
+        return Alert.objects.create(
+            rule=rule,
+            subject=f"disk d{days}{fired}",
+            state="resolved",
+            started_at=when,
+            fired_at=when if fired else None,
+            resolved_at=when,
+        )
+
+    kept = [resolved(20, fired=False), resolved(300, fired=True)]
+    resolved(40, fired=False)
+    resolved(400, fired=True)
+    still_open = Alert.objects.create(rule=rule, subject="disk root", started_at=now - timedelta(days=500))
+    assert alerts_prune(now=now) == 2
+    assert set(Alert.objects.all()) == {*kept, still_open}
