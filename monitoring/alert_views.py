@@ -42,7 +42,7 @@ def _value(alert: Alert) -> str:
 
 def _told(alert: Alert) -> str:
     if kind_of(alert.rule).told_elsewhere:
-        return f"by {kind_of(alert.rule).told_elsewhere}"
+        return "by " + kind_of(alert.rule).told_elsewhere.split(" (")[0]
     if alert.notified_at:
         return "yes"
     return "silenced" if alert.silenced else ("no" if alert.fired_at else "—")
@@ -109,7 +109,7 @@ def rule_silence(request: AuthedRequest, pk: int) -> HttpResponse:
 
 def _silence(request: AuthedRequest, rule: AlertRule, *, subject: str) -> HttpResponse:
     if kind_of(rule).told_elsewhere:
-        messages.error(request, f"“{rule}” is told by the {kind_of(rule).told_elsewhere} app: not silenced here.")
+        messages.error(request, f"“{rule}” is told by {kind_of(rule).told_elsewhere}: it is not silenced here.")
         return redirect("monitoring:alerts")
     form = SilenceForm(request.POST or None, now=timezone.now(), subject=subject)
     if request.method == "POST" and form.is_valid():

@@ -13,8 +13,9 @@ Per (rule, subject):
 
 Notifications go to the admins in the portal and on Slack (``notify_admins``), sent after the
 commit by task name: Slack being down costs the evaluation nothing, the Slack task retries
-with backoff. A disabled rule's open incidents resolve quietly. The backup rule's incidents
-are told by backups/alerts.py itself (with the run's words), so here they are only recorded."""
+with backoff. A disabled rule's open incidents resolve quietly. Kinds another app already tells
+(``Kind.told_elsewhere``: backups/alerts.py with the run's words, storage/usage.py for each
+growth of the BTRFS counters) are only recorded here, so nobody is told twice."""
 
 from __future__ import annotations
 

@@ -48,7 +48,8 @@ class Kind:
     # A yes/no kind fires on 1.0; the others when the reading is above the threshold
     # ("above 0 errors" is any error) or, with ``at_least``, reaches it (3 crashes).
     at_least: bool = False
-    # Told by the app that owns it (backups/alerts.py tells admins itself): shown here, sent by it.
+    # Who tells admins of it instead ("the backups app"): its incidents are recorded and shown
+    # here, never sent from here, so nobody is told twice.
     told_elsewhere: str = ""
     page: str = ""  # URL name of the page to look at
 
@@ -195,13 +196,14 @@ KINDS: dict[str, Kind] = {
         0,
         0,
         1_000_000,
+        told_elsewhere="the storage app (each growth of the counters, storage/usage.py)",
         page="storage:overview",
     ),
     AlertKind.SMART_FAILED: Kind(smart_failed, "A disk whose SMART self-assessment fails.", page="storage:overview"),
     AlertKind.BACKUP: Kind(
         backup,
         "A backup tier failing or overdue, or the restore drill overdue, as the backups app judges it.",
-        told_elsewhere="backups",
+        told_elsewhere="the backups app (backups/alerts.py)",
         page="backups:history",
     ),
     AlertKind.SCRUB_ERRORS: Kind(

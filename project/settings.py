@@ -376,7 +376,7 @@ PORTAL_SITE_NAME = env_str("PORTAL_SITE_NAME", "Team GPU server")
 # Dashboard cards in order: each function takes the request and returns a Panel or None.
 PORTAL_DASHBOARD_CARDS = [
     "workspaces.cards.dashboard_card",
-    "monitoring.cards.alerts_card",  # admins: incidents firing now, at the top of the side column
+    "monitoring.alert_cards.alerts_card",  # admins: incidents firing now, at the top of the side column
     "gpus.cards.gpu_card",
     "portal.cards.recent_jobs_card",
     "storage.cards.storage_card",

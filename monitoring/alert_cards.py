@@ -1,4 +1,4 @@
-"""What monitoring adds to the shared pages: the admins' Alerts card on the dashboard."""
+"""What monitoring adds to the shared pages for alerts: the admins' Alerts card on the dashboard."""
 
 from __future__ import annotations
 
