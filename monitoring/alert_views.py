@@ -42,7 +42,7 @@ def _value(alert: Alert) -> str:
 
 def _told(alert: Alert) -> str:
     if kind_of(alert.rule).told_elsewhere:
-        return "by " + kind_of(alert.rule).told_elsewhere.split(" (")[0]
+        return f"by {kind_of(alert.rule).told_elsewhere}"
     if alert.notified_at:
         return "yes"
     return "silenced" if alert.silenced else ("no" if alert.fired_at else "—")

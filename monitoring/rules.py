@@ -196,14 +196,14 @@ KINDS: dict[str, Kind] = {
         0,
         0,
         1_000_000,
-        told_elsewhere="the storage app (each growth of the counters, storage/usage.py)",
+        told_elsewhere="the storage app",  # storage/usage.py: each growth of the counters
         page="storage:overview",
     ),
     AlertKind.SMART_FAILED: Kind(smart_failed, "A disk whose SMART self-assessment fails.", page="storage:overview"),
     AlertKind.BACKUP: Kind(
         backup,
         "A backup tier failing or overdue, or the restore drill overdue, as the backups app judges it.",
-        told_elsewhere="the backups app (backups/alerts.py)",
+        told_elsewhere="the backups app",  # backups/alerts.py, with the run's words
         page="backups:history",
     ),
     AlertKind.SCRUB_ERRORS: Kind(

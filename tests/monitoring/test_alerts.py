@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from celery import current_app
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from backups.models import BackupPolicy
@@ -407,3 +407,32 @@ def test_the_history_keeps_a_year_of_incidents_and_a_month_of_blips() -> None:
     still_open = Alert.objects.create(rule=rule, subject="disk root", started_at=now - timedelta(days=500))
     assert alerts_prune(now=now) == 2
     assert set(Alert.objects.all()) == {*kept, still_open}
+
+
+def test_the_database_refuses_a_second_open_incident_of_the_same_rule_and_subject() -> None:
+    rule = AlertRule.objects.get(kind=AlertKind.DISK_USAGE)
+    Alert.objects.create(rule=rule, subject="disk root", started_at=at(0))
+    Alert.objects.create(rule=rule, subject="disk root", state="resolved", started_at=at(-60), resolved_at=at(-50))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Alert.objects.create(rule=rule, subject="disk root", state="firing", started_at=at(1))
+    assert Alert.objects.count() == 2
+
+
+def test_an_evaluation_of_every_rule_costs_the_same_queries_however_long_the_history(
+    admin: User, evaluate: Callable[[datetime], Evaluation], django_assert_max_num_queries: Any
+) -> None:
+    AlertRule.objects.update(enabled=True, for_minutes=0)
+    rule = AlertRule.objects.get(kind=AlertKind.DISK_USAGE)
+    Alert.objects.bulk_create(
+        [
+            Alert(rule=rule, subject=f"disk d{i}", state="resolved", started_at=at(-i), resolved_at=at(-i))
+            for i in range(500)
+        ]
+    )
+    _disk(True, 0)
+    _gpu(True, 0)
+    evaluate(at(0))  # opens what is wrong: the disk, the GPU, beat (no heartbeat at all)
+    # About nine a rule (its lock and savepoint, its open incidents, its figures, the silences,
+    # the saves), none per row of history.
+    with django_assert_max_num_queries(90):
+        evaluate(at(1))
