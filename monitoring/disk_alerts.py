@@ -1,8 +1,9 @@
-"""Admins are told when a disk's SMART health turns bad: its verdict becomes FAILING, or its
-reallocated or pending sectors or NVMe media errors grow. Judged against the same disk's
-previous minute (its newest row of the last WINDOW), so each change is told once, and a disk
-that stays bad is not told again every minute. BTRFS device errors are told by the storage
-app's usage pass (storage/usage.py), from the same counters."""
+"""Admins are told when a disk's SMART counters get worse: its reallocated or pending sectors
+or NVMe media errors grow. Judged against the same disk's previous minute (its newest row of
+the last WINDOW), so each growth is told once, and a disk that stays bad is not told again
+every minute. The verdict itself (FAILING) is the "SMART failure" alert rule's
+(monitoring/rules.py), which fires once, resolves, and can be silenced. BTRFS device errors
+are told by the storage app's usage pass (storage/usage.py), from the same counters."""
 
 from __future__ import annotations
 
@@ -29,9 +30,6 @@ def _previous(names: list[str], at: datetime) -> dict[str, float]:
 
 def _news(disk: str, now: dict[str, float], before: dict[str, float]) -> list[str]:
     found = []
-    failed = f"smart.{disk}.failed"
-    if now.get(failed) == 1.0 and before.get(failed) != 1.0:
-        found.append("its SMART verdict is FAILING")
     for field, words in GROWING.items():
         name = f"smart.{disk}.{field}"
         if name in now and name in before and now[name] > before[name]:

@@ -10,7 +10,7 @@ them (gpus.models.GpuSample) and the charts read its rows."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -181,3 +181,126 @@ class CloudInstance(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AlertKind(models.TextChoices):
+    """The fixed registry of what can be alerted on (monitoring/rules.py says how each is measured)."""
+
+    DISK_USAGE = "disk_usage", "Disk usage"
+    GPU_TEMPERATURE = "gpu_temperature", "GPU temperature"
+    MEMORY_PRESSURE = "memory_pressure", "Memory pressure"
+    BTRFS_ERRORS = "btrfs_errors", "BTRFS device errors"
+    SMART_FAILED = "smart_failed", "SMART failure"
+    BACKUP = "backup", "Backup overdue or failed"
+    SCRUB_ERRORS = "scrub_errors", "Scrub errors"
+    CRASH_LOOP = "crash_loop", "Workspace crash loop"
+    HOST_UNREACHABLE = "host_unreachable", "Host unreachable"
+    HEARTBEAT = "heartbeat", "Worker or beat down"
+
+
+class AlertRule(models.Model):
+    """One row per kind (made by the migration with the defaults of monitoring/rules.py); admins
+    edit the threshold, the window, the "for" duration and whether it is on."""
+
+    kind = models.CharField(max_length=32, choices=AlertKind.choices, unique=True)
+    enabled = models.BooleanField(default=True)
+    threshold = models.FloatField(null=True, blank=True)  # in the kind's unit; None: a yes/no kind
+    window_minutes = models.PositiveIntegerField(null=True, blank=True)  # the crash loop's window
+    for_minutes = models.PositiveIntegerField(default=0)  # the condition holds this long before it fires
+    notes = models.TextField(blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind"]
+
+    def __str__(self) -> str:
+        return self.get_kind_display()
+
+    @property
+    def for_duration(self) -> timedelta:
+        return timedelta(minutes=self.for_minutes)
+
+
+class Alert(models.Model):
+    """One incident of one rule on one subject ("disk root", "GPU 0", "queue host.local"): pending
+    while the condition has held less than the rule's "for", firing after, resolved once it
+    clears. At most one open (pending or firing) row per (rule, subject), so each incident is
+    told once when it fires and once when it resolves."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        FIRING = "firing", "Firing"
+        RESOLVED = "resolved", "Resolved"
+
+    OPEN_STATES = (State.PENDING, State.FIRING)
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    subject = models.CharField(max_length=120)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    started_at = models.DateTimeField()  # the condition was first seen
+    fired_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    value = models.FloatField(null=True, blank=True)  # the latest reading while open
+    peak = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True)  # the rule's, when it opened
+    message = models.TextField(blank=True)
+    # When the firing message went out (None: not yet, silenced, or never fired): the resolved
+    # one goes out only after a firing one did.
+    notified_at = models.DateTimeField(null=True, blank=True)
+    silenced = models.BooleanField(default=False)  # a silence held it back when it fired
+    resolution = models.CharField(max_length=200, blank=True)  # why it closed, in words
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "subject"],
+                condition=models.Q(state__in=["pending", "firing"]),
+                name="monitoring_alert_one_open_per_subject",
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "started_at"], name="monitoring_alert_state_at")]
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.subject} ({self.state})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in self.OPEN_STATES
+
+    @property
+    def duration(self) -> timedelta | None:
+        begin = self.fired_at or self.started_at
+        return self.resolved_at - begin if self.resolved_at else None
+
+
+class SilenceQuerySet(models.QuerySet["Silence"]):
+    def active(self, now: datetime) -> SilenceQuerySet:
+        return self.filter(starts_at__lte=now, ends_at__gt=now)
+
+
+class Silence(models.Model):
+    """Hold back the notifications of one rule's incidents (all its subjects, or one) until
+    ``ends_at``. Incidents still open and close, and show in the history."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="silences")
+    subject = models.CharField(max_length=120, blank=True)  # "": every subject of the rule
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=300)
+    created_by = models.ForeignKey("portal.User", null=True, on_delete=models.SET_NULL, related_name="+")
+
+    objects = SilenceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-ends_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.rule} {self.subject or '(all)'} until {self.ends_at:%Y-%m-%d %H:%M}"
+
+    def covers(self, alert: Alert, now: datetime) -> bool:
+        return (
+            self.rule_id == alert.rule_id
+            and self.subject in ("", alert.subject)
+            and self.starts_at <= now < self.ends_at
+        )

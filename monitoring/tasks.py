@@ -8,8 +8,9 @@ import dataclasses
 import logging
 
 from celery import shared_task
+from django.utils import timezone
 
-from monitoring import collect, doctor, rollup
+from monitoring import alerts, collect, doctor, rollup
 from portal.models import Host
 
 logger = logging.getLogger(__name__)
@@ -53,3 +54,14 @@ def doctor_task(token: str = "") -> None:
     report = dataclasses.replace(doctor.doctor_run(), token=token)
     doctor.report_store(report)
     logger.info("doctor: %s", ", ".join(f"{count} {status}" for status, count in report.counts().items()))
+
+
+@shared_task(ignore_result=True)
+def alerts_evaluate_task() -> None:
+    """Every minute (CELERY_BEAT_SCHEDULE): the alert rules against the figures; Slack is sent
+    by its own tasks after the commit, so an outage there never holds this up."""
+    now = timezone.now()
+    result = alerts.alerts_evaluate(now=now)
+    if result.opened or result.fired or result.resolved:
+        logger.info("alerts: opened %s, fired %s, resolved %s", result.opened, result.fired, result.resolved)
+    alerts.alerts_prune(now=now)

@@ -216,6 +216,13 @@ CELERY_BEAT_SCHEDULE = {
     "monitoring-rollup": {"task": "monitoring.tasks.samples_rollup_task", "schedule": 300.0},
     # The doctor (monitoring/doctor.py): every check on the local host's worker, for the dashboard's card.
     "monitoring-doctor": {"task": "monitoring.tasks.doctor_schedule_task", "schedule": 3600.0},
+    # Alert rules against the figures (monitoring/alerts.py), on the default queue; Slack is sent
+    # by its own retrying tasks, so a Slack outage never delays the next evaluation.
+    "monitoring-alerts": {
+        "task": "monitoring.tasks.alerts_evaluate_task",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }
 
 # --- login ----------------------------------------------------------------------------
@@ -408,6 +415,7 @@ PORTAL_SITE_NAME = env_str("PORTAL_SITE_NAME", "Team GPU server")
 # Dashboard cards in order: each function takes the request and returns a Panel or None.
 PORTAL_DASHBOARD_CARDS = [
     "workspaces.cards.dashboard_card",
+    "monitoring.alert_cards.alerts_card",  # admins: incidents firing now, at the top of the side column
     "gpus.cards.gpu_card",
     "portal.cards.recent_jobs_card",
     "storage.cards.storage_card",
@@ -445,6 +453,7 @@ PORTAL_NAVIGATION = [
     ("Backups", "backups:overview", "staff", "backups:"),
     ("Server health", "monitoring:overview", "staff", "monitoring:overview"),
     ("Cost", "monitoring:cost", "staff", "monitoring:cost"),
+    ("Alerts", "monitoring:alerts", "staff", "monitoring:alert"),
 ]
 
 # --- storage (storage/) -------------------------------------------------------------------

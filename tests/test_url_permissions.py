@@ -18,6 +18,7 @@ from backups.models import BackupPolicy, BackupRun, ResticSnapshot, Snapshot
 from gpus.models import GPU, Booking, Token
 from gpus.services import booking_create
 from gpus.tokens import token_create
+from monitoring.models import Alert, AlertKind, AlertRule, Silence
 from portal.models import AccessRequest, AuditEvent, Host, Operation, User
 from storage.models import IngestionJob, IngestionRun
 from tests.factories import SSHKeyFactory, UserFactory
@@ -128,6 +129,18 @@ def _snapshot_tier(world: World) -> dict[str, Any]:
     return {"tier": BackupPolicy.of(BackupPolicy.Tier.SNAPSHOT).tier}
 
 
+def _alert_rule(world: World) -> dict[str, Any]:
+    return {"pk": AlertRule.objects.get_or_create(kind=AlertKind.DISK_USAGE)[0].pk}
+
+
+def _alert(world: World) -> dict[str, Any]:
+    return {"pk": world.objects["alert"].pk}
+
+
+def _silence(world: World) -> dict[str, Any]:
+    return {"pk": world.objects["silence"].pk}
+
+
 ADMIN_ONLY = {"anon": ANON_LOGIN, "member": DENIED, "other": DENIED, "admin": OK}
 OWN_OBJECT = {"anon": ANON_LOGIN, "member": OK, "other": DENIED, "admin": OK}
 ANY_MEMBER = {"anon": ANON_LOGIN, "member": OK, "other": OK, "admin": OK}
@@ -235,6 +248,15 @@ ACCESS: dict[str, Rule] = {
     "monitoring:doctor-run": Rule(**ADMIN_ONLY, method="post"),
     # The Cost page (monitoring/views.py): figures and its two forms, admins only.
     "monitoring:cost": Rule(**ADMIN_ONLY),
+    # Alerts (monitoring/alert_views.py), admins only; an empty POST is bad input (400).
+    "monitoring:alerts": Rule(**ADMIN_ONLY),
+    "monitoring:alert-rules": Rule(**ADMIN_ONLY),
+    "monitoring:alert-rule-edit": Rule(**ADMIN_ONLY, target=_alert_rule),
+    "monitoring:alert-silence": Rule(**ADMIN_ONLY, target=_alert, method="post"),
+    "monitoring:alert-rule-silence": Rule(**ADMIN_ONLY, target=_alert_rule, method="post"),
+    "monitoring:alert-silences": Rule(**ADMIN_ONLY),
+    "monitoring:alert-silence-end": Rule(**ADMIN_ONLY, target=_silence, method="post"),
+    "monitoring:alert-history": Rule(**ADMIN_ONLY),
     "backups:history-run": Rule(**ADMIN_ONLY, target=_backup_run),
     # Backups (admins): the overview, a tier's policy and its retention preview, the simulator.
     "backups:overview": Rule(**ADMIN_ONLY),
@@ -326,6 +348,11 @@ def world(db: None) -> World:
         owner=alice,
         path=f"{settings.BACKUP_RESTIC_MOUNT_ROOT}/homes/alice",
         taken_at=taken,
+    )
+    rule, _ = AlertRule.objects.get_or_create(kind=AlertKind.DISK_USAGE)
+    objects["alert"] = Alert.objects.create(rule=rule, subject="disk root", started_at=timezone.now())
+    objects["silence"] = Silence.objects.create(
+        rule=rule, starts_at=timezone.now(), ends_at=timezone.now() + timedelta(hours=1), reason="maintenance"
     )
     return World(alice, bob, admin, objects)
 

@@ -165,8 +165,10 @@ def test_beat_starts_the_monitoring_tasks_by_names_the_worker_knows(settings: Se
         "monitoring-host-sample": ("monitoring.tasks.host_sample_fanout_task", 60.0),
         "monitoring-rollup": ("monitoring.tasks.samples_rollup_task", 300.0),
         "monitoring-doctor": ("monitoring.tasks.doctor_schedule_task", 3600.0),
+        "monitoring-alerts": ("monitoring.tasks.alerts_evaluate_task", 60.0),
     }
     for name in ["monitoring.tasks.host_sample_fanout_task", "monitoring.tasks.host_sample_task"]:
         assert name in celery_app.tasks, name
     assert "monitoring.tasks.samples_rollup_task" in celery_app.tasks
     assert "monitoring.tasks.doctor_schedule_task" in celery_app.tasks
+    assert "monitoring.tasks.alerts_evaluate_task" in celery_app.tasks

@@ -124,7 +124,7 @@ def test_without_smartctl_or_with_smart_off_there_are_no_smart_rows(
 
 
 @pytest.mark.django_db
-def test_admins_are_told_once_when_a_disk_turns_failing_and_again_when_its_sectors_grow(
+def test_admins_are_told_once_each_time_a_disks_bad_sectors_grow(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, admin_user: User
 ) -> None:
     settings.MONITORING_SMART_DEVICES = ["/dev/sda"]
@@ -136,13 +136,13 @@ def test_admins_are_told_once_when_a_disk_turns_failing_and_again_when_its_secto
     assert not Notification.objects.exists()
     answer["/dev/sda"] = _reading("ata_failing", "/dev/sda")
     collect.host_sample(now=start + timedelta(minutes=1), disk_paths=[])
-    collect.host_sample(now=start + timedelta(minutes=2), disk_paths=[])  # still failing: nothing new
+    collect.host_sample(now=start + timedelta(minutes=2), disk_paths=[])  # the same counts: nothing new
+    # (Its verdict, FAILING, is the "SMART failure" alert rule's: tests/monitoring/test_alerts.py.)
 
     told = Notification.objects.get(user=admin_user)
     assert told.level == Notification.Level.ERROR
     assert told.body.startswith(
-        "/dev/sda: its SMART verdict is FAILING; 3912 more reallocated sectors (3912 in all); "
-        "48 more sectors pending reallocation (48 in all)."
+        "/dev/sda: 3912 more reallocated sectors (3912 in all); 48 more sectors pending reallocation (48 in all)."
     )
     failing = answer["/dev/sda"]
     assert failing is not None
