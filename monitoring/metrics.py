@@ -30,7 +30,7 @@ from gpus import accounting
 from gpus.models import GPU, Booking, GpuSample
 from monitoring import heartbeats
 from monitoring.charts import FRESH
-from monitoring.models import Resolution, Sample
+from monitoring.models import Alert, AlertKind, AlertRule, Resolution, Sample
 from portal.models import Host, Operation, User
 from storage.models import MemberStorage
 from workspaces.models import Workspace
@@ -98,6 +98,7 @@ class PortalCollector(Collector):
         yield from self._storage()
         yield from self._heartbeats()
         yield from self._host_samples()
+        yield from self._alerts()
 
     def _hosts(self, hosts: list[tuple[str, str, datetime | None]]) -> Iterator[Metric]:
         reachable = _gauge("portal_host_reachable", "1 when the host's Docker engine answered, 0 when not", ("host",))
@@ -277,3 +278,23 @@ class PortalCollector(Collector):
                     family = families.setdefault(name, _gauge(name, documentation, labels))
                     family.add_metric(list(match.groups()), value)
         yield from families.values()
+
+    def _alerts(self) -> Iterator[Metric]:
+        """Open incidents by rule and state, every rule's pending and firing listed (0 included),
+        and whether each rule is on: one query over the open rows (the partial unique index)."""
+        counts = {
+            (row["rule__kind"], row["state"]): row["n"]
+            for row in Alert.objects.filter(state__in=Alert.OPEN_STATES)
+            .values("rule__kind", "state")
+            .annotate(n=Count("id"))
+        }
+        enabled = dict(AlertRule.objects.values_list("kind", "enabled"))
+        family = _gauge("portal_alerts", "Open alert incidents by rule and state", ("rule", "state"))
+        on = _gauge("portal_alert_rule_enabled", "1 when the alert rule is on", ("rule",))
+        for kind in AlertKind.values:
+            for state in Alert.OPEN_STATES:
+                family.add_metric([kind, state], float(counts.get((kind, state), 0)))
+            if kind in enabled:
+                on.add_metric([kind], 1.0 if enabled[kind] else 0.0)
+        yield family
+        yield on
