@@ -268,6 +268,10 @@ AUTH_PASSWORD_VALIDATORS = [
 GATE_FORWARD_AUTH_KEY = env_str("GATE_FORWARD_AUTH_KEY", secrets.token_urlsafe(32) if DEBUG else None)
 GATE_INDEX_TTL = env_int("GATE_INDEX_TTL", 5, minimum=1)  # seconds until a revocation bites
 GATE_COOKIE_MAX_AGE = env_int("GATE_COOKIE_MAX_AGE", 8 * 3600, minimum=300)
+# The servers (Host names) whose workspaces Traefik and guacd reach: the ones running beside
+# the portal ("*": every server). A workspace on another server gets SSH and X2Go only, and
+# its card says so.
+PORTAL_WEB_HOSTS = env_list("PORTAL_WEB_HOSTS", ["local"])
 # May admins open members' code-server and Jupyter? Off: their files are their own.
 GATE_ALLOW_ADMINS = env_bool("GATE_ALLOW_ADMINS", False)
 

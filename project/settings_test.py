@@ -17,6 +17,9 @@ os.environ.setdefault("GATE_FORWARD_AUTH_KEY", "gate-test-key")
 os.environ.setdefault("STORAGE_ROOT", "/tmp/portal-test-storage")  # noqa: S108
 # Tests read snapshots in the test process (tests/backups/test_restore.py asks a real worker once).
 os.environ.setdefault("BACKUP_BROWSE_LOCAL", "true")
+# Tests' hosts have names of their own (h5t-…), each standing for a routed server; the default,
+# only "local", is tested in tests/workspaces/test_card_reach.py.
+os.environ.setdefault("PORTAL_WEB_HOSTS", "*")
 # Prometheus' bearer token for /metrics (tests/monitoring/test_metrics_view.py).
 os.environ.setdefault("METRICS_TOKEN", "metrics-test-token-" + "m" * 32)
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")

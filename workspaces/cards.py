@@ -24,6 +24,10 @@ class Reach:
     address that answers, so the cards say how to get in over SSH instead of linking them."""
 
     web_routes: bool
+    # The servers whose workspaces Traefik and guacd reach (PORTAL_WEB_HOSTS): the first one's.
+    # A workspace elsewhere has SSH and X2Go only, and its card says so.
+    web_hosts: frozenset[str]
+    web_everywhere: bool  # PORTAL_WEB_HOSTS=* : every server's (each with its own routes)
     desktop_signs_in: bool  # the Desktop link signs the member in (Guacamole's JSON key is set)
     image: str
     image_build_hint: str  # the image is missing here and this command builds it (run-dev.sh)
@@ -34,6 +38,8 @@ class Reach:
 def reach() -> Reach:
     return Reach(
         web_routes=settings.PORTAL_WEB_ROUTES,
+        web_hosts=frozenset(settings.PORTAL_WEB_HOSTS),
+        web_everywhere="*" in settings.PORTAL_WEB_HOSTS,
         desktop_signs_in=bool(settings.GUACAMOLE_JSON_SECRET_KEY),
         image=settings.WORKSPACE_IMAGE,
         image_build_hint=settings.WORKSPACE_IMAGE_BUILD_HINT,

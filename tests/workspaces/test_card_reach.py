@@ -22,7 +22,9 @@ BUILD = "sudo workspaces/image/build-test-image.sh"
 
 @pytest.fixture
 def running(alice: User) -> Workspace:
-    host = Host.objects.create(name="gpu1", queue="host.gpu1", memory_bytes=64 * 1024**3, cpu_count=8)
+    host = Host.local()
+    Host.objects.filter(pk=host.pk).update(memory_bytes=64 * 1024**3, cpu_count=8)
+    host.refresh_from_db()
     return make_workspace(alice, host, port=2222, state=Workspace.State.RUNNING, started_at=timezone.now())
 
 
@@ -73,6 +75,25 @@ def test_with_web_routes_the_card_links_desktop_code_server_and_jupyter(
     assert "KDE in the browser, signed in" in body
     assert "Not reachable here" not in body
     assert "Development server" not in body
+
+
+def test_a_workspace_on_a_server_traefik_does_not_reach_offers_ssh_and_no_dead_links(
+    alice_client: Client, alice: User, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.PORTAL_WEB_ROUTES = True
+    settings.PORTAL_WEB_HOSTS = ["local"]  # the default: Traefik and guacd beside the portal only
+    gpu2 = Host.objects.create(name="gpu2", queue="host.gpu2", memory_bytes=64 * 1024**3, cpu_count=8)
+    far = make_workspace(alice, gpu2, port=2230, state=Workspace.State.RUNNING, started_at=timezone.now())
+    body = _dashboard(alice_client)
+    for dead in (far.code_url, far.jupyter_url, reverse("workspaces:desktop", args=[far.pk])):
+        assert f'href="{dead}"' not in body
+    assert "This workspace runs on gpu2, whose browser services the portal does not route" in body
+    assert f"ssh -p 2230 -L 8888:127.0.0.1:8888 -L 8080:127.0.0.1:8080 alice@{far.ssh_host}" in body
+    connect = alice_client.get(reverse("workspaces:connect", args=[far.pk])).content.decode()
+    assert "this workspace runs on gpu2" in connect
+    assert f'href="{far.jupyter_url}"' not in connect
+    settings.PORTAL_WEB_HOSTS = ["local", "gpu2"]  # a Traefik and guacd that reach it too
+    assert f'href="{far.jupyter_url}"' in _dashboard(alice_client)
 
 
 def test_without_the_guacamole_key_the_desktop_link_does_not_promise_a_sign_in(
