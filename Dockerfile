@@ -13,10 +13,10 @@ RUN apt-get update \
 # the offsite tier reads (backups/checks.py warns at startup about a restic older than 0.16).
 # The one .deb comes from the same Debian mirror through apt (checked against trixie's signed
 # Release) and is unpacked, not installed: nothing else of trixie enters the image.
-COPY scripts/restic-trixie.sh /tmp/restic-trixie.sh
+COPY scripts/restic-trixie.sh scripts/trixie-unpack.sh /tmp/
 RUN /tmp/restic-trixie.sh /tmp/restic \
  && install -m 0755 /tmp/restic/usr/bin/restic /usr/local/bin/restic \
- && rm -rf /tmp/restic /tmp/restic-trixie.sh /etc/apt/portal-trixie.list /var/lib/apt/portal-trixie-lists \
+ && rm -rf /tmp/restic /tmp/restic-trixie.sh /tmp/trixie-unpack.sh /etc/apt/portal-trixie.list /var/lib/apt/portal-trixie-lists \
  && restic version
 WORKDIR /app
 COPY requirements.txt .

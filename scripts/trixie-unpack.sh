@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Unpack one package of Debian 13 "trixie" under DEST (dpkg -x), installing nothing: the way
-# scripts/restic-trixie.sh fetches restic, for any package. Its source list and package lists
+# Unpack one package of Debian 13 "trixie" under DEST (dpkg -x), installing nothing (restic for
+# the image and the tests, docker-compose for the tests). Its source list and package lists
 # are kept apart from the system's (the system's apt never sees trixie); apt checks the .deb
 # against trixie's signed Release with the system's debian-archive-keyring. The Debian mirror
 # is the one this system already uses, else deb.debian.org.
