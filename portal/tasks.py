@@ -55,4 +55,4 @@ def slack_post_task(self: Task, text: str) -> None:
     try:
         slack_post(text)
     except SlackError as exc:
-        raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
+        raise self.retry(exc=exc, countdown=settings.SLACK_RETRY_SECONDS * 2**self.request.retries) from exc

@@ -379,6 +379,8 @@ OPERATION_MAX_ATTEMPTS = 3
 WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 120, minimum=30)
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365, minimum=30)
 SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL", "")
+# A failed post is retried 5 times, after this many seconds, then twice as long each time.
+SLACK_RETRY_SECONDS = env_int("SLACK_RETRY_SECONDS", 30, minimum=1)
 # The /gpu slash command (gpus/slack_command.py). The Slack app's Signing Secret (Basic
 # Information -> App Credentials) proves a request comes from Slack; unset, every /gpu request
 # is refused.

@@ -4,7 +4,7 @@ a growing backoff; and the evaluation never waits for Slack: it records the inci
 the task by name after the commit, whether the webhook or even the job queue is down.
 
 The task runs in this process (Celery's eager apply runs a retry at once, ignoring the
-countdown); tests/portal/test_worker_integration.py shows a real worker's 30 s wait."""
+countdown); tests/portal/test_worker_integration.py shows a real worker's wait (SLACK_RETRY_SECONDS)."""
 
 from __future__ import annotations
 
