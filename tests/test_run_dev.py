@@ -86,10 +86,17 @@ def run_dev(var_dir: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[by
         PORTAL_DEV_STOP_TIMEOUT="10",
     )
     log = tmp_path / "run-dev.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(SCRIPT)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    # A terminal's shell hands the script SIGINT at its default. A test run started in the
+    # background (`make test &`) ignores SIGINT, the script would inherit that, and bash can't
+    # trap a signal ignored on entry: so the child starts with SIGINT at its default here.
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [str(SCRIPT)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while _healthz(port) != 200:
