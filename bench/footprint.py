@@ -181,12 +181,13 @@ def _database_url(settings_dict: dict[str, Any]) -> str:
 
 
 def _ensure_database() -> None:
+    """A fresh database each run, as compose's first start has: one kept from an older checkout
+    may hold migrations this one doesn't have, and migrate would refuse it."""
     from django.db import connection
 
     with connection._nodb_cursor() as cursor:  # the server's maintenance database
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE])
-        if cursor.fetchone() is None:
-            cursor.execute(f'CREATE DATABASE "{DATABASE}"')
+        cursor.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{DATABASE}"')
 
 
 def measure_compose(commands: dict[str, list[str]] | None = None) -> dict[str, Usage]:
