@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
-import subprocess
 import tempfile
 import time
 import urllib.request
@@ -25,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from hostops import run
 
 ROOT = Path(__file__).resolve().parent.parent
 IDLE_SECONDS = int(os.environ.get("FOOTPRINT_IDLE_SECONDS", "60"))
@@ -119,31 +119,17 @@ def _wait_for(url: str, timeout: float = 90) -> None:
             time.sleep(0.5)
 
 
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for process in processes:
-        try:
-            process.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @contextmanager
 def _started(commands: dict[str, list[str]], env: dict[str, str], log: Path) -> Iterator[dict[str, int]]:
-    processes: list[subprocess.Popen[bytes]] = []
+    services: list[run.Service] = []
     try:
         with log.open("ab") as out:
             for argv in commands.values():
-                processes.append(
-                    subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
-                )
-        yield {name: process.pid for name, process in zip(commands, processes, strict=True)}
+                services.append(run.start_service(argv, env=env, cwd=str(ROOT), output=out))
+        yield {name: service.pid for name, service in zip(commands, services, strict=True)}
     finally:
-        _stop(processes)
+        for service in services:
+            service.stop(grace=20)
 
 
 def _bin(argv: list[str]) -> list[str]:
@@ -204,7 +190,10 @@ def measure_compose(commands: dict[str, list[str]] | None = None) -> dict[str, U
         folder = Path(tmp)
         (folder / "srv").mkdir()
         env = _compose_env(folder, _database_url(connection.settings_dict))
-        subprocess.run(commands.pop("migrate"), cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+        with (folder / "compose.log").open("ab") as out:
+            migrate = run.start_service(commands.pop("migrate"), env=env, cwd=str(ROOT), output=out)
+            if migrate.wait(timeout=600) != 0:
+                raise RuntimeError(f"compose's migrate failed: {(folder / 'compose.log').read_text()[-2000:]}")
         with _started(commands, env, folder / "compose.log") as pids:
             _wait_for(f"http://127.0.0.1:{port}/healthz")
             time.sleep(IDLE_SECONDS)

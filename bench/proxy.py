@@ -10,12 +10,13 @@ import re
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from hostops import run as hostrun
 
 HOST = "jupyter-benchproxy.corp.example"
 CADDYFILE = """{
@@ -48,11 +49,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+def _wait(port: int, service: hostrun.Service, what: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {process.returncode}")
+        if (status := service.exit_status()) is not None:
+            raise RuntimeError(f"{what} exited with status {status}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -66,7 +67,7 @@ def _wrk(port: int, host: str, cookie: str = "", seconds: int = 5, connections: 
     args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Host: {host}:{port}"]
     if cookie:
         args += ["-H", f"Cookie: {cookie}"]
-    out = subprocess.run([*args, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
+    out = hostrun.run([*args, f"http://127.0.0.1:{port}/"], timeout=seconds + 30).stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"wrk saw refusals from {host}: {out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -111,11 +112,10 @@ def run(rounds: int = 2) -> list[dict[str, Any]]:
             "BENCH_KEY": settings.GATE_FORWARD_AUTH_KEY,
         }
         gunicorn_bin = str(Path(sys.executable).parent / "gunicorn")
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
-        portal = subprocess.Popen(
-            [gunicorn_bin, "project.wsgi:application", "--bind", f"127.0.0.1:{portal_port}", *GUNICORN], **quiet
+        portal = hostrun.start_service(
+            [gunicorn_bin, "project.wsgi:application", "--bind", f"127.0.0.1:{portal_port}", *GUNICORN], env=env
         )
-        proxy = subprocess.Popen([caddy, "run", "--adapter", "caddyfile", "--config", str(caddyfile)], **quiet)
+        proxy = hostrun.start_service([caddy, "run", "--adapter", "caddyfile", "--config", str(caddyfile)], env=env)
         try:
             _wait(portal_port, portal, "gunicorn")
             _wait(proxy_port, proxy, "caddy")
@@ -129,9 +129,8 @@ def run(rounds: int = 2) -> list[dict[str, Any]]:
                 static_one.append(_wrk(proxy_port, "static.bench", seconds=2, connections=1))
                 gated_one.append(_wrk(proxy_port, HOST, cookie, seconds=2, connections=1))
         finally:
-            for process in (proxy, portal):
-                process.terminate()
-                process.wait(timeout=15)
+            for service in (proxy, portal):
+                service.stop(grace=15)
     static_rps = statistics.median(r[0] for r in static)
     gated_rps = statistics.median(r[0] for r in gated)
     static_p99 = statistics.median(r[1] for r in static_one)

@@ -232,3 +232,60 @@ def _read_lines(name: str, pipe: IO[str], lines: queue.Queue[tuple[str, str | No
             lines.put((name, line.rstrip("\n")))
     finally:
         lines.put((name, None))
+
+
+class Service:
+    """A long-running program started by ``start_service`` (a server under test or bench), in a
+    session of its own, so that stopping it stops everything it started."""
+
+    def __init__(self, args: list[str], process: subprocess.Popen[bytes]) -> None:
+        self.args = args
+        self._process = process
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def exit_status(self) -> int | None:
+        """Its exit status once it has ended, else None."""
+        return self._process.poll()
+
+    def wait(self, timeout: float) -> int:
+        """Its exit status; past ``timeout`` seconds its group is killed and CommandTimeout raised."""
+        try:
+            return self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop(grace=0)
+            raise CommandTimeout(f"{self.args[0]} ran past {timeout:g}s and was killed") from None
+
+    def stop(self, *, grace: float = 15.0) -> None:
+        """SIGTERM to its process group, then SIGKILL to what is left after ``grace`` seconds."""
+        if self._process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGTERM)
+        try:
+            self._process.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+
+
+def start_service(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None = None,
+    output: IO[bytes] | int = subprocess.DEVNULL,
+) -> Service:
+    """Start ``argv`` without a shell and return at once. ``env`` is its whole environment (a
+    server measured as production runs it inherits nothing of the caller's); its output goes to
+    ``output`` (a file opened for binary writing), or nowhere."""
+    args = _checked_argv(argv)
+    try:
+        process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=output, stderr=output, env=dict(env), cwd=cwd, start_new_session=True
+        )
+    except FileNotFoundError as exc:
+        raise CommandFailed(args, 127, "", f"{args[0]}: command not found") from exc
+    return Service(args, process)

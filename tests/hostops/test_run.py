@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hostops.errors import CommandFailed, CommandTimeout
-from hostops.run import run, run_streaming
+from hostops.run import run, run_streaming, start_service
 
 
 def test_it_returns_the_output_and_status_of_a_successful_command() -> None:
@@ -199,3 +199,30 @@ def test_streaming_a_missing_program_raises_command_failed_127() -> None:
 def test_streaming_refuses_a_string_argv() -> None:
     with pytest.raises(TypeError, match="argv list"):
         run_streaming("echo hi", lambda stream, line: None, timeout=5)  # type: ignore[arg-type]
+
+
+def test_a_service_runs_until_stopped_and_stopping_it_ends_what_it_started(tmp_path: Path) -> None:
+    child_pid = tmp_path / "child.pid"
+    script = f"sleep 300 & echo $! > {child_pid}; wait"
+    service = start_service(["bash", "-c", script], env={"PATH": os.environ["PATH"]})
+    deadline = time.monotonic() + 10
+    while not child_pid.exists() or not child_pid.read_text().strip():
+        assert time.monotonic() < deadline, "the service never started its child"
+        time.sleep(0.05)
+    assert service.exit_status() is None
+    service.stop(grace=5)
+    assert service.exit_status() is not None
+    child = int(child_pid.read_text())
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{child}").exists() and Path(f"/proc/{child}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, "the service's child outlived the stop"
+        time.sleep(0.05)
+
+
+def test_a_service_gets_only_the_environment_it_is_given_and_a_late_wait_kills_it() -> None:
+    done = start_service(["bash", "-c", 'test -z "$HOME" && test "$ONLY" = yes'], env={"ONLY": "yes"})
+    assert done.wait(timeout=10) == 0
+    hung = start_service(["sleep", "30"], env={"PATH": os.environ["PATH"]})
+    with pytest.raises(CommandTimeout, match=r"sleep ran past 0\.5s"):
+        hung.wait(timeout=0.5)
+    assert hung.exit_status() is not None
