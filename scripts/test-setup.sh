@@ -113,12 +113,30 @@ fi
 stand_ins=/usr/local/lib/portal-test/bin
 mkdir -p "$stand_ins" /run/portal-test
 install -m 0755 tests/stand-ins/nvidia-container-runtime-hook "$stand_ins/"
+# An engine of an older version of this script is stopped and started again the current way:
+# a gpu2 engine started with `--bridge none` made dockerd delete docker0 at its start, and the
+# first engine, still running, can't attach containers to the default bridge until it is
+# restarted (it creates docker0 again at its start).
+gpu2_pid=$(cat /run/portal-test/dockerd-gpu2.pid 2>/dev/null || true)
+if [ -n "$gpu2_pid" ] && [ -r "/proc/$gpu2_pid/cmdline" ] \
+    && ! tr '\0' ' ' <"/proc/$gpu2_pid/cmdline" | grep -q -- "--bridge portal-gpu2"; then
+  echo "test-setup: restarting the second dockerd (gpu2), started by an older test-setup"
+  kill "$gpu2_pid"
+  for _ in $(seq 1 60); do kill -0 "$gpu2_pid" 2>/dev/null || break; sleep 0.5; done
+fi
 dockerd_pid=$(pgrep -xo dockerd || true)
-if [ -n "$dockerd_pid" ] && [ -f /run/portal-test/dockerd.pid ] && [ "$(cat /run/portal-test/dockerd.pid)" = "$dockerd_pid" ] \
-    && ! tr '\0' '\n' <"/proc/$dockerd_pid/environ" | grep -q "^PATH=.*$stand_ins"; then
-  echo "test-setup: restarting dockerd with the NVIDIA hook stand-in"
-  kill "$dockerd_pid"
-  for _ in $(seq 1 60); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.5; done
+if [ -n "$dockerd_pid" ] && [ -f /run/portal-test/dockerd.pid ] && [ "$(cat /run/portal-test/dockerd.pid)" = "$dockerd_pid" ]; then
+  restart_reason=
+  if ! tr '\0' '\n' <"/proc/$dockerd_pid/environ" | grep -q "^PATH=.*$stand_ins"; then
+    restart_reason="with the NVIDIA hook stand-in"
+  elif ! ip link show docker0 >/dev/null 2>&1; then
+    restart_reason="to create its default bridge docker0 again"
+  fi
+  if [ -n "$restart_reason" ]; then
+    echo "test-setup: restarting dockerd $restart_reason"
+    kill "$dockerd_pid"
+    for _ in $(seq 1 60); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.5; done
+  fi
 fi
 if ! docker info >/dev/null 2>&1; then
   echo "test-setup: starting dockerd"
