@@ -1,6 +1,6 @@
 """The gate behind a real reverse proxy: Debian's caddy with forward_auth (tests/e2e/proxy.Caddyfile,
-the same contract as deploy/traefik/dynamic.yml) in front of the live server and a real workspace
-container's Jupyter, driven by Chromium. Chromium resolves *.corp.example to 127.0.0.1, so every
+the same contract as the Traefik configuration `manage.py render_deploy` writes) in front of the live
+server and a real workspace container's JupyterLab, driven by Chromium. Chromium resolves *.corp.example to 127.0.0.1, so every
 address carries caddy's port: the portal at https://portal.corp.example:<port>, alice's Jupyter at
 https://jupyter-alice.corp.example:<port>, and alice's code host is a header echo that shows what
 reaches a member's service once the gate let a request through.
@@ -31,7 +31,8 @@ import urllib3
 from django.conf import settings
 from django.core import signing
 from django.test import Client
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Playwright, Response, expect
+from playwright.sync_api import Error as PlaywrightError
 from pytest_django.live_server_helper import LiveServer
 
 from portal.models import Host, User
@@ -53,36 +54,6 @@ CADDYFILE = Path(__file__).parent / "proxy.Caddyfile"
 DOMAIN = "corp.example"
 JUPYTER = f"jupyter-alice.{DOMAIN}"
 ECHO = f"alice-code.{DOMAIN}"  # alice's code-server host, served by the header echo here
-
-# Runs in the page, same origin as Jupyter, so the REST call and the kernel's WebSocket both go
-# through caddy and the gate: start a kernel, send an execute_request, collect its stream output.
-RUN_CELL = """async (code) => {
-  const xsrf = document.cookie.split('; ').find((c) => c.startsWith('_xsrf=')).slice(6);
-  const started = await fetch('/api/kernels', {method: 'POST', body: '{}',
-    headers: {'X-XSRFToken': decodeURIComponent(xsrf), 'Content-Type': 'application/json'}});
-  if (!started.ok) return `kernel not started: ${started.status}`;
-  const kernel = await started.json();
-  const ws = new WebSocket(`wss://${location.host}/api/kernels/${kernel.id}/channels`);
-  return await new Promise((resolve) => {
-    let out = '';
-    const id = 'cell-1';
-    ws.onopen = () => ws.send(JSON.stringify({channel: 'shell', buffers: [], metadata: {}, parent_header: {},
-      header: {msg_id: id, msg_type: 'execute_request', username: 'alice', session: 'proxy-e2e', version: '5.3',
-               date: new Date().toISOString()},
-      content: {code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false,
-                stop_on_error: true}}));
-    ws.onmessage = (event) => {
-      const msg = JSON.parse(event.data);
-      if (msg.parent_header.msg_id !== id) return;
-      if (msg.msg_type === 'stream') out += msg.content.text;
-      if (msg.msg_type === 'error') out += `error: ${msg.content.ename}`;
-      if (msg.msg_type === 'status' && msg.content.execution_state === 'idle') { ws.close(); resolve(out); }
-    };
-    ws.onerror = () => resolve(`websocket refused; output so far: ${out}`);
-    setTimeout(() => resolve(`no answer in 20 s; output so far: ${out}`), 20000);
-  });
-}"""
-
 
 CROSS_ORIGIN_SOCKET = """(url) => new Promise((resolve) => {
   const ws = new WebSocket(url.replace('https:', 'wss:'));
@@ -140,7 +111,7 @@ def echo_server() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def jupyter_upstream(docker_client: docker_sdk.DockerClient, slim_image: str) -> Iterator[str]:
-    """alice's workspace container from the slim image (sshd + Jupyter Server), healthy; its
+    """alice's workspace container from the slim image (sshd + JupyterLab), healthy; its
     Jupyter published on a loopback port for caddy."""
     name = f"proxy-e2e-{uuid.uuid4().hex[:8]}"
     env = {"PORTAL_USER": "alice", "PORTAL_UID": "1234", "PORTAL_GID": "1234", "PORTAL_SUDO": "0"}
@@ -250,6 +221,35 @@ def sign_in_at_the_stand_in(page: Page, sub: str) -> None:
     page.get_by_role("button", name="Authorize", exact=True).click()
 
 
+def goto(page: Page, url: str) -> Response | None:
+    """``page.goto``, again when Chromium aborts it with ERR_NETWORK_CHANGED: a container's
+    interfaces coming or going on this machine (its veth, docker0's carrier, their IPv6
+    addresses) make Chromium drop the requests in flight (crbug.com/41465264), a fault of the
+    test machine's shared network stack, not of the portal or the proxy (seen once in CI)."""
+    for attempt in range(3):
+        try:
+            return page.goto(url)
+        except PlaywrightError as exc:
+            if "ERR_NETWORK_CHANGED" not in str(exc) or attempt == 2:
+                raise
+            time.sleep(1)
+    raise AssertionError("unreachable")
+
+
+def run_in_a_new_notebook(page: Page, code: str) -> Locator:
+    """What a member does in JupyterLab: a new notebook from the launcher's Python 3 card,
+    ``code`` typed into its first cell, Shift+Enter. Returns the cell's output area."""
+    page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click(timeout=60_000)
+    # The kernel started, its WebSocket open: the status bar says so.
+    expect(page.get_by_role("button", name="Python 3 (ipykernel) | Idle")).to_be_visible(timeout=60_000)
+    cell = page.locator(".jp-NotebookPanel .jp-Cell").first
+    editor = cell.locator(".cm-content")
+    editor.fill(code)
+    expect(editor).to_have_text(code)
+    editor.press("Shift+Enter")
+    return cell.locator(".jp-OutputArea-output")
+
+
 def test_alice_signs_in_passes_the_ticket_redirect_and_runs_a_cell_in_her_jupyter(
     oidc_mock: str, proxy: int, context: BrowserContext, alice: User, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -259,22 +259,25 @@ def test_alice_signs_in_passes_the_ticket_redirect_and_runs_a_cell_in_her_jupyte
 
     # The card's Jupyter link carries caddy's port (the portal's URL has it).
     assert Workspace.objects.get(owner=alice).jupyter_url == member_url(JUPYTER, proxy).rstrip("/")
-    page.goto(member_url(JUPYTER, proxy))
+    goto(page, member_url(JUPYTER, proxy))
     expect(page).to_have_url(re.compile(rf"^https://portal\.{DOMAIN}:{proxy}/login/\?next=/gate/start/"))
     sign_in_at_the_stand_in(page, "alice-sub")
 
-    expect(page).to_have_url(member_url(JUPYTER, proxy))
-    expect(page).to_have_title("Jupyter Server")
+    # JupyterLab, every asset, API call and the kernel's WebSocket through caddy and the gate.
+    expect(page).to_have_url(member_url(JUPYTER, proxy, "/lab"), timeout=60_000)
     assert len(tickets) == 1
     assert tickets[0].startswith(member_url(JUPYTER, proxy, gate.CALLBACK_PATH))
-    assert page.evaluate(RUN_CELL, "print(6*7)") == "42\n"
+    output = run_in_a_new_notebook(page, "print(6*7)")
+    expect(output).to_have_text("42", timeout=60_000)
+    saved = page.evaluate("async () => (await (await fetch('/api/contents')).json()).content.map((f) => f.name)")
+    assert "Untitled.ipynb" in saved
 
     # Same-site is not same-origin: a page on alice's other host that opens her kernel's
     # WebSocket (her gate cookie rides along) is refused by the gate's Origin check.
-    kernel_id = page.evaluate("window.kernelId")
+    kernel_id = page.evaluate("async () => (await (await fetch('/api/kernels')).json())[0].id")
 
     # What reaches a member's service: the gate's X-Portal-User, never the client's own.
-    page.goto(member_url(ECHO, proxy, "/whoami"))
+    goto(page, member_url(ECHO, proxy, "/whoami"))
     expect(page).to_have_url(member_url(ECHO, proxy, "/whoami"))
     spoofed = page.evaluate(
         "async () => (await fetch('/whoami', {headers: {'X-Portal-User': 'bob', 'X-Forwarded-User': 'bob'}})).json()"
@@ -287,7 +290,7 @@ def test_alice_signs_in_passes_the_ticket_redirect_and_runs_a_cell_in_her_jupyte
     assert "Forbidden: /_auth/traefik" in caplog.text
 
     # The ticket that let alice in is spent.
-    replay = context.new_page().goto(tickets[0])
+    replay = goto(context.new_page(), tickets[0])
     assert replay is not None
     assert replay.status == 403
     assert "already used" in replay.text()
@@ -302,7 +305,7 @@ def test_bob_gets_403_on_alices_host(proxy: int, portal_url: str, context: Brows
     context.add_cookies([{"name": session.key, "value": session.value, "url": portal_url}])
     page = context.new_page()
 
-    response = page.goto(member_url(JUPYTER, proxy))
+    response = goto(page, member_url(JUPYTER, proxy))
 
     assert response is not None
     assert response.status == 403
@@ -317,7 +320,7 @@ def test_a_signed_out_browser_is_sent_to_sign_in_whatever_identity_headers_it_se
     page.set_extra_http_headers({"X-Portal-User": "alice", "X-Forwarded-User": "alice"})
     Echo.seen.clear()
 
-    page.goto(member_url(ECHO, proxy))
+    goto(page, member_url(ECHO, proxy))
     expect(page).to_have_url(re.compile(rf"^https://portal\.{DOMAIN}:{proxy}/login/\?next=/gate/start/"))
     # A script's request (no navigation) with the same headers: 401, no redirect.
     pool = urllib3.HTTPSConnectionPool(
@@ -336,7 +339,7 @@ def test_an_expired_ticket_is_refused(proxy: int, context: BrowserContext, alice
         ticket = signing.dumps(payload, salt=gate.TICKET_SALT)
     page = context.new_page()
 
-    response = page.goto(member_url(JUPYTER, proxy, f"{gate.CALLBACK_PATH}?t={ticket}&rd=/"))
+    response = goto(page, member_url(JUPYTER, proxy, f"{gate.CALLBACK_PATH}?t={ticket}&rd=/"))
 
     assert response is not None
     assert response.status == 403

@@ -186,7 +186,7 @@ def test_host_keys_in_the_keys_volume_survive_recreation(
 def test_the_workspace_stops_when_jupyter_dies(docker_url: str, test_images: None, run_label: str) -> None:
     spec = slim_spec(f"h4t-{run_label}-j", run_label, member_env())
     start_healthy(spec, docker_url)
-    kill_jupyter = 'for p in /proc/[0-9]*; do grep -qa jupyter-server "$p/cmdline" && kill "${p#/proc/}"; done; true'
+    kill_jupyter = 'for p in /proc/[0-9]*; do grep -qa jupyter-lab "$p/cmdline" && kill "${p#/proc/}"; done; true'
     hd.exec_run(spec.name, ["bash", "-c", kill_jupyter], docker_url=docker_url, timeout=10)
     deadline = time.monotonic() + 60  # the supervisor notices within seconds; slack for a loaded machine
     while hd.inspect(spec.name, docker_url=docker_url).running and time.monotonic() < deadline:
@@ -194,4 +194,4 @@ def test_the_workspace_stops_when_jupyter_dies(docker_url: str, test_images: Non
     state = hd.inspect(spec.name, docker_url=docker_url)
     assert state.status == "exited"
     assert state.exit_code not in (None, 0)
-    assert "jupyter-server exited" in hd.logs(spec.name, docker_url=docker_url, tail=50)
+    assert "jupyter-lab exited" in hd.logs(spec.name, docker_url=docker_url, tail=50)

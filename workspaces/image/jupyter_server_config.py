@@ -8,8 +8,6 @@ server from the member's browser. Never set allow_origin="*" or disable_check_xs
 
 import os
 
-import jupyter_server
-
 c = get_config()  # type: ignore[name-defined]  # noqa: F821  (injected by traitlets)
 
 c.ServerApp.ip = "0.0.0.0"  # noqa: S104  (reached over the workspace network through the gate)
@@ -20,9 +18,5 @@ c.ServerApp.allow_remote_access = True
 c.ServerApp.trust_xheaders = True  # honour X-Forwarded-Proto/-For from Traefik
 c.ServerApp.root_dir = os.path.expanduser("~")
 
-if int(jupyter_server.__version__.split(".")[0]) >= 2:
-    c.IdentityProvider.token = ""
-    c.PasswordIdentityProvider.hashed_password = ""
-else:  # Debian bookworm's jupyter-server 1.x (the slim test image)
-    c.ServerApp.token = ""
-    c.ServerApp.password = ""
+c.IdentityProvider.token = ""
+c.PasswordIdentityProvider.hashed_password = ""

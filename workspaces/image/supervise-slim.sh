@@ -1,5 +1,5 @@
 #!/bin/bash
-# The slim test image's supervisor: runs sshd and Jupyter Server (as the member), forwards
+# The slim test image's supervisor: runs sshd and JupyterLab (as the member), forwards
 # SIGTERM to both, and exits as soon as either dies, so the container's exit status, restart
 # policy and health report the failure instead of a half-working workspace.
 set -uo pipefail
@@ -22,14 +22,14 @@ pids+=("$sshd_pid")
 cd "$home" || exit 1
 setpriv --reuid="$uid" --regid="$gid" --init-groups \
     env -i HOME="$home" USER="$user" LOGNAME="$user" SHELL=/bin/bash LANG=C.UTF-8 \
-    PATH=/usr/local/bin:/usr/bin:/bin jupyter-server &
+    PATH=/opt/ml/bin:/usr/local/bin:/usr/bin:/bin /opt/ml/bin/jupyter lab &
 jupyter_pid=$!
 pids+=("$jupyter_pid")
 
 wait -n -p exited_pid "${pids[@]}"
 status=$?
 name=sshd
-[[ ${exited_pid:-} == "$jupyter_pid" ]] && name=jupyter-server
+[[ ${exited_pid:-} == "$jupyter_pid" ]] && name=jupyter-lab
 echo "portal-supervise: $name exited with status $status; stopping the workspace" >&2
 stop_all
 exit $((status == 0 ? 1 : status))
