@@ -1,9 +1,10 @@
 """The gate behind a real reverse proxy: Debian's caddy with forward_auth (tests/e2e/proxy.Caddyfile,
-the same contract as the Traefik configuration `manage.py render_deploy` writes) in front of the live
-server and a real workspace container's JupyterLab, driven by Chromium. Chromium resolves *.corp.example to 127.0.0.1, so every
-address carries caddy's port: the portal at https://portal.corp.example:<port>, alice's Jupyter at
-https://jupyter-alice.corp.example:<port>, and alice's code host is a header echo that shows what
-reaches a member's service once the gate let a request through.
+the same contract as the Traefik configuration `manage.py render_deploy` writes) in front of the
+live server and a real workspace container's JupyterLab, driven by Chromium. Chromium resolves
+*.corp.example to 127.0.0.1, so every address carries caddy's port: the portal at
+https://portal.corp.example:<port>, alice's Jupyter at https://jupyter-alice.corp.example:<port>,
+and alice's code host is a header echo that shows what reaches a member's service once the gate
+let a request through.
 
 One caddy, one container, one echo server and one browser for the module; each test makes its own
 people (the database is flushed between tests).
