@@ -26,7 +26,7 @@ test: $(BIN)/.dev
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	DATABASE_URL=sqlite:///:memory: $(BIN)/python manage.py makemigrations --check --dry-run --settings=project.settings_test >/dev/null
-	$(BIN)/pytest --create-db $(PYTEST_ARGS)  # a fresh test database: one left by an older checkout may hold other migrations
+	scripts/run-tests.sh $(PYTEST_ARGS)  # two passes: the self-contained tests on two processes, then the rest
 	scripts/verify-portal-image.sh
 
 lint: $(BIN)/.dev

@@ -338,6 +338,7 @@ def _restic(
         timeout=timeout,
         env=child_env,
         interrupt_grace=_STOP_GRACE,
+        spool=True,  # a worker killed mid-run must not take restic down by a broken pipe, lock left
     )
     return outcome
 
@@ -346,8 +347,10 @@ def _restic(
 def _die_with_parent() -> tuple[str, ...]:
     """``setpriv --pdeathsig INT --``: restic gets SIGINT when the thread that started it dies
     (a worker killed mid-backup), so it stops the way Ctrl-C stops it, removing its lock from
-    the repository, instead of running on unwatched or dying on a broken pipe with its lock
-    left behind. Empty where util-linux's setpriv is missing (restic then runs as it is)."""
+    the repository, instead of running on unwatched. Its output is spooled to files
+    (run_streaming's ``spool``): with pipes, its words as it stops would meet a broken pipe and
+    the Go runtime would end it by SIGPIPE, its lock left behind (seen in CI). Empty where
+    util-linux's setpriv is missing (restic then runs as it is)."""
     setpriv = shutil.which("setpriv")
     return (setpriv, "--pdeathsig", "INT", "--") if setpriv else ()
 

@@ -154,6 +154,7 @@ def run_streaming(
     timeout: float,
     env: Mapping[str, str] | None = None,
     interrupt_grace: float = 0.0,
+    spool: bool = False,
 ) -> int:
     """Run ``argv`` without a shell and hand each output line to ``on_line(stream, line)`` as it
     comes (stream is "stdout" or "stderr", the line without its newline); return the exit status.
@@ -163,18 +164,82 @@ def run_streaming(
     an exception from ``on_line`` also kills the group, then propagates. ``interrupt_grace``:
     the group first gets SIGINT and this many seconds to stop on its own (restic then removes
     its lock), SIGKILL after. A program that does not exist raises CommandFailed (status 127).
+
+    ``spool``: the command writes into unlinked files that this thread reads as they grow,
+    instead of into pipes. Should this process die, a pipe's next write would kill the command
+    with SIGPIPE (a Go program such as restic, even while it cleans up after a death signal);
+    a file takes the writes, and the command ends the way its signal asks.
     """
     args = _checked_argv(argv)
-    proc = _start(args, piped_stdin=False, env=env)
+    with contextlib.ExitStack() as files:
+        spooled = [(name, _spool_file(files)) for name in ("stdout", "stderr")] if spool else []
+        if spooled:
+            (_, (out, _)), (_, (err, _)) = spooled
+            try:
+                proc = _start(args, piped_stdin=False, env=env, stdout=out, stderr=err)
+            finally:
+                for _, (writer, _) in spooled:
+                    os.close(writer)  # the command holds its own copies
+        else:
+            proc = _start(args, piped_stdin=False, env=env)
+        deadline = time.monotonic() + timeout
+        try:
+            if spooled:
+                _pump_spooled(proc, [(name, reader) for name, (_, reader) in spooled], on_line, deadline=deadline)
+            else:
+                _pump(proc, on_line, deadline=deadline)
+        except _Overdue as exc:
+            _kill_streaming(proc, interrupt_grace)
+            raise CommandTimeout(f"{args[0]} ran past {timeout:g}s and was stopped") from exc
+        except BaseException:
+            _kill_streaming(proc, interrupt_grace)
+            raise
+        return proc.wait()
+
+
+# How often a spooled command's files are read for new lines.
+_SPOOL_POLL_SECONDS = 0.05
+
+
+def _spool_file(stack: contextlib.ExitStack) -> tuple[int, IO[bytes]]:
+    """An unlinked temporary file as a write descriptor for the command and a reader of its own
+    (two open file descriptions, so each has its own offset)."""
+    writer, path = tempfile.mkstemp(prefix="hostops-output-")
     try:
-        _pump(proc, on_line, deadline=time.monotonic() + timeout)
-    except _Overdue as exc:
-        _kill_streaming(proc, interrupt_grace)
-        raise CommandTimeout(f"{args[0]} ran past {timeout:g}s and was stopped") from exc
-    except BaseException:
-        _kill_streaming(proc, interrupt_grace)
-        raise
-    return proc.wait()
+        reader = stack.enter_context(open(path, "rb", buffering=0))  # noqa: SIM115  (closed by the stack)
+    finally:
+        os.unlink(path)
+    return writer, reader
+
+
+def _pump_spooled(
+    proc: subprocess.Popen[str],
+    readers: list[tuple[str, IO[bytes]]],
+    on_line: Callable[[str, str], None],
+    *,
+    deadline: float,
+) -> None:
+    """Deliver the lines of the spool files as they grow, until the command has exited and
+    everything it wrote is read; raises _Overdue at the deadline."""
+    partial = {name: b"" for name, _ in readers}
+    while True:
+        exited = proc.poll() is not None  # before reading: what it wrote before exiting is read below
+        grew = False
+        for name, reader in readers:
+            while chunk := reader.read(1 << 20):
+                grew = True
+                *lines, partial[name] = (partial[name] + chunk).split(b"\n")
+                for line in lines:
+                    on_line(name, line.removesuffix(b"\r").decode("utf-8", errors="replace"))
+        if exited and not grew:
+            break
+        if time.monotonic() >= deadline:
+            raise _Overdue
+        if not grew:
+            time.sleep(_SPOOL_POLL_SECONDS)
+    for name, rest in partial.items():
+        if rest:
+            on_line(name, rest.removesuffix(b"\r").decode("utf-8", errors="replace"))
 
 
 def _kill_streaming(proc: subprocess.Popen[str], interrupt_grace: float = 0.0) -> None:

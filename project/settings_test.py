@@ -13,8 +13,11 @@ os.environ.setdefault("GOOGLE_WORKSPACE_DOMAIN", "corp.example")
 os.environ.setdefault("PORTAL_DOMAIN", "corp.example")
 os.environ.setdefault("PORTAL_SECURE", "false")
 os.environ.setdefault("GATE_FORWARD_AUTH_KEY", "gate-test-key")
+# pytest-xdist's processes (gw0, gw1, ...; scripts/run-tests.sh) each get their own database
+# (pytest-django adds the suffix), Redis database, storage root and OIDC stand-in port.
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
 # Members' folders made by tests land here, never in /srv.
-os.environ.setdefault("STORAGE_ROOT", "/tmp/portal-test-storage")  # noqa: S108
+os.environ.setdefault("STORAGE_ROOT", "/tmp/portal-test-storage" + (f"-{_xdist_worker}" if _xdist_worker else ""))  # noqa: S108
 # Tests read snapshots in the test process (tests/backups/test_restore.py asks a real worker once).
 os.environ.setdefault("BACKUP_BROWSE_LOCAL", "true")
 # Tests' hosts have names of their own (h5t-…), each standing for a routed server; the default,
@@ -25,7 +28,7 @@ os.environ.setdefault("METRICS_TOKEN", "metrics-test-token-" + "m" * 32)
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")
 # Each parallel run (PORTAL_TEST_DB_SUFFIX) gets its own Redis database, so a test worker
 # never takes another run's tasks.
-_redis_db = 15 - (sum(map(ord, os.environ.get("PORTAL_TEST_DB_SUFFIX", ""))) % 12)
+_redis_db = 15 - (sum(map(ord, os.environ.get("PORTAL_TEST_DB_SUFFIX", "") + _xdist_worker)) % 12)
 os.environ.setdefault("REDIS_URL", f"redis://127.0.0.1:6379/{_redis_db}")
 
 from project.settings import *  # noqa: E402,F403
@@ -35,7 +38,8 @@ from project.settings import SOCIALACCOUNT_PROVIDERS  # noqa: E402
 _suffix = os.environ.get("PORTAL_TEST_DB_SUFFIX", "")
 DATABASES["default"]["TEST"] = {"NAME": f"test_portal{('_' + _suffix) if _suffix else ''}"}  # noqa: F405
 
-OIDC_MOCK_PORT = int(os.environ.get("OIDC_MOCK_PORT", "19411"))
+_xdist_index = int(_xdist_worker[2:]) + 1 if _xdist_worker[2:].isdigit() else 0
+OIDC_MOCK_PORT = int(os.environ.get("OIDC_MOCK_PORT", str(19411 + _xdist_index)))
 OIDC_MOCK_URL = f"http://localhost:{OIDC_MOCK_PORT}"
 SOCIALACCOUNT_PROVIDERS["google"].update(
     {

@@ -19,6 +19,8 @@ from hostops.docker import networks as hd_networks
 from hostops.errors import SubnetPoolFull
 from tests.hostops.conftest import SpecFactory
 
+pytestmark = pytest.mark.docker
+
 PROXY = "portal.proxy=true"
 POOL = "10.214.7.0/24"  # 16 networks of /28, a range nothing else here uses
 

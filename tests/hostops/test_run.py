@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -130,75 +132,135 @@ def _dead(pid: int) -> bool:
 # --- run_streaming ----------------------------------------------------------------------------
 
 
-def test_streaming_hands_over_each_line_of_both_streams_and_returns_the_status() -> None:
+@pytest.fixture(params=[False, True], ids=["pipes", "spooled"])
+def spool(request: pytest.FixtureRequest) -> bool:
+    """Each streaming test runs with pipes and with spool files."""
+    return bool(request.param)
+
+
+def test_streaming_hands_over_each_line_of_both_streams_and_returns_the_status(spool: bool) -> None:
     seen: list[tuple[str, str]] = []
     status = run_streaming(
         ["sh", "-c", "echo one; echo two >&2; echo three; exit 4"],
         lambda stream, line: seen.append((stream, line)),
         timeout=10,
+        spool=spool,
     )
     assert status == 4
     assert [line for stream, line in seen if stream == "stdout"] == ["one", "three"]
     assert [line for stream, line in seen if stream == "stderr"] == ["two"]
 
 
-def test_streaming_delivers_lines_while_the_command_still_runs() -> None:
+def test_streaming_delivers_lines_while_the_command_still_runs(spool: bool) -> None:
     arrivals: list[float] = []
     started = time.monotonic()
     run_streaming(
-        ["sh", "-c", "echo a; sleep 1; echo b"], lambda stream, line: arrivals.append(time.monotonic()), timeout=10
+        ["sh", "-c", "echo a; sleep 1; echo b"],
+        lambda stream, line: arrivals.append(time.monotonic()),
+        timeout=10,
+        spool=spool,
     )
     assert len(arrivals) == 2
     assert arrivals[0] - started < 0.8 < arrivals[1] - started
 
 
-def test_streaming_passes_env_and_keeps_stdin_empty() -> None:
+def test_streaming_passes_env_and_keeps_stdin_empty(spool: bool) -> None:
     seen: list[str] = []
     run_streaming(
-        ["sh", "-c", 'echo "$H4_VALUE"; cat'], lambda stream, line: seen.append(line), timeout=5, env={"H4_VALUE": "v"}
+        ["sh", "-c", 'echo "$H4_VALUE"; cat'],
+        lambda stream, line: seen.append(line),
+        timeout=5,
+        env={"H4_VALUE": "v"},
+        spool=spool,
     )
     assert seen == ["v"]
 
 
-def test_streaming_copes_with_a_lot_of_output_on_both_streams() -> None:
+def test_streaming_copes_with_a_lot_of_output_on_both_streams(spool: bool) -> None:
     counts = {"stdout": 0, "stderr": 0}
 
     def count(stream: str, line: str) -> None:
         counts[stream] += 1
 
-    assert run_streaming(["sh", "-c", "seq 1 100000; seq 1 100000 >&2"], count, timeout=30) == 0
+    assert run_streaming(["sh", "-c", "seq 1 100000; seq 1 100000 >&2"], count, timeout=30, spool=spool) == 0
     assert counts == {"stdout": 100000, "stderr": 100000}
 
 
-def test_a_streaming_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+def test_a_streaming_timeout_kills_the_whole_process_group(tmp_path: Path, spool: bool) -> None:
     pidfile = tmp_path / "child.pid"
     started = time.monotonic()
     with pytest.raises(CommandTimeout, match=r"ran past 0\.5s"):
-        run_streaming(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"], lambda stream, line: None, timeout=0.5)
+        run_streaming(
+            ["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"], lambda stream, line: None, timeout=0.5, spool=spool
+        )
     assert time.monotonic() - started < 5
     assert _gone_or_zombie(int(pidfile.read_text()))
 
 
-def test_an_exception_in_on_line_kills_the_command_and_propagates(tmp_path: Path) -> None:
+def test_an_exception_in_on_line_kills_the_command_and_propagates(tmp_path: Path, spool: bool) -> None:
     pidfile = tmp_path / "child.pid"
 
     def refuse(stream: str, line: str) -> None:
         raise RuntimeError("enough")
 
     with pytest.raises(RuntimeError, match="enough"):
-        run_streaming(["sh", "-c", f"echo $$ > {pidfile}; echo go; sleep 60"], refuse, timeout=30)
+        run_streaming(["sh", "-c", f"echo $$ > {pidfile}; echo go; sleep 60"], refuse, timeout=30, spool=spool)
     assert _gone_or_zombie(int(pidfile.read_text()))
 
 
-def test_streaming_a_missing_program_raises_command_failed_127() -> None:
+def test_streaming_a_missing_program_raises_command_failed_127(spool: bool) -> None:
     with pytest.raises(CommandFailed) as excinfo:
-        run_streaming(["h4-no-such-program"], lambda stream, line: None, timeout=5)
+        run_streaming(["h4-no-such-program"], lambda stream, line: None, timeout=5, spool=spool)
     assert excinfo.value.returncode == 127
 
 
-def test_streaming_refuses_a_string_argv() -> None:
+def test_streaming_refuses_a_string_argv(spool: bool) -> None:
     with pytest.raises(TypeError, match="argv list"):
-        run_streaming("echo hi", lambda stream, line: None, timeout=5)  # type: ignore[arg-type]
+        run_streaming("echo hi", lambda stream, line: None, timeout=5, spool=spool)  # type: ignore[arg-type]
+
+
+def test_a_spooled_line_without_its_newline_and_a_carriage_return_arrive_as_lines() -> None:
+    seen: list[tuple[str, str]] = []
+    run_streaming(
+        ["sh", "-c", r"printf 'one\r\ntwo'; printf 'oops' >&2"],
+        lambda stream, line: seen.append((stream, line)),
+        timeout=5,
+        spool=True,
+    )
+    assert sorted(seen) == [("stderr", "oops"), ("stdout", "one"), ("stdout", "two")]
+
+
+_CALLER = """
+import sys
+from hostops.run import run_streaming
+show = lambda stream, line: print(line, flush=True)
+run_streaming(["sh", "-c", sys.argv[1]], show, timeout=60, spool=sys.argv[2] == "1")
+"""
+
+
+@pytest.mark.parametrize(("spool", "finishes"), [(False, False), (True, True)], ids=["pipes", "spooled"])
+def test_a_command_whose_caller_is_killed_dies_of_a_broken_pipe_unless_spooled(
+    tmp_path: Path, spool: bool, finishes: bool
+) -> None:
+    """What restic meets when its worker is SIGKILLed and it writes as it stops: with pipes the
+    write kills it (SIGPIPE); spooled, it writes on and ends as it would have."""
+    started, done = tmp_path / "started", tmp_path / "done"
+    script = f"echo up; touch {started}; sleep 1; echo stopping; echo stopping >&2; touch {done}"
+    root = Path(__file__).resolve().parents[2]
+    caller = subprocess.Popen(
+        [sys.executable, "-c", _CALLER, script, "1" if spool else "0"],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while not started.exists():
+        assert time.monotonic() < deadline, "the command never started"
+        time.sleep(0.05)
+    caller.kill()
+    caller.wait()
+    time.sleep(2)  # the command's second left, and a margin
+    assert done.exists() == finishes
 
 
 def test_a_service_runs_until_stopped_and_stopping_it_ends_what_it_started(tmp_path: Path) -> None:
