@@ -103,7 +103,7 @@ def test_a_worker_killed_mid_backup_fails_the_run_once_and_the_next_run_succeeds
     repository = offsite_repo.repository()
     restic.init(repository)
     policy = BackupPolicy.of(BackupPolicy.Tier.RESTIC)
-    policy.upload_limit_mbps = 1  # 122 KiB/s: 24 MiB takes minutes, time enough to kill the worker
+    policy.upload_limit_mbps = 16  # 2 MB/s: 24 MiB takes 12 s, time enough to kill the worker
     policy.save()
 
     first = celery_worker_factory()
@@ -119,8 +119,10 @@ def test_a_worker_killed_mid_backup_fails_the_run_once_and_the_next_run_succeeds
     os.kill(first.process.pid, signal.SIGKILL)
     first.process.wait(timeout=10)
 
-    # restic stops with its worker (SIGINT from the kernel) and takes its lock with it.
-    wait_for(lambda: not _restic_processes(repository.location), timeout=30, what="restic to stop")
+    # restic stops with its worker (SIGINT from the kernel): its lock goes at once, the pack it
+    # was uploading (16 MiB at most, at the upload limit) is finished, nothing new is started.
+    wait_for(lambda: not restic.list_locks(repository), timeout=15, what="restic to remove its lock")
+    wait_for(lambda: not _restic_processes(repository.location), timeout=60, what="restic to stop")
     assert restic.list_locks(repository) == []
     assert restic.snapshots(repository) == []
 

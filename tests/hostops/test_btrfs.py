@@ -224,6 +224,52 @@ def test_group_qgroup_ids_are_checked_before_any_command(bad: str) -> None:
         btrfs.qgroup_ensure_group("/tmp", bad)
 
 
+def _btrfs_whose_clear_stale_loses_a_race(folder: Path, monkeypatch: pytest.MonkeyPatch, times: int) -> Path:
+    """A ``btrfs`` first on PATH whose ``qgroup clear-stale`` fails ``times`` times the way the
+    real one does when the kernel drops a stale qgroup under it; everything else is the real one."""
+    real = shutil.which("btrfs")
+    assert real is not None
+    count = folder / "count"
+    count.write_text("")
+    stand_in = folder / "btrfs"
+    stand_in.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1 $2" = "qgroup clear-stale" ] && [ "$(wc -c < {count})" -lt {times} ]; then\n'
+        f"  printf x >> {count}\n"
+        '  echo "ERROR: cannot delete qgroup 0/282: No such file or directory" >&2\n'
+        "  exit 1\n"
+        "fi\n"
+        f'exec {real} "$@"\n'
+    )
+    stand_in.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    return count
+
+
+@pytest.mark.loopdev
+def test_clearing_stale_qgroups_goes_again_when_the_kernel_dropped_one_meanwhile(
+    fs: LoopFs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = os.path.join(fs.mount, "raced")
+    btrfs.subvolume_create(path)
+    qgroupid = f"0/{btrfs.subvolume_show(path).id}"
+    btrfs.subvolume_delete(path)
+    count = _btrfs_whose_clear_stale_loses_a_race(tmp_path, monkeypatch, times=2)
+    assert qgroupid in btrfs.qgroup_clear_stale(fs.mount, timeout=60)
+    assert count.read_text() == "xx"
+    assert qgroupid not in {group.qgroupid for group in btrfs.qgroup_show(fs.mount)}
+
+
+@pytest.mark.loopdev
+def test_clearing_stale_qgroups_gives_up_after_three_lost_races(
+    fs: LoopFs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count = _btrfs_whose_clear_stale_loses_a_race(tmp_path, monkeypatch, times=5)
+    with pytest.raises(NotFound, match="cannot delete qgroup 0/282"):
+        btrfs.qgroup_clear_stale(fs.mount, timeout=60)
+    assert count.read_text() == "xxx"
+
+
 @pytest.mark.loopdev
 def test_the_qgroup_of_a_deleted_subvolume_is_stale_until_cleared(fs: LoopFs) -> None:
     path = os.path.join(fs.mount, "doomed")
