@@ -155,11 +155,28 @@ def prometheus(tmp_path: Path, live_server: LiveServer) -> Iterator[str]:
             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]  # fmt: skip
     with (tmp_path / "prometheus.log").open("w") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}"
+        _until_ready(base, process, tmp_path / "prometheus.log")
+        yield base
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def _until_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Until Prometheus says it is ready: it answers 503 while its storage opens (seconds on a
+    busy machine; seen in CI), and the queries would read that as no data."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"prometheus exited: {log.read_text()[-2000:]}"
+        try:
+            if requests.get(f"{base}/-/ready", timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass  # not listening yet
+        time.sleep(0.2)
+    raise AssertionError(f"Prometheus was not ready in 60 s: {log.read_text()[-2000:]}")
 
 
 def _query(base: str, promql: str) -> list[dict[str, Any]]:
