@@ -171,21 +171,20 @@ def run_streaming(
     a file takes the writes, and the command ends the way its signal asks.
     """
     args = _checked_argv(argv)
+    deadline = time.monotonic() + timeout
     with contextlib.ExitStack() as files:
-        spooled = [(name, _spool_file(files)) for name in ("stdout", "stderr")] if spool else []
-        if spooled:
-            (_, (out, _)), (_, (err, _)) = spooled
+        if spool:
+            (out, out_reader), (err, err_reader) = _spool_file(files), _spool_file(files)
             try:
                 proc = _start(args, piped_stdin=False, env=env, stdout=out, stderr=err)
             finally:
-                for _, (writer, _) in spooled:
-                    os.close(writer)  # the command holds its own copies
+                os.close(out)  # the command holds its own copies
+                os.close(err)
         else:
             proc = _start(args, piped_stdin=False, env=env)
-        deadline = time.monotonic() + timeout
         try:
-            if spooled:
-                _pump_spooled(proc, [(name, reader) for name, (_, reader) in spooled], on_line, deadline=deadline)
+            if spool:
+                _pump_spooled(proc, [("stdout", out_reader), ("stderr", err_reader)], on_line, deadline=deadline)
             else:
                 _pump(proc, on_line, deadline=deadline)
         except _Overdue as exc:
@@ -230,7 +229,7 @@ def _pump_spooled(
                 grew = True
                 *lines, partial[name] = (partial[name] + chunk).split(b"\n")
                 for line in lines:
-                    on_line(name, line.removesuffix(b"\r").decode("utf-8", errors="replace"))
+                    on_line(name, _text(line))
         if exited and not grew:
             break
         if time.monotonic() >= deadline:
@@ -239,7 +238,12 @@ def _pump_spooled(
             time.sleep(_SPOOL_POLL_SECONDS)
     for name, rest in partial.items():
         if rest:
-            on_line(name, rest.removesuffix(b"\r").decode("utf-8", errors="replace"))
+            on_line(name, _text(rest))
+
+
+def _text(line: bytes) -> str:
+    """A spooled line as run() decodes output: UTF-8, bad bytes replaced, no CR before the LF."""
+    return line.removesuffix(b"\r").decode("utf-8", errors="replace")
 
 
 def _kill_streaming(proc: subprocess.Popen[str], interrupt_grace: float = 0.0) -> None:
