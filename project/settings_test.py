@@ -16,8 +16,21 @@ os.environ.setdefault("GATE_FORWARD_AUTH_KEY", "gate-test-key")
 # pytest-xdist's processes (gw0, gw1, ...; scripts/run-tests.sh) each get their own database
 # (pytest-django adds the suffix), Redis database, storage root and OIDC stand-in port.
 _xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def _per_process_default(name: str, value: str) -> None:
+    """os.environ.setdefault, except for a value this module set in a parent process: xdist's
+    controller imports these settings too, and its processes inherit its environment, so a
+    plain setdefault gave them all the controller's Redis database and storage root. A value
+    still equal to what the parent set is set again here; one a caller chose (a worker started
+    with a storage root of its own) stays."""
+    marker = f"PORTAL_TEST_DEFAULT_{name}"
+    if name not in os.environ or os.environ[name] == os.environ.get(marker):
+        os.environ[name] = os.environ[marker] = value
+
+
 # Members' folders made by tests land here, never in /srv.
-os.environ.setdefault("STORAGE_ROOT", "/tmp/portal-test-storage" + (f"-{_xdist_worker}" if _xdist_worker else ""))  # noqa: S108
+_per_process_default("STORAGE_ROOT", "/tmp/portal-test-storage" + (f"-{_xdist_worker}" if _xdist_worker else ""))  # noqa: S108
 # Tests read snapshots in the test process (tests/backups/test_restore.py asks a real worker once).
 os.environ.setdefault("BACKUP_BROWSE_LOCAL", "true")
 # Tests' hosts have names of their own (h5t-…), each standing for a routed server; the default,
@@ -26,10 +39,10 @@ os.environ.setdefault("PORTAL_WEB_HOSTS", "*")
 # Prometheus' bearer token for /metrics (tests/monitoring/test_metrics_view.py).
 os.environ.setdefault("METRICS_TOKEN", "metrics-test-token-" + "m" * 32)
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")
-# Each parallel run (PORTAL_TEST_DB_SUFFIX) gets its own Redis database, so a test worker
-# never takes another run's tasks.
+# Each parallel run (PORTAL_TEST_DB_SUFFIX) and each xdist process gets its own Redis database,
+# so a test worker never takes another run's tasks and a queue a test reads holds only its own.
 _redis_db = 15 - (sum(map(ord, os.environ.get("PORTAL_TEST_DB_SUFFIX", "") + _xdist_worker)) % 12)
-os.environ.setdefault("REDIS_URL", f"redis://127.0.0.1:6379/{_redis_db}")
+_per_process_default("REDIS_URL", f"redis://127.0.0.1:6379/{_redis_db}")
 
 from project.settings import *  # noqa: E402,F403
 from project.settings import SOCIALACCOUNT_PROVIDERS  # noqa: E402
