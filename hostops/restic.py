@@ -284,6 +284,16 @@ class _Outcome:
 
 # restic 0.18.0's forget reports a snapshot it could not delete only in words, and exits 0.
 _UNREMOVED = re.compile(r"unable to remove snapshot/([0-9a-f]{64}) from the repository")
+# restic's retrying backend says "Save(<data/…>) failed: …" when it gives up on a file of the
+# repository (a pack, an index, a snapshot; a lock's refresh is left to restic): the command
+# cannot succeed. restic 0.18.0 does not always end then: a backup to a full disk was seen
+# printing status lines for minutes after it, so the portal stops it there (SIGINT first, so
+# it removes its lock).
+_SAVE_GAVE_UP = re.compile(r"^Save\(<(?:data|index|snapshot)/[0-9a-f]+>\) failed: ")
+
+
+class _GaveUp(Exception):
+    """Raised from the line handler to stop a restic that gave up on saving a file."""
 
 
 def _restic(
@@ -322,6 +332,8 @@ def _restic(
             unremoved = _UNREMOVED.search(line)
             if unremoved:
                 outcome.unremoved.append(unremoved[1])
+            if _SAVE_GAVE_UP.match(line):
+                raise _GaveUp(line.strip())
         elif data.get("message_type") == "exit_error":
             outcome.exit_error = str(data.get("message", "")).strip()
         elif data.get("message_type") == "error":
@@ -330,16 +342,25 @@ def _restic(
             outcome.stderr_tail.append(line.strip())
 
     child_env = {**(repo.env() if repo is not None else {}), **(env or {})}
-    outcome.returncode = run_streaming(
-        # A restic that is not there is run bare, so the error says "command not found" rather
-        # than setpriv's words.
-        [*(_die_with_parent() if shutil.which(argv[0]) else ()), *argv],
-        on_line,
-        timeout=timeout,
-        env=child_env,
-        interrupt_grace=_STOP_GRACE,
-        spool=True,  # a worker killed mid-run must not take restic down by a broken pipe, lock left
-    )
+    try:
+        outcome.returncode = run_streaming(
+            # A restic that is not there is run bare, so the error says "command not found"
+            # rather than setpriv's words.
+            [*(_die_with_parent() if shutil.which(argv[0]) else ()), *argv],
+            on_line,
+            timeout=timeout,
+            env=child_env,
+            interrupt_grace=_STOP_GRACE,
+            spool=True,  # a worker killed mid-run must not take restic down by a broken pipe, lock left
+        )
+    except _GaveUp as gave_up:  # run_streaming has stopped it
+        where = repo.location if repo is not None else "(no repository)"
+        raise ResticFailed(
+            f"restic {args[0]} on {where} could not write to the repository and was stopped: "
+            f"{_scrub(str(gave_up), repo)}",
+            exit_code=1,  # what restic exits with when it ends on such an error itself
+            argv=argv,
+        ) from None
     return outcome
 
 

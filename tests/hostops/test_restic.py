@@ -710,6 +710,74 @@ def test_dump_past_its_timeout_is_killed(tmp_path: Path, monkeypatch: pytest.Mon
     assert out.getvalue() == b"partial"
 
 
+SAVE_GAVE_UP = "Save(<data/e7e27ef141>) failed: write /repo/data/e7/e7e27ef1-tmp-20: no space left on device"
+
+
+def _backup_stand_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stderr_line: str, *, on_int: str, ticks: int = 300
+) -> None:
+    """A restic that says ``stderr_line`` mid-backup, then goes on printing a status line every
+    0.2 s (``ticks`` of them, a minute by default), as restic 0.18.0 was seen to after it gave up
+    on a pack (a full target); SIGINT runs ``on_int``. It ends with a summary if nobody stops it."""
+    status = """echo '{"message_type":"status","percent_done":1}'"""
+    script = [
+        "#!/bin/sh",
+        f"trap '{on_int}' INT",
+        """echo '{"message_type":"status","percent_done":0.5}'""",
+        f"echo '{stderr_line}' >&2",
+        f"for i in $(seq 1 {ticks}); do {status}; sleep 0.2; done",
+        """echo '{"message_type":"summary","snapshot_id":"abc"}'""",
+    ]
+    stand_in = tmp_path / "restic"
+    stand_in.write_text("\n".join(script) + "\n")
+    stand_in.chmod(0o755)
+    monkeypatch.setenv(restic.BINARY_ENV, str(stand_in))
+
+
+def test_a_backup_that_gave_up_saving_a_pack_is_stopped_at_once_with_restics_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interrupted = 'echo "signal interrupt received, cleaning up" >&2; exit 1'
+    _backup_stand_in(tmp_path, monkeypatch, SAVE_GAVE_UP, on_int=interrupted)
+    repository = restic.Repository(location=str(tmp_path / "repo"), password_file=_password_file(tmp_path))
+    started = time.monotonic()
+    with pytest.raises(ResticFailed) as failed:
+        restic.backup(repository, [str(tmp_path)])
+    assert time.monotonic() - started < 10  # not the minute it would have gone on for
+    assert str(failed.value) == (
+        f"restic backup on {tmp_path / 'repo'} could not write to the repository and was stopped: {SAVE_GAVE_UP}"
+    )
+    assert failed.value.exit_code == 1
+
+
+def test_a_restic_that_ignores_the_interrupt_after_giving_up_is_killed_after_the_grace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _backup_stand_in(tmp_path, monkeypatch, SAVE_GAVE_UP, on_int=":")
+    monkeypatch.setattr(restic, "_STOP_GRACE", 1.0)
+    repository = restic.Repository(location=str(tmp_path / "repo"), password_file=_password_file(tmp_path))
+    started = time.monotonic()
+    with pytest.raises(ResticFailed, match="could not write to the repository and was stopped"):
+        restic.backup(repository, [str(tmp_path)])
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Save(<data/e7e27ef141>) returned error, retrying after 1.2s: write /repo/data/e7/x: no space left on device",
+        "Save(<lock/9fad3f38d4>) failed: write /repo/locks/9fad3f38d4-tmp: no space left on device",
+        "Load(<data/3c88192929>, 0, 0) failed: circuit breaker open for file <data/3c88192929>",
+    ],
+)
+def test_a_retry_or_a_lock_refresh_that_failed_does_not_stop_the_backup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str
+) -> None:
+    _backup_stand_in(tmp_path, monkeypatch, line, on_int="exit 1", ticks=5)
+    repository = restic.Repository(location=str(tmp_path / "repo"), password_file=_password_file(tmp_path))
+    assert restic.backup(repository, [str(tmp_path)]).snapshot_id == "abc"
+
+
 def test_limit_from_mbps_is_kib_per_second() -> None:
     assert restic.limit_from_mbps(100) == 12207
     assert restic.limit_from_mbps(1000) == 122070
