@@ -124,7 +124,18 @@ if [ -n "$gpu2_pid" ] && [ -r "/proc/$gpu2_pid/cmdline" ] \
   kill "$gpu2_pid"
   for _ in $(seq 1 60); do kill -0 "$gpu2_pid" 2>/dev/null || break; sleep 0.5; done
 fi
-dockerd_pid=$(pgrep -xo dockerd || true)
+# The first engine is the dockerd that is not gpu2's: the oldest may be gpu2's, since the
+# dockerd outage test restarts the first one.
+first_engine_pid() {
+  local pid
+  for pid in $(pgrep -x dockerd || true); do
+    if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "docker-gpu2.sock"; then
+      echo "$pid"
+      return
+    fi
+  done
+}
+dockerd_pid=$(first_engine_pid)
 if [ -n "$dockerd_pid" ] && [ -f /run/portal-test/dockerd.pid ] && [ "$(cat /run/portal-test/dockerd.pid)" = "$dockerd_pid" ]; then
   restart_reason=
   if ! tr '\0' '\n' <"/proc/$dockerd_pid/environ" | grep -q "^PATH=.*$stand_ins"; then
@@ -137,6 +148,9 @@ if [ -n "$dockerd_pid" ] && [ -f /run/portal-test/dockerd.pid ] && [ "$(cat /run
     kill "$dockerd_pid"
     for _ in $(seq 1 60); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.5; done
   fi
+elif [ -n "$dockerd_pid" ] && ! ip link show docker0 >/dev/null 2>&1; then
+  echo "test-setup: warning: the running dockerd (not started by this script) has no docker0;" \
+    "tests of containers on the default bridge will skip until it is restarted" >&2
 fi
 if ! docker info >/dev/null 2>&1; then
   echo "test-setup: starting dockerd"
@@ -144,7 +158,7 @@ if ! docker info >/dev/null 2>&1; then
   (PATH="$stand_ins:$PATH" setsid dockerd >/var/log/dockerd.log 2>&1 &)
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/dockerd.log" >&2; exit 1; }
-  pgrep -xo dockerd >/run/portal-test/dockerd.pid
+  first_engine_pid >/run/portal-test/dockerd.pid
 fi
 
 if [ -x workspaces/image/build-test-image.sh ]; then
