@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 
+from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -102,7 +103,7 @@ def test_a_deletion_without_the_confirmation_is_refused_with_a_message(admin_cli
 def test_the_storage_page_shows_the_filesystem_devices_and_each_members_use(admin_client: Client) -> None:
     errors = {"write_io_errs": 0, "read_io_errs": 2, "flush_io_errs": 0, "corruption_errs": 0, "generation_errs": 0}
     FilesystemState.objects.create(
-        root="/tmp/portal-test-storage",
+        root=settings.STORAGE_ROOT,
         on_btrfs=True,
         size=80 * T,
         used=30 * T,
@@ -135,6 +136,6 @@ def test_the_storage_page_shows_the_filesystem_devices_and_each_members_use(admi
 
 
 def test_the_storage_page_says_when_the_root_is_not_btrfs(admin_client: Client) -> None:
-    FilesystemState.objects.create(root="/tmp/portal-test-storage", on_btrfs=False, size=T, used=G, free=T - G)
+    FilesystemState.objects.create(root=settings.STORAGE_ROOT, on_btrfs=False, size=T, used=G, free=T - G)
     body = admin_client.get(reverse("storage:overview")).content.decode()
     assert "is not on BTRFS, so members' homes are plain folders" in body
