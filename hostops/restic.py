@@ -354,9 +354,8 @@ def _restic(
             spool=True,  # a worker killed mid-run must not take restic down by a broken pipe, lock left
         )
     except _GaveUp as gave_up:  # run_streaming has stopped it
-        where = repo.location if repo is not None else "(no repository)"
         raise ResticFailed(
-            f"restic {args[0]} on {where} could not write to the repository and was stopped: "
+            f"restic {args[0]} on {_where(repo)} could not write to the repository and was stopped: "
             f"{_scrub(str(gave_up), repo)}",
             exit_code=1,  # what restic exits with when it ends on such an error itself
             argv=argv,
@@ -421,10 +420,14 @@ _LOCK_HOLDER = re.compile(r"locked (?:exclusively )?by (PID \d+ on \S+ by \S+)")
 _LOCK_AGE = re.compile(r"lock was created at [^(]*\(([0-9.hms]+) ago\)")
 
 
+def _where(repo: Repository | None) -> str:
+    return repo.location if repo is not None else "(no repository)"
+
+
 def failure(command: str, outcome: _Outcome, repo: Repository | None) -> ResticFailed:
     """The domain error for a restic that exited non-zero (not 3, which callers handle)."""
     code, argv, words = outcome.returncode, outcome.argv, _scrub(_restic_words(outcome), repo)
-    where = repo.location if repo is not None else "(no repository)"
+    where = _where(repo)
     if code == 10:
         return RepositoryMissing(
             f"No repository at {where}: an admin creates it with 'Create repository'.", exit_code=code, argv=argv

@@ -126,10 +126,11 @@ if [ -n "$gpu2_pid" ] && [ -r "/proc/$gpu2_pid/cmdline" ] \
 fi
 # The first engine is the dockerd that is not gpu2's: the oldest may be gpu2's, since the
 # dockerd outage test restarts the first one.
+gpu2_sock=/run/portal-test/docker-gpu2.sock
 first_engine_pid() {
   local pid
   for pid in $(pgrep -x dockerd || true); do
-    if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "docker-gpu2.sock"; then
+    if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$gpu2_sock"; then
       echo "$pid"
       return
     fi
@@ -172,7 +173,7 @@ fi
 # the first engine; published ports still answer through docker-proxy. The slim image is
 # copied across (built offline, no registry) when the engine lacks it or holds an older one.
 start_gpu2_engine() {
-  local sock=/run/portal-test/docker-gpu2.sock pidfile=/run/portal-test/dockerd-gpu2.pid
+  local sock=$gpu2_sock pidfile=/run/portal-test/dockerd-gpu2.pid
   local gpu2=(docker -H "unix://$sock")
   if ! "${gpu2[@]}" info >/dev/null 2>&1; then
     echo "test-setup: starting the second dockerd (gpu2)"

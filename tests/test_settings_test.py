@@ -9,26 +9,23 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
 PRINT = (
     "import json, os; import project.settings_test as s; "
-    "print(json.dumps([s.CELERY_BROKER_URL, os.environ['STORAGE_ROOT']]))"
+    "print(json.dumps([s.CELERY_BROKER_URL, os.environ['STORAGE_ROOT'], dict(os.environ)]))"
 )
 
 
-def _python(code: str, env: dict[str, str]) -> Any:
+def _settings(env: dict[str, str]) -> tuple[str, str, dict[str, str]]:
+    """The broker and storage root the test settings choose under ``env``, and the environment
+    they leave (what a process started from there inherits)."""
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", PRINT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True
     )
-    return json.loads(done.stdout)
-
-
-def _settings(env: dict[str, str]) -> tuple[str, str]:
-    broker, root = _python(PRINT, env)
-    return broker, root
+    broker, root, environ = json.loads(done.stdout)
+    return broker, root, environ
 
 
 def _clean_env() -> dict[str, str]:
@@ -37,15 +34,12 @@ def _clean_env() -> dict[str, str]:
 
 
 def test_each_xdist_process_gets_its_own_redis_database_and_storage_root_despite_the_controllers_environment() -> None:
-    controller = _clean_env()
-    controller_broker, controller_root = _settings(controller)
-    # What the controller's processes inherit: the environment after it imported the settings.
-    inherited = _python("import os, json, project.settings_test; print(json.dumps(dict(os.environ)))", controller)
-    assert inherited["REDIS_URL"] == controller_broker
+    controller_broker, controller_root, inherited = _settings(_clean_env())
+    assert inherited["REDIS_URL"] == controller_broker  # what the controller's processes inherit
 
     seen = {(controller_broker, controller_root)}
     for worker in ("gw0", "gw1"):
-        here = _settings({**inherited, "PYTEST_XDIST_WORKER": worker})
+        here = _settings({**inherited, "PYTEST_XDIST_WORKER": worker})[:2]
         assert here not in seen, f"{worker} shares {here} with another process"
         assert here[1].endswith(f"-{worker}")
         seen.add(here)
@@ -54,4 +48,4 @@ def test_each_xdist_process_gets_its_own_redis_database_and_storage_root_despite
 
 def test_a_value_chosen_by_the_caller_is_kept() -> None:
     chosen = {"PYTEST_XDIST_WORKER": "gw1", "REDIS_URL": "redis://127.0.0.1:6379/3", "STORAGE_ROOT": "/tmp/elsewhere"}
-    assert _settings({**_clean_env(), **chosen}) == ("redis://127.0.0.1:6379/3", "/tmp/elsewhere")
+    assert _settings({**_clean_env(), **chosen})[:2] == ("redis://127.0.0.1:6379/3", "/tmp/elsewhere")
